@@ -1,0 +1,1 @@
+"""vpskit's reusable pyinfra operations, facts and config model."""

@@ -1,0 +1,419 @@
+"""The one config model of vpskit: typed dataclasses, defaults, validation.
+
+The user edits one TOML file (``vpskit.toml``). ``load_config`` reads it,
+checks every field and returns a ``Config``; every problem found is reported
+at once, one line per field, as a ``ConfigError``. Nothing here touches a host:
+``inventory.py`` calls it before pyinfra makes any connection.
+
+Defaults live in the dataclass fields below and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_ENV = "VPSKIT_CONFIG"
+DEFAULT_CONFIG_FILE = "vpskit.toml"
+
+
+class ConfigError(Exception):
+    """One or more problems in the config file, each naming its field."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid vpskit config {source}:\n{lines}")
+
+
+# ---------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """A port to open in the firewall beyond SSH, 80 and 443."""
+
+    port: int
+    proto: str = "tcp"
+    source: str = ""  # empty: from anywhere
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class FirstLogin:
+    """How a fresh VPS lets you in before vpskit has run: usually root on 22."""
+
+    user: str = "root"
+    # The port sshd listens on before hardening, as the host sees it.
+    port: int = 22
+    # The port the controller dials to reach it (NAT port forwards); 0: same.
+    reach_port: int = 0
+    # Private key the controller uses; empty: ssh-agent / ~/.ssh defaults.
+    key: str = ""
+    # Name of an environment variable holding the password, for providers
+    # that mail you a root password instead of installing your key.
+    password_env: str = ""
+
+    @property
+    def reach(self) -> int:
+        return self.reach_port or self.port
+
+
+@dataclass(frozen=True)
+class DeployUser:
+    """The admin/deploy user that owns the apps and logs in after hardening."""
+
+    name: str = "appuser"
+    # Public key files (on the machine running pyinfra) for authorized_keys.
+    public_keys: tuple[str, ...] = ()
+    # Private key the controller uses to log in as this user; empty: agent/defaults.
+    private_key: str = ""
+    shell: str = "/bin/bash"
+    passwordless_sudo: bool = True
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Server:
+    """The host itself and how to reach it."""
+
+    # IP or DNS name of the VPS, or a pyinfra connector such as @docker/NAME.
+    address: str
+    hostname: str = ""
+    timezone: str = "Etc/UTC"
+    # The port sshd listens on once hardened.
+    ssh_port: int = 22
+    # The port the controller dials to reach ssh_port (NAT port forwards); 0: same.
+    ssh_reach_port: int = 0
+    # known_hosts file pyinfra uses for this host; empty: ~/.ssh/known_hosts.
+    known_hosts_file: str = ""
+    packages: tuple[str, ...] = ()
+    # "full" (apt dist-upgrade), "safe" (apt upgrade) or "none".
+    upgrade: str = "full"
+    apt_cache_hours: int = 24
+    unattended_upgrades: bool = True
+    unattended_reboot: bool = False
+    unattended_reboot_time: str = "04:00"
+    # How long apt waits for a dpkg lock held by the VPS's own first-boot upgrades.
+    apt_lock_timeout: int = 600
+
+    @property
+    def uses_ssh(self) -> bool:
+        return not self.address.startswith("@")
+
+    @property
+    def reach_port(self) -> int:
+        return self.ssh_reach_port or self.ssh_port
+
+
+@dataclass(frozen=True)
+class App:
+    """One web app. The web-stack operations use most of these fields."""
+
+    name: str
+    port: int
+    domains: tuple[str, ...] = ()
+    repo: str = ""
+    branch: str = "main"
+    kind: str = "flask"
+    state: str = "present"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: Server
+    first_login: FirstLogin = field(default_factory=FirstLogin)
+    deploy_user: DeployUser = field(default_factory=DeployUser)
+    firewall: tuple[FirewallRule, ...] = ()
+    apps: tuple[App, ...] = ()
+    # Directory the config file lives in: relative key paths are read from here.
+    base_dir: str = "."
+
+    def path(self, p: str) -> Path:
+        """A path from the config, with ~ expanded and relative to the config file."""
+        path = Path(os.path.expanduser(p))
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+    def public_keys(self) -> list[str]:
+        """The deploy user's public keys, read from their files."""
+        keys = []
+        for p in self.deploy_user.public_keys:
+            for line in self.path(p).read_text().splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    keys.append(line.strip())
+        return keys
+
+
+# ------------------------------------------------------------- validation
+
+APP_KINDS = ("flask", "fastapi", "other")
+APP_STATES = ("present", "absent")
+PROTOS = ("tcp", "udp")
+UPGRADE_MODES = ("full", "safe", "none")
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+KEY_PREFIXES = ("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@openssh.com ", "sk-ecdsa-sha2-")
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+
+
+def is_domain(name: str) -> bool:
+    """A fully qualified DNS name (at least two labels, letters/digits/hyphens)."""
+    if not isinstance(name, str) or len(name) > 253 or "." not in name:
+        return False
+    labels = name.lower().rstrip(".").split(".")
+    if labels[-1].isdigit():
+        return False
+    return all(HOSTNAME_LABEL_RE.match(label) for label in labels)
+
+
+def is_port(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+class _Checker:
+    """Collects problems as ``field.path: what is wrong`` lines."""
+
+    def __init__(self, config: Config, problems: list[str]):
+        self.config = config
+        self.problems = problems
+
+    def add(self, where: str, what: str) -> None:
+        self.problems.append(f"{where}: {what}")
+
+    def port(self, where: str, value, allow_zero=False) -> None:
+        if allow_zero and value == 0:
+            return
+        if not is_port(value):
+            self.add(where, f"must be a port number 1-65535, got {value!r}")
+
+    def key_file(self, where: str, path: str, public: bool) -> None:
+        p = self.config.path(path)
+        if not p.is_file():
+            self.add(where, f"file {str(p)!r} does not exist")
+            return
+        if public:
+            lines = [ln for ln in p.read_text(errors="replace").splitlines() if ln.strip()]
+            if not lines or not all(ln.strip().startswith(KEY_PREFIXES) for ln in lines):
+                self.add(where, f"file {str(p)!r} is not an OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA...')")
+        elif "PRIVATE KEY" not in p.read_text(errors="replace")[:200]:
+            self.add(where, f"file {str(p)!r} is not a private key")
+
+
+def validate(config: Config) -> list[str]:
+    """Every problem in ``config``, one line each; empty when it is good."""
+    problems: list[str] = []
+    c = _Checker(config, problems)
+    s = config.server
+
+    if not s.address or any(ch.isspace() for ch in s.address):
+        c.add("server.address", f"must be an IP address, a host name or a pyinfra connector, got {s.address!r}")
+    elif s.uses_ssh and not _is_ip(s.address) and not is_domain(s.address) and s.address != "localhost":
+        c.add("server.address", f"{s.address!r} is neither an IP address nor a valid host name")
+    if s.hostname and not all(HOSTNAME_LABEL_RE.match(p) for p in s.hostname.split(".")):
+        c.add("server.hostname", f"{s.hostname!r} is not a valid host name (letters, digits, hyphens)")
+    if not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", s.timezone):
+        c.add("server.timezone", f"{s.timezone!r} is not a timezone name like 'Europe/Berlin'")
+    c.port("server.ssh_port", s.ssh_port)
+    c.port("server.ssh_reach_port", s.ssh_reach_port, allow_zero=True)
+    for i, pkg in enumerate(s.packages):
+        if not PACKAGE_RE.match(pkg):
+            c.add(f"server.packages[{i}]", f"{pkg!r} is not a Debian package name")
+    if s.upgrade not in UPGRADE_MODES:
+        c.add("server.upgrade", f"must be one of {', '.join(UPGRADE_MODES)}, got {s.upgrade!r}")
+    if s.apt_cache_hours < 0:
+        c.add("server.apt_cache_hours", "must be 0 or more")
+    if not TIME_RE.match(s.unattended_reboot_time):
+        c.add("server.unattended_reboot_time", f"must be HH:MM, got {s.unattended_reboot_time!r}")
+    if s.apt_lock_timeout < 0:
+        c.add("server.apt_lock_timeout", "must be 0 or more seconds")
+
+    fl = config.first_login
+    if not NAME_RE.match(fl.user):
+        c.add("first_login.user", f"{fl.user!r} is not a valid user name")
+    c.port("first_login.port", fl.port)
+    c.port("first_login.reach_port", fl.reach_port, allow_zero=True)
+    if fl.key:
+        c.key_file("first_login.key", fl.key, public=False)
+    if fl.password_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", fl.password_env):
+        c.add("first_login.password_env", f"{fl.password_env!r} is not an environment variable name")
+
+    du = config.deploy_user
+    if not NAME_RE.match(du.name):
+        c.add("deploy_user.name", f"{du.name!r} is not a valid user name (lowercase letters, digits, _ or -)")
+    elif du.name == "root":
+        c.add("deploy_user.name", "must not be root: vpskit creates a separate admin user")
+    if not du.public_keys:
+        c.add("deploy_user.public_keys", "list at least one public key file: it is how you log in after hardening")
+    for i, p in enumerate(du.public_keys):
+        c.key_file(f"deploy_user.public_keys[{i}]", p, public=True)
+    if du.private_key:
+        c.key_file("deploy_user.private_key", du.private_key, public=False)
+    if not du.shell.startswith("/"):
+        c.add("deploy_user.shell", f"must be an absolute path, got {du.shell!r}")
+    for i, g in enumerate(du.groups):
+        if not NAME_RE.match(g):
+            c.add(f"deploy_user.groups[{i}]", f"{g!r} is not a valid group name")
+
+    for i, rule in enumerate(config.firewall):
+        c.port(f"firewall[{i}].port", rule.port)
+        if rule.proto not in PROTOS:
+            c.add(f"firewall[{i}].proto", f"must be one of {', '.join(PROTOS)}, got {rule.proto!r}")
+        if rule.source:
+            try:
+                ipaddress.ip_network(rule.source, strict=False)
+            except ValueError:
+                c.add(f"firewall[{i}].source", f"{rule.source!r} is not an IP address or network")
+
+    names: dict[str, int] = {}
+    ports: dict[int, str] = {}
+    domains: dict[str, str] = {}
+    for i, app in enumerate(config.apps):
+        where = f"apps[{i}]"
+        if not APP_NAME_RE.match(app.name):
+            c.add(f"{where}.name", f"{app.name!r} must be lowercase letters, digits and hyphens")
+        elif app.name in names:
+            c.add(f"{where}.name", f"{app.name!r} is already used by apps[{names[app.name]}]")
+        names.setdefault(app.name, i)
+        c.port(f"{where}.port", app.port)
+        if is_port(app.port):
+            if app.port in (s.ssh_port, 80, 443):
+                c.add(f"{where}.port", f"{app.port} is reserved for sshd/nginx")
+            elif app.port in ports:
+                c.add(f"{where}.port", f"{app.port} is already used by app {ports[app.port]!r}")
+            ports.setdefault(app.port, app.name)
+        for j, d in enumerate(app.domains):
+            if not is_domain(d):
+                c.add(f"{where}.domains[{j}]", f"{d!r} is not a valid domain name")
+            elif d.lower() in domains:
+                c.add(f"{where}.domains[{j}]", f"{d!r} is already used by app {domains[d.lower()]!r}")
+            else:
+                domains[d.lower()] = app.name
+        if app.kind not in APP_KINDS:
+            c.add(f"{where}.kind", f"must be one of {', '.join(APP_KINDS)}, got {app.kind!r}")
+        if app.state not in APP_STATES:
+            c.add(f"{where}.state", f"must be one of {', '.join(APP_STATES)}, got {app.state!r}")
+    return problems
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _build(cls, raw, where: str, problems: list[str]):
+    """Build dataclass ``cls`` from a TOML table, recording unknown keys and bad types."""
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a table, got {type(raw).__name__}")
+        return None
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name != "base_dir"}
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else key
+        if key not in known:
+            close = _closest(key, known)
+            hint = f" (did you mean {close!r}?)" if close else ""
+            problems.append(f"{path}: unknown key{hint}")
+            continue
+        converted = _convert(hints[key], value, path, problems)
+        if converted is not _BAD:
+            kwargs[key] = converted
+    for name, f in known.items():
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in kwargs:
+            if name not in raw:
+                problems.append(f"{where + '.' if where else ''}{name}: is required")
+            return None
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a required field failed conversion
+        problems.append(f"{where}: {e}")
+        return None
+
+
+_BAD = object()
+
+
+def _convert(tp, value, path: str, problems: list[str]):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        built = _build(tp, value, path, problems)
+        return _BAD if built is None else built
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            problems.append(f"{path}: must be a list, got {type(value).__name__} {value!r}")
+            return _BAD
+        items = [_convert(item_tp, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return _BAD if any(it is _BAD for it in items) else tuple(items)
+    if origin in (typing.Union, types.UnionType):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
+    if not ok:
+        problems.append(f"{path}: must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        return _BAD
+    return value
+
+
+def _closest(key: str, known) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """The config file: explicit path, $VPSKIT_CONFIG, or ./vpskit.toml."""
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+
+
+def parse_config(raw: dict, base_dir: str = ".", source: str = "<config>") -> Config:
+    """Build and validate a ``Config`` from already-parsed TOML data."""
+    problems: list[str] = []
+    raw = dict(raw)
+    if "app" in raw and "apps" not in raw:
+        problems.append("app: unknown key (did you mean 'apps'? write [[apps]])")
+        raw.pop("app")
+    if "server" not in raw:
+        problems.append("server: is required (a [server] table with at least 'address')")
+        raise ConfigError(source, problems)
+    config = _build(Config, raw, "", problems)
+    if config is not None:
+        config = dataclasses.replace(config, base_dir=str(base_dir))
+        problems.extend(validate(config))
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read, type-check and validate the config file; raise ``ConfigError`` listing every problem."""
+    p = config_path(path)
+    if not p.is_file():
+        raise ConfigError(
+            str(p), [f"file not found: copy examples/vpskit.toml to {DEFAULT_CONFIG_FILE} or set ${CONFIG_ENV}"]
+        )
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(p), [f"not valid TOML: {e}"]) from None
+    return parse_config(raw, base_dir=str(p.resolve().parent), source=str(p))

@@ -1,0 +1,82 @@
+"""Facts vpskit needs that pyinfra does not ship.
+
+Each fact is one round trip; where several values belong to one concern they
+are read by one command.
+"""
+
+from __future__ import annotations
+
+from pyinfra.api import FactBase
+
+
+class FileState(FactBase):
+    """
+    Returns the sha256, mode and owner of a file in one round trip, or None.
+
+    .. code:: python
+
+        {"sha256": "…", "mode": "640", "user": "root", "group": "root"}
+    """
+
+    def command(self, path):
+        return (
+            f"if [ -f {path} ]; then sha256sum {path} | cut -d' ' -f1; stat -c '%a %U %G' {path}; fi"
+        )
+
+    def process(self, output):
+        if len(output) < 2:
+            return None
+        mode, user, group = output[1].split()
+        return {"sha256": output[0].strip(), "mode": mode, "user": user, "group": group}
+
+
+class AptUpgradable(FactBase):
+    """
+    Returns the packages an ``apt-get upgrade``/``dist-upgrade`` would install or upgrade.
+
+    Simulated, without taking apt's lock. Packages apt keeps back (Ubuntu's phased
+    updates) are not listed, so a host with nothing to do reports nothing.
+    """
+
+    def requires_command(self, full=True):
+        return "apt-get"
+
+    def command(self, full=True):
+        verb = "dist-upgrade" if full else "upgrade"
+        return f"LC_ALL=C apt-get -s -o Debug::NoLocking=1 {verb} | grep '^Inst ' || true"
+
+    @staticmethod
+    def default():
+        return []
+
+    def process(self, output):
+        return [line.split()[1] for line in output if line.startswith("Inst ")]
+
+
+class AptLockHolders(FactBase):
+    """
+    Returns the PIDs of processes holding dpkg's or apt's locks (empty when free).
+    """
+
+    locks = (
+        "/var/lib/dpkg/lock-frontend",
+        "/var/lib/dpkg/lock",
+        "/var/lib/apt/lists/lock",
+        "/var/cache/apt/archives/lock",
+    )
+
+    def command(self):
+        # /proc/locks lists every POSIX lock by inode; match the lock files' inodes.
+        paths = " ".join(self.locks)
+        return (
+            f"for f in {paths}; do [ -e $f ] && stat -c '%i' $f; done | "
+            "while read ino; do awk -v ino=\"$ino\" '{split($6, a, \":\"); if (a[3] == ino) print $5}' /proc/locks; done "
+            "| sort -u"
+        )
+
+    @staticmethod
+    def default():
+        return []
+
+    def process(self, output):
+        return [int(x) for x in output if x.strip().isdigit()]

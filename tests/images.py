@@ -1,0 +1,176 @@
+"""Build the Ubuntu 24.04 and Debian 12 test images without a registry.
+
+debootstrap writes a minimal root filesystem that looks like a fresh VPS
+(systemd as PID 1, openssh-server, python3), ``docker import`` turns it into
+an image. The image carries a label with the hash of its recipe: an image
+whose label matches is reused, a changed recipe builds a new one.
+
+Run as a script to build (or reuse) both: ``python -m tests.images``.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import docker
+
+PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "python3",
+    "ca-certificates",
+    "iproute2",
+    "procps",
+    "openssh-server",
+    "sudo",
+    "curl",
+    "less",
+]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    suite: str
+    mirror: str
+    sources: str
+    script: str | None = None
+    extra_args: tuple[str, ...] = ()
+    # How the distro's cloud images start sshd.
+    ssh_units: tuple[str, ...] = ("ssh.service",)
+    packages: tuple[str, ...] = field(default=tuple(PACKAGES))
+
+    @property
+    def tag(self) -> str:
+        return f"vpskit-test/{self.name}"
+
+    def digest(self) -> str:
+        data = json.dumps(
+            [self.suite, self.mirror, self.sources, self.script, self.extra_args, self.packages, self.ssh_units, _POST_SCRIPT],
+            sort_keys=True,
+        )
+        return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+# What a fresh VPS of each distro has in its sources: the release, its
+# updates and its security suite (unattended-upgrades needs the latter).
+RECIPES = {
+    "ubuntu2404": Recipe(
+        name="ubuntu:24.04",
+        suite="noble",
+        mirror="http://archive.ubuntu.com/ubuntu",
+        script="/usr/share/debootstrap/scripts/gutsy",
+        extra_args=("--no-check-gpg", "--components=main,universe"),
+        # Ubuntu 24.04 socket-activates sshd: ssh.socket listens, ssh.service is disabled.
+        ssh_units=("ssh.socket",),
+        sources=(
+            "deb http://archive.ubuntu.com/ubuntu noble main universe\n"
+            "deb http://archive.ubuntu.com/ubuntu noble-updates main universe\n"
+            "deb http://archive.ubuntu.com/ubuntu noble-security main universe\n"
+        ),
+    ),
+    "debian12": Recipe(
+        name="debian:12",
+        suite="bookworm",
+        mirror="http://deb.debian.org/debian",
+        sources=(
+            "deb http://deb.debian.org/debian bookworm main\n"
+            "deb http://deb.debian.org/debian bookworm-updates main\n"
+            "deb http://deb.debian.org/debian-security bookworm-security main\n"
+        ),
+    ),
+}
+
+# Runs inside the new root filesystem before it is imported.
+_POST_SCRIPT = r"""
+set -e
+rm -f /etc/apt/sources.list.d/*.sources
+# The container has no console getty and no kernel-facing units to wait for.
+systemctl mask getty@tty1.service console-getty.service systemd-logind.service >/dev/null 2>&1 || true
+systemctl mask systemd-networkd-wait-online.service >/dev/null 2>&1 || true
+systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
+systemctl enable $SSH_UNITS
+echo 'APT::Keep-Downloaded-Packages "true";' > /etc/apt/apt.conf.d/01keep-debs
+# Host keys are made on first boot of a VPS; do it now so every container has them.
+ssh-keygen -A
+# A fresh VPS: root logs in with a key.
+mkdir -p /root/.ssh && chmod 700 /root/.ssh
+update-ca-certificates >/dev/null 2>&1 || true
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+"""
+
+
+def _run(cmd: list[str], **kw) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, **kw)
+
+
+def image_is_current(client: docker.DockerClient, recipe: Recipe) -> bool:
+    try:
+        image = client.images.get(recipe.tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return (image.labels or {}).get("vpskit.recipe") == recipe.digest()
+
+
+def build_image(client: docker.DockerClient, key: str) -> str:
+    """Return the tag of the image for ``key``, building it when missing or stale."""
+    recipe = RECIPES[key]
+    if image_is_current(client, recipe):
+        return recipe.tag
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError("debootstrap is not installed: run `make test` (it installs it) or apt-get install debootstrap")
+    workdir = tempfile.mkdtemp(prefix=f"vpskit-rootfs-{key}-")
+    rootfs = os.path.join(workdir, "rootfs")
+    try:
+        cmd = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(recipe.packages)}",
+            *recipe.extra_args,
+            recipe.suite,
+            rootfs,
+            recipe.mirror,
+        ]
+        if recipe.script:
+            cmd.append(recipe.script)
+        _run(cmd, stdout=subprocess.DEVNULL)
+        with open(os.path.join(rootfs, "etc/apt/sources.list"), "w") as f:
+            f.write(recipe.sources)
+        # Trust the same extra CAs as the machine building the image (TLS-inspecting proxies).
+        for crt in glob.glob("/usr/local/share/ca-certificates/*.crt"):
+            shutil.copy(crt, os.path.join(rootfs, "usr/local/share/ca-certificates/"))
+        _run(["chroot", rootfs, "/usr/bin/env", f"SSH_UNITS={' '.join(recipe.ssh_units)}", "/bin/sh", "-c", _POST_SCRIPT])
+        tarball = os.path.join(workdir, "rootfs.tar")
+        _run(["tar", "-C", rootfs, "-cf", tarball, "."])
+        changes = [
+            'CMD ["/sbin/init"]',
+            f"LABEL vpskit.recipe={recipe.digest()}",
+            "ENV container=docker",
+        ]
+        repo, tag = recipe.tag.split(":")
+        client.api.import_image_from_file(tarball, repository=repo, tag=tag, changes=changes)
+        return recipe.tag
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    client = docker.from_env()
+    for key in argv or list(RECIPES):
+        print(f"{key}: {build_image(client, key)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

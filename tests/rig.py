@@ -1,0 +1,217 @@
+"""The end-to-end test rig: systemd containers as VPS stand-ins, and the real pyinfra CLI.
+
+Targets are reached only through ``docker exec`` and ports published on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("VPSKIT_TEST_CACHE", Path.home() / ".cache" / "vpskit-test"))
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+LABEL = "vpskit-test"
+
+
+def docker_client() -> docker.DockerClient:
+    client = docker.from_env(timeout=300)
+    client.ping()
+    return client
+
+
+@dataclass
+class Target:
+    """One running systemd container."""
+
+    container: "docker.models.containers.Container"
+    distro: str
+    ports: dict[int, int] = field(default_factory=dict)  # container port -> 127.0.0.1 port
+
+    @property
+    def id(self) -> str:
+        return self.container.id
+
+    @property
+    def connector(self) -> str:
+        return f"@docker/{self.container.id}"
+
+    def exec(self, cmd: str, check: bool = True, user: str = "root") -> subprocess.CompletedProcess:
+        """Run ``cmd`` with bash inside the target; output as text."""
+        proc = subprocess.run(
+            ["docker", "exec", "-u", user, self.container.id, "bash", "-c", cmd],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"in {self.distro}: `{cmd}` exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def out(self, cmd: str) -> str:
+        return self.exec(cmd).stdout.strip()
+
+    def put_file(self, path: str, content: str, mode: int = 0o644) -> None:
+        data = content.encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(os.path.basename(path))
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+        self.exec(f"mkdir -p {os.path.dirname(path)}")
+        self.container.put_archive(os.path.dirname(path), buf.getvalue())
+
+    def wait_running(self, timeout: float = 90) -> None:
+        deadline = time.time() + timeout
+        state = ""
+        while time.time() < deadline:
+            state = self.exec("systemctl is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"systemd in {self.distro} target did not come up: {state!r}")
+
+    def remove(self) -> None:
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def start_target(client: docker.DockerClient, image: str, distro: str, publish=(22,), name: str | None = None) -> Target:
+    """Start a systemd container from ``image`` with ``publish`` ports on 127.0.0.1."""
+    apt_cache = CACHE / f"apt-{distro}"
+    apt_cache.mkdir(parents=True, exist_ok=True)
+    container = client.containers.run(
+        image,
+        detach=True,
+        name=name or f"vpskit-test-{distro}-{uuid.uuid4().hex[:8]}",
+        hostname=f"vps-{distro}",
+        labels={LABEL: "1"},
+        cap_add=["SYS_ADMIN", "NET_ADMIN"],
+        cgroupns="host",
+        security_opt=["seccomp=unconfined"],
+        tmpfs={"/run": "", "/run/lock": ""},
+        volumes={
+            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+            str(apt_cache): {"bind": "/var/cache/apt/archives", "mode": "rw"},
+        },
+        ports={f"{p}/tcp": ("127.0.0.1", None) for p in publish},
+        stop_signal="SIGRTMIN+3",
+    )
+    target = Target(container, distro)
+    container.reload()
+    for p in publish:
+        binding = container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]
+        target.ports[p] = int(binding["HostPort"])
+    target.wait_running()
+    # Docker bind-mounts /etc/hostname and /etc/hosts; a VPS owns them. Keep their
+    # content, drop the mounts, so hostnamectl works as on a real host.
+    target.exec(
+        "for f in /etc/hostname /etc/hosts; do c=$(cat $f); umount $f && printf '%s\\n' \"$c\" > $f; done;"
+        " systemctl stop systemd-hostnamed 2>/dev/null || true"
+    )
+    return target
+
+
+def remove_leftover_targets(client: docker.DockerClient) -> None:
+    for c in client.containers.list(all=True, filters={"label": LABEL}):
+        c.remove(force=True)
+
+
+# ------------------------------------------------------------- running pyinfra
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    changed: int  # operations that changed something (pyinfra's "Success" column)
+    errors: int
+    unchanged: int
+    changed_ops: list[str]
+
+    def __str__(self) -> str:
+        return self.output[-6000:]
+
+
+_ROW = re.compile(r"^\s*(?P<name>.+?)\s{2,}(?P<hosts>\d+)\s+(?P<success>\d+|-)\s+(?P<error>\d+|-)\s+(?P<nochange>\d+|-)\s*$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def parse_results(output: str) -> tuple[int, int, int, list[str]]:
+    """pyinfra's own result table: (changed, errors, unchanged, names of changed ops)."""
+    text = _ANSI.sub("", output)
+    changed_ops: list[str] = []
+    totals = None
+    in_table = False
+    for line in text.splitlines():
+        if re.search(r"Operation\s+Hosts\s+Success\s+Error\s+No Change", line):
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        m = _ROW.match(line)
+        if not m:
+            continue
+        num = lambda v: 0 if v == "-" else int(v)  # noqa: E731
+        values = (num(m["success"]), num(m["error"]), num(m["nochange"]))
+        if m["name"].strip() == "Grand total":
+            totals = values
+        elif values[0]:
+            changed_ops.append(m["name"].strip())
+    if totals is None:
+        raise AssertionError(f"no pyinfra result table in output:\n{text[-4000:]}")
+    return totals[0], totals[1], totals[2], changed_ops
+
+
+def run_pyinfra(config_path: Path, *extra: str, env: dict | None = None, timeout: int = 1500, check: bool = True) -> Run:
+    """Run ``pyinfra -y inventory.py deploy.py`` from the project root with this config."""
+    cmd = [PYINFRA, "-y", *extra, "inventory.py", "deploy.py"]
+    full_env = {**os.environ, "VPSKIT_CONFIG": str(config_path), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    if proc.returncode == 0 or "Operation" in output:
+        try:
+            changed, errors, unchanged, ops = parse_results(output)
+        except AssertionError:
+            if check:
+                raise
+            changed = errors = unchanged = -1
+            ops = []
+    else:
+        changed = errors = unchanged = -1
+        ops = []
+    run = Run(proc.returncode, output, changed, errors, unchanged, ops)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"pyinfra exited {proc.returncode}:\n{run}")
+    return run
+
+
+def ssh_keypair(directory: Path, name: str) -> tuple[Path, Path]:
+    key = directory / name
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+    return key, key.with_suffix(".pub")
+
+
+def ssh(port: int, user: str, key: Path, command: str, known_hosts: Path, timeout: int = 20) -> subprocess.CompletedProcess:
+    """A fresh OpenSSH login to 127.0.0.1:port (no agent, only ``key``)."""
+    return subprocess.run(
+        [
+            "ssh", "-p", str(port), "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=no",
+            "-o", f"ConnectTimeout={timeout}", f"{user}@127.0.0.1", command,
+        ],
+        capture_output=True, text=True, timeout=timeout + 10,
+    )  # fmt: skip
