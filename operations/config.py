@@ -202,7 +202,10 @@ class _Checker:
             self.add(where, f"file {str(p)!r} does not exist")
             return
         if public:
-            lines = [ln for ln in p.read_text(errors="replace").splitlines() if ln.strip()]
+            # Blank and # comment lines are allowed, as Config.public_keys() skips them.
+            lines = [
+                ln for ln in p.read_text(errors="replace").splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+            ]
             if not lines or not all(ln.strip().startswith(KEY_PREFIXES) for ln in lines):
                 self.add(where, f"file {str(p)!r} is not an OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA...')")
         elif "PRIVATE KEY" not in p.read_text(errors="replace")[:200]:
@@ -399,7 +402,9 @@ def parse_config(raw: dict, base_dir: str = ".", source: str = "<config>") -> Co
     config = _build(Config, raw, "", problems)
     if config is not None:
         config = dataclasses.replace(config, base_dir=str(base_dir))
-        problems.extend(validate(config))
+        # A field with a type problem was left at its default: do not also report the default.
+        bad = {p.split(": ", 1)[0] for p in problems}
+        problems.extend(p for p in validate(config) if p.split(": ", 1)[0] not in bad)
     if problems:
         raise ConfigError(source, problems)
     return config

@@ -28,13 +28,15 @@ def install_checked_command(dest: str, staged: str, validate: str | None, mode: 
         check = validate.replace("{path}", s)
         return f"{prep} && {{ {check} || {{ rm -f {s}; exit 1; }}; }} && mv -f {s} {d}"
     backup = shlex.quote(dest + ".vpskit-prev")
+    # Quoted as a whole: dest or validate may hold quotes, and backticks must stay literal.
+    message = shlex.quote(f"vpskit: {dest} rejected by `{validate}`; previous version restored")
     return (
         f"{prep} && "
         f"if [ -e {d} ]; then cp -p {d} {backup}; had=1; else had=0; fi && "
         f"mv -f {s} {d} && "
         f"if {validate}; then rm -f {backup}; else "
         f"if [ $had = 1 ]; then mv -f {backup} {d}; else rm -f {d}; fi; "
-        f"echo 'vpskit: {dest} rejected by `{validate}`; previous version restored' >&2; exit 1; fi"
+        f"echo {message} >&2; exit 1; fi"
     )
 
 
