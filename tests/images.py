@@ -160,6 +160,8 @@ def build_image(client: docker.DockerClient, key: str) -> str:
         ]
         repo, tag = recipe.tag.split(":")
         client.api.import_image_from_file(tarball, repository=repo, tag=tag, changes=changes)
+        # The image this one replaces is now untagged: drop it.
+        client.images.prune(filters={"dangling": True, "label": "vpskit.recipe"})
         return recipe.tag
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

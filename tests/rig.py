@@ -175,8 +175,39 @@ def parse_results(output: str) -> tuple[int, int, int, list[str]]:
     return totals[0], totals[1], totals[2], changed_ops
 
 
+_DETECTED_ROW = re.compile(r"^\s*(?P<name>.+?)\s{2,}(?P<change>\d+ \(.*?\)|-)\s+(?P<cond>\d+ \(.*?\)|-)\s*$")
+
+
+def parse_detected(output: str) -> list[str]:
+    """The operations a ``--dry`` run says would change (pyinfra's "Detected changes" table)."""
+    text = _ANSI.sub("", output)
+    if "Detected changes:" not in text:
+        raise AssertionError(f"no 'Detected changes' table in output:\n{text[-4000:]}")
+    ops = []
+    for line in text.split("Detected changes:", 1)[1].splitlines()[2:]:
+        m = _DETECTED_ROW.match(line)
+        if not m:
+            break
+        if m["change"] != "-" or m["cond"] != "-":
+            ops.append(m["name"].strip())
+    return ops
+
+
 def run_pyinfra(config_path: Path, *extra: str, env: dict | None = None, timeout: int = 1500, check: bool = True) -> Run:
-    """Run ``pyinfra -y inventory.py deploy.py`` from the project root with this config."""
+    """Run ``pyinfra -y inventory.py deploy.py`` from the project root with this config.
+
+    With ``--dry`` (no ``-y``: pyinfra then detects changes and stops) the result's
+    ``changed_ops`` are the operations pyinfra says would change.
+    """
+    if "--dry" in extra:
+        cmd = [PYINFRA, *extra, "inventory.py", "deploy.py"]
+        full_env = {**os.environ, "VPSKIT_CONFIG": str(config_path), "NO_COLOR": "1", **(env or {})}
+        proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+        output = proc.stdout + proc.stderr
+        if check and proc.returncode != 0:
+            raise AssertionError(f"pyinfra --dry exited {proc.returncode}:\n{output[-6000:]}")
+        ops = parse_detected(output) if proc.returncode == 0 else []
+        return Run(proc.returncode, output, len(ops), 0, -1, ops)
     cmd = [PYINFRA, "-y", *extra, "inventory.py", "deploy.py"]
     full_env = {**os.environ, "VPSKIT_CONFIG": str(config_path), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {})}
     proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)

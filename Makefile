@@ -1,0 +1,28 @@
+# vpskit: the commands users and CI rely on.
+PY := .venv/bin/python
+DISTRO ?= ubuntu2404
+
+.PHONY: test unit e2e demo demo-clean bench setup
+
+# Everything: set up this machine (packages, dockerd, venv, images), then every test.
+test: setup
+	.venv/bin/pytest -ra
+
+setup:
+	./scripts/test-host-setup.sh
+
+unit: setup
+	.venv/bin/pytest -ra tests/unit
+
+e2e: setup
+	.venv/bin/pytest -ra tests/e2e
+
+# Deploy examples/vpskit.toml into a systemd container named vpskit-demo and leave it running.
+demo: setup
+	$(PY) -m tests.demo $(DISTRO)
+
+demo-clean:
+	-docker rm -f vpskit-demo
+
+bench: setup
+	$(PY) -m bench.run

@@ -1,0 +1,59 @@
+"""Shared fixtures: the Docker engine, the test images, SSH keys and config files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+DISTROS = ["ubuntu2404", "debian12"]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """The Docker client; outside CI a missing engine skips, in CI it fails."""
+    from tests.rig import docker_client, remove_leftover_targets
+
+    try:
+        client = docker_client()
+    except Exception as e:  # noqa: BLE001 - any failure to reach the engine
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and no Docker engine answers: {e}")
+        pytest.skip(f"no Docker engine answers ({e}); `make test` starts one")
+    remove_leftover_targets(client)
+    yield client
+    remove_leftover_targets(client)
+
+
+@pytest.fixture(scope="session")
+def images(docker_engine):
+    from tests.images import build_image
+
+    return {d: build_image(docker_engine, d) for d in DISTROS}
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """SSH key pairs: root's (the provider's first login) and the deploy user's."""
+    from tests.rig import ssh_keypair
+
+    if shutil.which("ssh-keygen") is None:
+        pytest.fail("ssh-keygen is missing: `make test` installs openssh-client")
+    d = tmp_path_factory.mktemp("keys")
+    root_key, root_pub = ssh_keypair(d, "id_root")
+    deploy_key, deploy_pub = ssh_keypair(d, "id_deploy")
+    return {"dir": d, "root": root_key, "root_pub": root_pub, "deploy": deploy_key, "deploy_pub": deploy_pub}
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
