@@ -18,7 +18,8 @@ e2e: setup
 	.venv/bin/pytest -ra tests/e2e
 
 # Deploy examples/vpskit.toml into a systemd container named vpskit-demo and leave it running.
-demo: setup
+demo:
+	./scripts/test-host-setup.sh $(DISTRO)
 	$(PY) -m tests.demo $(DISTRO)
 
 demo-clean:

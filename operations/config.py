@@ -345,12 +345,23 @@ def _build(cls, raw, where: str, problems: list[str]):
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in kwargs:
             if name not in raw:
                 problems.append(f"{where + '.' if where else ''}{name}: is required")
-            return None
-    try:
-        return cls(**kwargs)
-    except TypeError as e:  # a required field failed conversion
-        problems.append(f"{where}: {e}")
-        return None
+            # Stand in an empty value so the rest of the config is still checked;
+            # the problem is already recorded, so no config comes out of this.
+            placeholder = _placeholder(hints[name])
+            if placeholder is _BAD:
+                return None
+            kwargs[name] = placeholder
+    return cls(**kwargs)
+
+
+def _placeholder(tp):
+    if tp is str:
+        return ""
+    if tp is int:
+        return 0
+    if dataclasses.is_dataclass(tp):
+        return _BAD
+    return _BAD
 
 
 _BAD = object()

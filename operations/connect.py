@@ -49,8 +49,13 @@ def ways_in(config: Config) -> list[WayIn]:
 
 def try_login(address: str, way: WayIn, timeout: float = 8.0) -> str | None:
     """Log in once with ``way``; None when it works, else why it did not."""
+    import logging
+
     import paramiko
 
+    # A port that accepts and then closes (a NAT forward with nothing behind it)
+    # makes paramiko's transport thread log a traceback: the failure is reported here instead.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     try:
         sock = socket.create_connection((address, way.port), timeout=timeout)
     except OSError as e:

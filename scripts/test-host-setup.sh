@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this machine to run vpskit's tests: system packages, a Docker engine, the venv.
+# Usage: test-host-setup.sh [DISTRO...]   (default: every test image)
 # Safe to run again: it only does what is missing. Needs root (or sudo) for apt and dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,4 +44,4 @@ if [ ! -x .venv/bin/pytest ] || [ setup.cfg -nt .venv/.installed ]; then
 fi
 
 echo "==> building test images (reused when their recipe is unchanged)"
-.venv/bin/python -m tests.images
+.venv/bin/python -m tests.images "$@"

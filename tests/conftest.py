@@ -31,7 +31,7 @@ def docker_engine():
         pytest.skip(f"no Docker engine answers ({e}); `make test` starts one")
     remove_leftover_targets(client)
     yield client
-    remove_leftover_targets(client)
+    remove_leftover_targets(client, mine=True)
 
 
 @pytest.fixture(scope="session")

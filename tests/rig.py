@@ -6,6 +6,7 @@ Targets are reached only through ``docker exec`` and ports published on 127.0.0.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -88,8 +89,13 @@ class Target:
             pass
 
 
-def start_target(client: docker.DockerClient, image: str, distro: str, publish=(22,), name: str | None = None) -> Target:
-    """Start a systemd container from ``image`` with ``publish`` ports on 127.0.0.1."""
+def start_target(
+    client: docker.DockerClient, image: str, distro: str, publish=(22,), name: str | None = None, owned: bool = True
+) -> Target:
+    """Start a systemd container from ``image`` with ``publish`` ports on 127.0.0.1.
+
+    ``owned`` targets belong to this test run and are removed with it.
+    """
     apt_cache = CACHE / f"apt-{distro}"
     apt_cache.mkdir(parents=True, exist_ok=True)
     container = client.containers.run(
@@ -97,7 +103,7 @@ def start_target(client: docker.DockerClient, image: str, distro: str, publish=(
         detach=True,
         name=name or f"vpskit-test-{distro}-{uuid.uuid4().hex[:8]}",
         hostname=f"vps-{distro}",
-        labels={LABEL: "1"},
+        labels={LABEL: str(os.getpid())} if owned else {"vpskit-demo": "1"},
         cap_add=["SYS_ADMIN", "NET_ADMIN"],
         cgroupns="host",
         security_opt=["seccomp=unconfined"],
@@ -124,9 +130,26 @@ def start_target(client: docker.DockerClient, image: str, distro: str, publish=(
     return target
 
 
-def remove_leftover_targets(client: docker.DockerClient) -> None:
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftover_targets(client: docker.DockerClient, mine: bool = False) -> None:
+    """Remove test targets left by runs that died (or, with ``mine``, this run's own).
+
+    Each target is labelled with the PID of the test run that started it, so
+    two test runs on one machine never remove each other's targets.
+    """
     for c in client.containers.list(all=True, filters={"label": LABEL}):
-        c.remove(force=True)
+        owner = c.labels.get(LABEL, "")
+        if (mine and owner == str(os.getpid())) or (not mine and not _alive(owner)):
+            c.remove(force=True)
 
 
 # ------------------------------------------------------------- running pyinfra
@@ -246,3 +269,62 @@ def ssh(port: int, user: str, key: Path, command: str, known_hosts: Path, timeou
         ],
         capture_output=True, text=True, timeout=timeout + 10,
     )  # fmt: skip
+
+
+def dump_toml(data: dict) -> str:
+    """Write vpskit's config shapes (tables, arrays of tables, scalars, lists) as TOML."""
+
+    def scalar(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return str(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + "}"
+        raise TypeError(v)
+
+    def table(prefix: str, d: dict, header: str) -> list[str]:
+        lines = [header] if header else []
+        subs = []
+        for k, v in d.items():
+            if isinstance(v, dict):
+                subs.append((k, v))
+            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                subs.append((k, v))
+            else:
+                lines.append(f"{k} = {scalar(v)}")
+        for k, v in subs:
+            name = f"{prefix}{k}"
+            if isinstance(v, dict):
+                lines += [""] + table(f"{name}.", v, f"[{name}]")
+            else:
+                for item in v:
+                    lines += [""] + table(f"{name}.", item, f"[[{name}]]")
+        return lines
+
+    return "\n".join(table("", data, "")) + "\n"
+
+
+def target_config(raw: dict, target: Target, keys: dict, connector: str = "ssh") -> dict:
+    """``raw`` config aimed at ``target``: its published ports, the test keys, a private known_hosts."""
+    cfg = json.loads(json.dumps(raw))
+    server = cfg.setdefault("server", {})
+    first = cfg.setdefault("first_login", {})
+    user = cfg.setdefault("deploy_user", {})
+    server["known_hosts_file"] = str(keys["dir"] / f"known_hosts-{target.id[:12]}")
+    if connector == "ssh":
+        server["address"] = "127.0.0.1"
+        ssh_port = server.get("ssh_port", 22)
+        if ssh_port in target.ports:
+            server["ssh_reach_port"] = target.ports[ssh_port]
+        first["reach_port"] = target.ports[first.get("port", 22)]
+    else:
+        server["address"] = target.connector
+    first["key"] = str(keys["root"])
+    user["public_keys"] = [str(keys["deploy_pub"])]
+    user["private_key"] = str(keys["deploy"])
+    return cfg

@@ -1,0 +1,73 @@
+"""`make demo`: deploy examples/vpskit.toml into a systemd container named vpskit-demo.
+
+The container stands in for a fresh VPS (root reachable by key on port 22); the
+deploy goes through the real ``pyinfra inventory.py deploy.py`` path over SSH on
+ports published on 127.0.0.1, and the container is left running.
+
+    python -m tests.demo [ubuntu2404|debian12]
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+
+import docker
+
+from operations.config import load_config
+from operations.connect import choose_way_in
+from tests.images import RECIPES, build_image
+from tests.rig import CACHE, ROOT, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
+
+NAME = "vpskit-demo"
+PUBLISH = (22, 2222, 80, 443)
+
+
+def main(argv: list[str]) -> int:
+    distro = argv[0] if argv else "ubuntu2404"
+    if distro not in RECIPES:
+        print(f"unknown distro {distro!r}: choose one of {', '.join(RECIPES)}", file=sys.stderr)
+        return 2
+    client = docker_client()
+    image = build_image(client, distro)
+    try:
+        client.containers.get(NAME).remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    keydir = CACHE / "demo"
+    keydir.mkdir(parents=True, exist_ok=True)
+    root_key, root_pub = ssh_keypair(keydir, "id_root")
+    deploy_key, deploy_pub = ssh_keypair(keydir, "id_deploy")
+    keys = {"dir": keydir, "root": root_key, "deploy": deploy_key, "deploy_pub": deploy_pub}
+
+    target = start_target(client, image, distro, publish=PUBLISH, name=NAME, owned=False)
+    target.put_file("/root/.ssh/authorized_keys", root_pub.read_text(), mode=0o600)
+    raw = tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text())
+    config = keydir / "vpskit.toml"
+    config.write_text(dump_toml(target_config(raw, target, keys)))
+
+    print(f"==> deploying examples/vpskit.toml into {NAME} ({distro}) with: pyinfra inventory.py deploy.py")
+    first = run_pyinfra(config, check=False)
+    print(first.output)
+    if first.returncode != 0:
+        print(f"deploy failed (exit {first.returncode}); the container is left running for a look", file=sys.stderr)
+        return first.returncode
+    second = run_pyinfra(config)
+    way, _ = choose_way_in(load_config(config))
+    ports = ", ".join(f"{p} -> 127.0.0.1:{h}" for p, h in target.ports.items())
+    print(
+        f"""
+==> {NAME} is running ({distro}); first run changed {first.changed} operations, a second run changed {second.changed}.
+    ports:        {ports}
+    config:       {config}
+    shell:        docker exec -it {NAME} bash
+    log in:       ssh -i {way.key or '~/.ssh/id_ed25519'} -p {way.port} {way.user}@127.0.0.1
+    re-deploy:    VPSKIT_CONFIG={config} .venv/bin/pyinfra inventory.py deploy.py
+    remove:       make demo-clean
+"""
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
