@@ -125,3 +125,15 @@ class NoWayIn(Exception):
             "(or rescue system), add a new public key to ~DEPLOY_USER/.ssh/authorized_keys, "
             "point deploy_user.public_keys/private_key at it, and run again. See README, 'Recovery'."
         )
+
+
+def login_prover(config: Config):
+    """A check that a FRESH key login as the deploy user on the hardened port works.
+
+    Runs on the machine running pyinfra, as the user will log in next time. None
+    for non-SSH connectors (the host then checks that sshd answers instead).
+    """
+    if not config.server.uses_ssh:
+        return None
+    way = ways_in(config)[0]  # the deploy user on the hardened port
+    return lambda: try_login(config.server.address, way)

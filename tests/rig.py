@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("VPSKIT_TEST_CACHE", Path.home() / ".cache" / "vpskit-test"))
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 LABEL = "vpskit-test"
+SHARED_DEBS = "/var/cache/vpskit-debs"
 
 
 def docker_client() -> docker.DockerClient:
@@ -83,6 +84,12 @@ class Target:
         raise AssertionError(f"systemd in {self.distro} target did not come up: {state!r}")
 
     def remove(self) -> None:
+        # Give what this target downloaded to the next ones (rename: never a half file).
+        self.exec(
+            f"cd /var/cache/apt/archives && for f in *.deb; do [ -e {SHARED_DEBS}/$f ] || "
+            f"{{ cp $f {SHARED_DEBS}/.$f.part && mv {SHARED_DEBS}/.$f.part {SHARED_DEBS}/$f; }}; done; true",
+            check=False,
+        )
         try:
             self.container.remove(force=True)
         except docker.errors.NotFound:
@@ -96,8 +103,8 @@ def start_target(
 
     ``owned`` targets belong to this test run and are removed with it.
     """
-    apt_cache = CACHE / f"apt-{distro}"
-    apt_cache.mkdir(parents=True, exist_ok=True)
+    debs = CACHE / f"debs-{distro}"
+    debs.mkdir(parents=True, exist_ok=True)
     container = client.containers.run(
         image,
         detach=True,
@@ -110,7 +117,7 @@ def start_target(
         tmpfs={"/run": "", "/run/lock": ""},
         volumes={
             "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-            str(apt_cache): {"bind": "/var/cache/apt/archives", "mode": "rw"},
+            str(debs): {"bind": SHARED_DEBS, "mode": "rw"},
         },
         ports={f"{p}/tcp": ("127.0.0.1", None) for p in publish},
         stop_signal="SIGRTMIN+3",
@@ -121,6 +128,9 @@ def start_target(
         binding = container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]
         target.ports[p] = int(binding["HostPort"])
     target.wait_running()
+    # Seed apt's own cache from the shared one: each target keeps its own apt lock,
+    # so targets of one distro can install packages at the same time.
+    target.exec(f"cp -n {SHARED_DEBS}/*.deb /var/cache/apt/archives/ 2>/dev/null; true")
     # Docker bind-mounts /etc/hostname and /etc/hosts; a VPS owns them. Keep their
     # content, drop the mounts, so hostnamectl works as on a real host.
     target.exec(
