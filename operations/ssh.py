@@ -41,6 +41,15 @@ REVERT_UNIT = "vpskit-ssh-revert"
 REVERT_SCRIPT = f"{STATE_DIR}/ssh-revert.sh"
 REVERT_BACKUP = f"{STATE_DIR}/ssh-before-change.tar"
 SSHD_CHECK = "mkdir -p /run/sshd && sshd -t"  # /run/sshd is missing under socket activation
+
+
+def _disarm() -> str:
+    return f"systemctl stop {REVERT_UNIT}.timer 2>/dev/null; systemctl reset-failed {REVERT_UNIT}.service 2>/dev/null; true"
+
+
+# A rejected config is put back at once (checked_file), so the live sshd is the one
+# this run came in through: the revert timer has nothing left to guard.
+SSHD_CHECK_OR_DISARM = f"{SSHD_CHECK} || {{ {_disarm()}; false; }}"
 # Lines outside vpskit's drop-in that would still apply (Port/ListenAddress add up) or
 # that later drop-ins such as 50-cloud-init.conf set (password logins back on).
 CONFLICTING = ("Port", "ListenAddress")
@@ -321,7 +330,7 @@ def sshd_hardened(
             name=f"Listen on port {port} as well as {', '.join(map(str, old_ports)) or 'before'}",
             dest=DROPIN,
             content=both,
-            validate=SSHD_CHECK,
+            validate=SSHD_CHECK_OR_DISARM,
         )
         server.shell(
             name="Apply: sshd on old and new port",
@@ -336,7 +345,7 @@ def sshd_hardened(
             name="Disable Port and login settings outside vpskit's drop-in",
             commands=[neutralise_command(state["conflicts"])],
         )
-    hardened = checked_file(name="Hardened sshd config", dest=DROPIN, content=final, validate=SSHD_CHECK)
+    hardened = checked_file(name="Hardened sshd config", dest=DROPIN, content=final, validate=SSHD_CHECK_OR_DISARM)
     server.shell(
         name="Apply: hardened sshd",
         commands=[apply_command(state["socket_mode"], listener_changes=moving or bool(state["conflicts"]))],
@@ -354,6 +363,3 @@ def sshd_hardened(
         )
     server.shell(name="Cancel the revert timer: the change is proven", commands=[_disarm()])
 
-
-def _disarm() -> str:
-    return f"systemctl stop {REVERT_UNIT}.timer 2>/dev/null; systemctl reset-failed {REVERT_UNIT}.service 2>/dev/null; true"

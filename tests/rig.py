@@ -269,13 +269,19 @@ def ssh_keypair(directory: Path, name: str) -> tuple[Path, Path]:
     return key, key.with_suffix(".pub")
 
 
-def ssh(port: int, user: str, key: Path, command: str, known_hosts: Path, timeout: int = 20) -> subprocess.CompletedProcess:
-    """A fresh OpenSSH login to 127.0.0.1:port (no agent, only ``key``)."""
+def ssh(
+    port: int, user: str, key: Path, command: str, known_hosts: Path | None = None, timeout: int = 20, options=()
+) -> subprocess.CompletedProcess:
+    """A fresh OpenSSH login to 127.0.0.1:port (no agent, only ``key``); ``options`` are -o values.
+
+    Host keys are not remembered: test targets come and go on reused ports.
+    """
+    extra = [arg for opt in options for arg in ("-o", opt)]
     return subprocess.run(
         [
             "ssh", "-p", str(port), "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=no",
-            "-o", f"ConnectTimeout={timeout}", f"{user}@127.0.0.1", command,
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR",
+            "-o", f"ConnectTimeout={timeout}", *extra, f"{user}@127.0.0.1", command,
         ],
         capture_output=True, text=True, timeout=timeout + 10,
     )  # fmt: skip
@@ -338,3 +344,12 @@ def target_config(raw: dict, target: Target, keys: dict, connector: str = "ssh")
     user["public_keys"] = [str(keys["deploy_pub"])]
     user["private_key"] = str(keys["deploy"])
     return cfg
+
+
+def start_pyinfra(config_path: Path, *extra: str) -> subprocess.Popen:
+    """Start ``pyinfra -y inventory.py deploy.py`` with its output readable line by line."""
+    env = {**os.environ, "VPSKIT_CONFIG": str(config_path), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [PYINFRA, "-y", *extra, "inventory.py", "deploy.py"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
