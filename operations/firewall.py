@@ -189,9 +189,12 @@ def firewall(ssh_port: int, ssh_ports_in_use: list[int], ssh_limit: bool = False
         firewall(ssh_port=2222, ssh_ports_in_use=[22], extra=config.firewall.allow)
     """
     apt.packages(name="Install ufw", packages=["ufw"])
+    # Ports sshd listens on now stay open (and are opened, on a fresh host) until
+    # sshd has moved: the ssh deploy closes them once the new port is proven.
+    in_use = {UfwRule(p) for p in ssh_ports_in_use if p != ssh_port}
     ufw_rules(
         name="Allow SSH, HTTP, HTTPS and configured ports",
-        rules=sorted(wanted_rules(ssh_port, ssh_limit, extra)),
-        keep=[UfwRule(p, "tcp", a) for p in ssh_ports_in_use if p != ssh_port for a in ("allow", "limit")],
+        rules=sorted(wanted_rules(ssh_port, ssh_limit, extra) | in_use),
+        keep=[UfwRule(r.port, r.proto, "limit") for r in in_use],
     )
     ufw_enabled(name="Enable ufw (deny incoming by default)")

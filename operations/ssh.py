@@ -20,6 +20,7 @@ Every config is checked with ``sshd -t`` before it replaces the live one.
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ SSHD_CHECK_OR_DISARM = f"{SSHD_CHECK} || {{ {_disarm()}; false; }}"
 # that later drop-ins such as 50-cloud-init.conf set (password logins back on).
 CONFLICTING = ("Port", "ListenAddress")
 CONFLICTING_IN_DROPINS = ("PasswordAuthentication", "PermitRootLogin", "KbdInteractiveAuthentication", "AllowUsers")
+_CANONICAL = {name.lower(): name for name in CONFLICTING + CONFLICTING_IN_DROPINS}
 ALGORITHM_QUERIES = {"kex": "KexAlgorithms", "ciphers": "Ciphers", "macs": "MACs", "host_key": "HostKeyAlgorithms"}
 
 
@@ -82,7 +84,7 @@ class SshdState(FactBase):
         return (
             f"echo '## dropin'; cat {DROPIN} 2>/dev/null; "
             "echo '## conflicts'; "
-            f"grep -HnE '^[[:space:]]*({options})[[:space:]]' /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf "
+            f"grep -HniE '^[[:space:]]*({options})([[:space:]]|=)' /etc/ssh/sshd_config /etc/ssh/sshd_config.d/*.conf "
             f"2>/dev/null | grep -v '^{DROPIN}:' ; "
             "echo '## socket'; systemctl is-active ssh.socket 2>/dev/null; "
             "echo '## socket_listen'; systemctl show -p Listen --value ssh.socket 2>/dev/null; "
@@ -112,7 +114,9 @@ def parse_sshd_state(lines: list[str]) -> dict:
     conflicts = []
     for line in sections.get("conflicts", []):
         path, _, rest = line.partition(":")
-        option = rest.partition(":")[2].split()[0] if rest.partition(":")[2].split() else ""
+        # sshd reads keywords in any case, separated by blanks or "=".
+        words = re.split(r"[\s=]+", rest.partition(":")[2].strip(), maxsplit=1)
+        option = _CANONICAL.get(words[0].lower(), "")
         if option in CONFLICTING or (option in CONFLICTING_IN_DROPINS and path != "/etc/ssh/sshd_config"):
             conflicts.append(line)
     return {
@@ -236,7 +240,8 @@ def ssh_login_proven(port: int, prove: Callable[[], str | None] | None = None, a
 
     def check():
         # sshd re-executes itself on reload: give it a few seconds to answer.
-        for attempt in range(attempts):
+        error = "not tried"
+        for _ in range(max(1, attempts)):
             error = prove()
             if not error:
                 return

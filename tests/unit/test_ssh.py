@@ -568,3 +568,20 @@ def test_rejected_dropin_is_put_back_and_timer_disarmed(tmp_path, fakebin):
     assert "rejected by" in result.stderr
     assert dest.read_text() == "Port 22\n"
     assert "systemctl stop vpskit-ssh-revert.timer" in fakebin.calls()
+
+
+def test_conflicts_are_found_in_any_case_and_with_equals_sign():
+    from operations.ssh import parse_sshd_state
+
+    state = parse_sshd_state(
+        [
+            "## conflicts",
+            "/etc/ssh/sshd_config.d/50-cloud-init.conf:1:passwordauthentication yes",
+            "/etc/ssh/sshd_config:5:Port=2200",
+            "/etc/ssh/sshd_config:9:PasswordAuthentication yes",  # main file: first value wins, ours is first
+        ]
+    )
+    assert state["conflicts"] == [
+        "/etc/ssh/sshd_config.d/50-cloud-init.conf:1:passwordauthentication yes",
+        "/etc/ssh/sshd_config:5:Port=2200",
+    ]
