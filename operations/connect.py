@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,17 +139,25 @@ def remember_port(config: Config, port: int) -> None:
         pass  # a read-only checkout only loses the hint
 
 
-def choose_way_in(config: Config, attempt=try_login) -> tuple[WayIn | None, list[str]]:
-    """The first way in that logs in, and what each failed attempt said."""
+def choose_way_in(config: Config, attempt=try_login, rounds: int = 2, pause: float = 3.0) -> tuple[WayIn | None, list[str]]:
+    """The first way in that logs in, and what each failed attempt said.
+
+    All ways are tried ``rounds`` times, ``pause`` seconds apart: sshd may be in the
+    middle of a restart (a run that died a moment ago left one going).
+    """
     if not config.server.uses_ssh:
         return None, []
-    failures = []
-    for way in ways_in(config, remembered_ports(config)):
-        err = attempt(config.server.address, way)
-        if err is None:
-            remember_port(config, way.port)
-            return way, failures
-        failures.append(f"{way.describe()}: {err}")
+    failures: list[str] = []
+    for round_ in range(rounds):
+        if round_:
+            time.sleep(pause)
+        failures = []
+        for way in ways_in(config, remembered_ports(config)):
+            err = attempt(config.server.address, way)
+            if err is None:
+                remember_port(config, way.port)
+                return way, failures
+            failures.append(f"{way.describe()}: {err}")
     raise NoWayIn(config.server.address, failures)
 
 
@@ -173,4 +182,11 @@ def login_prover(config: Config):
     if not config.server.uses_ssh:
         return None
     way = ways_in(config)[0]  # the deploy user on the hardened port
-    return lambda: try_login(config.server.address, way)
+
+    def prove() -> str | None:
+        error = try_login(config.server.address, way)
+        if error is None:
+            remember_port(config, way.port)  # sshd may move again before the next run
+        return error
+
+    return prove

@@ -1,6 +1,6 @@
 """Kill-drill: the deploy killed at many points of an SSH port move never leaves the host without a way in.
 
-On a fresh target per distro the deploy moves sshd 22 -> 2222, then 2222 ->
+On a fresh target per distro (base system deployed, root on 22) the deploy moves sshd 22 -> 2222, then 2222 ->
 2200 -> 2222 ..., each run killed (SIGKILL) at a different point of the move.
 After every kill a way in must exist, and the same command run again must
 finish the move: sshd hardened on the new port only. A prober logs in all the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import pytest
 
@@ -40,21 +41,29 @@ REVERT_AFTER = 60
 
 
 class Prober:
-    """Logs in (fresh SSH key logins) in a loop; records the longest time with no way in."""
+    """Logs in (fresh SSH key logins, every way at once) in a loop; records the longest time with no way in."""
 
     def __init__(self, ways: list[WayIn]):
         self.ways = ways
-        self.longest_gap = 0.0
+        self.phase = "start"
+        self.longest_gap = (0.0, "")
         self.rounds = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=len(ways))
+
+    def _any_way_in(self) -> bool:
+        futures = [self._pool.submit(try_login, "127.0.0.1", way, 3) for way in self.ways]
+        return any(f.result() is None for f in as_completed(futures))
 
     def _run(self):
         last_ok = time.time()
         while not self._stop.is_set():
-            if any(try_login("127.0.0.1", way, timeout=3) is None for way in self.ways):
+            if self._any_way_in():
                 last_ok = time.time()
-            self.longest_gap = max(self.longest_gap, time.time() - last_ok)
+            gap = time.time() - last_ok
+            if gap > self.longest_gap[0]:
+                self.longest_gap = (gap, self.phase)
             self.rounds += 1
             self._stop.wait(0.5)
 
@@ -65,6 +74,7 @@ class Prober:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self._pool.shutdown()
 
 
 def kill_at(config, point: str, delay: float) -> str:
@@ -110,9 +120,13 @@ def test_deploy_killed_during_port_moves_always_leaves_a_way_in(distro, docker_e
             WayIn("appuser", target.ports[22], deploy_key),
             WayIn("root", target.ports[22], str(keys["root"])),
         ]
+        # A fresh VPS with its base system done (root still on 22): the package
+        # upgrades restart sshd the distro's way, which is not what is drilled here.
+        kill_at(configs[PORTS[0]], "Firewall | Install ufw", 0.0)
         with Prober(ways) as prober:
             for i, (point, delay) in enumerate(KILL_POINTS):
                 port = PORTS[i % 2]
+                prober.phase = f"move to {port}, killed at {point!r}"
                 kill_at(configs[port], point, delay)
                 way, _ = choose_way_in(load_config(configs[port]))  # raises when there is no way in
                 assert way is not None
@@ -129,6 +143,7 @@ def test_deploy_killed_during_port_moves_always_leaves_a_way_in(distro, docker_e
             # Last: a run that dies after sshd listens on both ports but before the new one
             # is proven is left alone; the host's own timer puts the previous config back.
             port, previous = PORTS[len(KILL_POINTS) % 2], PORTS[(len(KILL_POINTS) + 1) % 2]
+            prober.phase = "unproven move left to the revert timer"
             before = target.out("cat /etc/ssh/sshd_config.d/00-vpskit.conf")
             kill_at(configs[port], "SSH | Prove a fresh login as appuser on port", 0.0)
             assert ssh_ports_listening(target) == {port, previous}
@@ -142,6 +157,7 @@ def test_deploy_killed_during_port_moves_always_leaves_a_way_in(distro, docker_e
             run_pyinfra(configs[port])
             assert ssh_ports_listening(target) == {port}
         assert prober.rounds > 20
-        assert prober.longest_gap < 5, f"no way in for {prober.longest_gap:.1f}s"
+        gap, phase = prober.longest_gap
+        assert gap < 5, f"no way in for {gap:.1f}s during: {phase}"
     finally:
         target.remove()

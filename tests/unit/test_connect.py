@@ -101,9 +101,16 @@ def test_choose_way_in_first_try_works_without_failures(make_config):
 def test_choose_way_in_raises_no_way_in_listing_every_failure(make_config):
     """When nothing logs in, NoWayIn lists every attempt with its error and points to recovery."""
     config = make_config(server={"ssh_port": 2222})
-    errors = iter(["cannot connect: Connection refused", "authentication refused", "ssh failed: x", "authentication refused"])
+    errors = ["cannot connect: Connection refused", "authentication refused", "ssh failed: x", "authentication refused"]
+    calls = []
+
+    def attempt(address, way):
+        calls.append(way)
+        return errors[(len(calls) - 1) % 4]
+
     with pytest.raises(NoWayIn) as exc:
-        choose_way_in(config, attempt=lambda a, w: next(errors))
+        choose_way_in(config, attempt=attempt, pause=0)
+    assert len(calls) == 8  # every way, twice: sshd may have been restarting
     assert exc.value.failures == [
         "appuser@port 2222 (agent/default keys): cannot connect: Connection refused",
         "appuser@port 22 (agent/default keys): authentication refused",
