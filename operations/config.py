@@ -311,6 +311,14 @@ class _Checker:
         if not is_port(value):
             self.add(where, f"must be a port number 1-65535, got {value!r}")
 
+    def unique_name(self, where: str, value: str, pattern: re.Pattern, rule: str, seen: dict[str, str], owner: str) -> None:
+        """``value`` must match ``pattern`` (``rule`` says how) and not be in ``seen``, where it is recorded as ``owner``'s."""
+        if not pattern.match(value):
+            self.add(where, f"{value!r} {rule}")
+        elif value in seen:
+            self.add(where, f"{value!r} is already used by {seen[value]}")
+        seen.setdefault(value, owner)
+
     def calendar(self, where: str, value: str) -> None:
         """A systemd OnCalendar expression (the host's systemd-analyze checks it fully)."""
         if not value.strip() or not CALENDAR_RE.match(value):
@@ -397,18 +405,14 @@ def validate(config: Config) -> list[str]:
             except ValueError:
                 c.add(f"firewall[{i}].source", f"{rule.source!r} is not an IP address or network")
 
-    names: dict[str, int] = {}
+    names: dict[str, str] = {}
     ports: dict[int, str] = {}
     databases: dict[str, str] = {}
     roles: dict[str, str] = {}
     domains: dict[str, str] = {}
     for i, app in enumerate(config.apps):
         where = f"apps[{i}]"
-        if not APP_NAME_RE.match(app.name):
-            c.add(f"{where}.name", f"{app.name!r} must be lowercase letters, digits and hyphens")
-        elif app.name in names:
-            c.add(f"{where}.name", f"{app.name!r} is already used by apps[{names[app.name]}]")
-        names.setdefault(app.name, i)
+        c.unique_name(f"{where}.name", app.name, APP_NAME_RE, "must be lowercase letters, digits and hyphens", names, where)
         c.port(f"{where}.port", app.port)
         if is_port(app.port):
             if app.port in (s.ssh_port, 80, 443):
@@ -485,14 +489,10 @@ def _check_app_data(c: _Checker, app: App, where: str, databases: dict[str, str]
         if not SAFE_PATH_RE.match(p) or p.rstrip("/") == "":
             c.add(f"{where}.backup.paths[{j}]", f"must be an absolute directory (letters, digits, ._-+@/), got {p!r}")
 
-    job_names: set[str] = set()
+    job_names: dict[str, str] = {}
     for j, job in enumerate(app.jobs):
         jw = f"{where}.jobs[{j}]"
-        if not JOB_NAME_RE.match(job.name):
-            c.add(f"{jw}.name", f"{job.name!r} must be lowercase letters, digits and hyphens (no dots)")
-        elif job.name in job_names:
-            c.add(f"{jw}.name", f"{job.name!r} is already used by another job of app {app.name!r}")
-        job_names.add(job.name)
+        c.unique_name(f"{jw}.name", job.name, JOB_NAME_RE, "must be lowercase letters, digits and hyphens (no dots)", job_names, jw)
         if job.kind not in JOB_KINDS:
             c.add(f"{jw}.kind", f"must be one of {', '.join(JOB_KINDS)}, got {job.kind!r}")
         elif job.kind == "timer":

@@ -151,8 +151,10 @@ def test_a_password_changed_by_hand_is_set_back_from_the_kept_secret(deployed):
     before = t.out("sha256sum /etc/vpskit/secrets/grades.env")
     psql(t, "ALTER ROLE grades_app PASSWORD 'changed-by-hand'")
     assert app_psql(t, "grades", "SELECT 1", check=False).returncode != 0
-    run = run_pyinfra(deployed.config)
+    run = run_pyinfra(deployed.config, "-v", "--diff")
     assert run.changed_ops == ["Database grades_db and role grades_app of app grades"], run.changed_ops
+    password = t.out("sed -n 's|^DATABASE_URL=postgresql://[^:]*:\\([^@]*\\)@.*|\\1|p' /etc/vpskit/secrets/grades.env")
+    assert len(password) == 40 and password not in run.output
     assert app_psql(t, "grades", "SELECT 1").stdout.strip() == "1"
     assert t.out("sha256sum /etc/vpskit/secrets/grades.env") == before
 
@@ -207,17 +209,17 @@ def test_backup_fails_loudly_without_postgres_and_keeps_the_good_backup(deployed
     t = deployed.target
     assert run_backup(t).returncode == 0
     good = newest_dump(t)
-    before = t.out(f"ls -1 {BACKUPS}/dibby | sort; sha256sum {good}")
+    before = t.out(f"ls -1 {BACKUPS}/dibby {BACKUPS}/grades | sort; sha256sum {good}")
     t.exec("systemctl stop postgresql")
     try:
         for _ in range(2):
             r = run_backup(t)
             assert r.returncode != 0
             t.exec("systemctl reset-failed vpskit-backup.service")
-        assert t.out(f"ls -1 {BACKUPS}/dibby | sort; sha256sum {good}") == before
+        assert t.out(f"ls -1 {BACKUPS}/dibby {BACKUPS}/grades | sort; sha256sum {good}") == before
         assert t.out(f"find {BACKUPS} -name '*.in-progress' | wc -l") == "0"
         log = t.out("journalctl -u vpskit-backup.service --no-pager -o cat -n 200")
-        assert log.count("backup FAILED for 1 of 4 items: dibby") >= 2, log
+        assert log.count("backup FAILED for 2 of 4 items: dibby grades") >= 2, log
         assert "state=failed" in t.out("cat /var/lib/vpskit/backup/dibby.status")
         t.exec(f"pg_restore --file=/dev/null {good}")
     finally:

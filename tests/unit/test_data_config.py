@@ -119,7 +119,7 @@ def test_two_apps_cannot_share_a_database_or_role(minimal_raw, tmp_path):
 def test_two_jobs_of_one_app_cannot_share_a_name(minimal_raw, tmp_path):
     job = {"name": "snap", "schedule": "daily", "command": "x"}
     problems = _problems(_with_app(minimal_raw, jobs=[job, job]), tmp_path)
-    assert problems == ["apps[0].jobs[1].name: 'snap' is already used by another job of app 'dibby'"]
+    assert problems == ["apps[0].jobs[1].name: 'snap' is already used by apps[0].jobs[0]"]
 
 
 @pytest.mark.parametrize(
