@@ -7,11 +7,15 @@
 from pyinfra import host
 from pyinfra.api import OperationError
 
+from operations.backup import BACKUP_UNIT, DRILL_UNIT, backup_items, backups
 from operations.config import load_config
 from operations.connect import login_prover
 from operations.fail2ban import fail2ban_jails
 from operations.firewall import firewall
 from operations.ssh import SshdState, sshd_hardened
+from operations.monitor import AppCheck, health_report, health_settings
+from operations.postgres import app_database, pg_version, postgres_server, secret_env_path
+from operations.schedule import app_job, cron_ready, job_unit
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
 
@@ -42,3 +46,60 @@ sshd_hardened(
     state=sshd,
 )
 fail2ban_jails(config.fail2ban, ssh_port=config.server.ssh_port)
+
+# ------------------------------------------------------------ data and schedules
+apps = [a for a in config.apps if a.state == "present"]
+pg_apps = [a for a in apps if a.database.uses_postgres]
+units = []
+
+if pg_apps:
+    postgres_server(config.postgres, pg_version(distro), [(a.db_name, a.db_role) for a in pg_apps])
+    for app in pg_apps:
+        app_database(
+            name=f"Database {app.db_name} and role {app.db_role} of app {app.name}",
+            db=app.db_name,
+            role=app.db_role,
+            secret_path=secret_env_path(app.name),
+            port=config.postgres.port,
+        )
+    units.append("postgresql.service")
+
+items = backup_items(apps)
+if items:
+    backups(config.backups, items, pg_port=config.postgres.port)
+    units.append(f"{BACKUP_UNIT}.timer")
+    if config.backups.drill_schedule:
+        units.append(f"{DRILL_UNIT}.timer")
+
+if any(job.kind == "cron" for app in apps for job in app.jobs):
+    cron_ready()
+    units.append("cron.service")
+for app in apps:
+    # Where the web layer deploys each app: its checkout, venv and .env.
+    app_dir = f"/home/{config.deploy_user.name}/apps/{app.name}"
+    for job in app.jobs:
+        app_job(
+            app.name,
+            job,
+            user=config.deploy_user.name,
+            workdir=app_dir,
+            venv=f"{app_dir}/venv",
+            env_file=f"{app_dir}/.env",
+            secret_env_file=secret_env_path(app.name) if app.database.uses_postgres else "",
+        )
+        if job.kind == "timer":
+            units.append(f"{job_unit(app.name, job)}.timer")
+
+health_report(
+    health_settings(
+        config.monitor,
+        apps=[
+            AppCheck(app.name, f"{app.name}.service", "https://127.0.0.1/" if app.domains else "", app.domains[0] if app.domains else "")
+            for app in apps
+            if app.repo
+        ],
+        units=units,
+        backup_items=[i.name for i in items],
+        drill_items=[i.name for i in items] if config.backups.drill_schedule else [],
+    )
+)

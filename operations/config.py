@@ -197,6 +197,53 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Database:
+    """An app's database: its own PostgreSQL database and role, a SQLite file, or none."""
+
+    # "postgresql", "sqlite" or "none".
+    engine: str = "none"
+    # PostgreSQL database name; empty: the app name with "-" as "_".
+    name: str = ""
+    # PostgreSQL role (login user) owning that database; empty: same as the database name.
+    role: str = ""
+    # pip requirement installed in the app's venv for this engine; empty: none.
+    driver: str = "psycopg2-binary"
+    # SQLite: absolute path of the database file (required for engine "sqlite").
+    path: str = ""
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.engine == "postgresql"
+
+
+@dataclass(frozen=True)
+class AppBackup:
+    """What of one app is backed up besides its database."""
+
+    # Back up this app's database (and paths) at all.
+    enabled: bool = True
+    # Absolute directories (uploads, media) archived with each backup run.
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled task of one app: a systemd timer + oneshot service, or a cron entry."""
+
+    # Short name, unique within the app: the unit is <app>-<name>.timer / the cron file vpskit-<app>-<name>.
+    name: str
+    # timer: systemd OnCalendar ("Sun *-*-* 23:59:00"); cron: five fields ("*/5 * * * *") or @daily & co.
+    schedule: str
+    # Shell command. timer: run in the app's directory with its venv first on PATH and its env files;
+    # cron: run as-is by /bin/sh in the app's directory.
+    command: str
+    # "timer" or "cron".
+    kind: str = "timer"
+    # Unix user the command runs as; empty: the deploy user.
+    user: str = ""
+
+
+@dataclass(frozen=True)
 class App:
     """One web app. The web-stack operations use most of these fields."""
 
@@ -207,6 +254,60 @@ class App:
     branch: str = "main"
     kind: str = "flask"
     state: str = "present"
+    database: Database = field(default_factory=Database)
+    backup: AppBackup = field(default_factory=AppBackup)
+    jobs: tuple[Job, ...] = ()
+
+    @property
+    def db_name(self) -> str:
+        """The PostgreSQL database of this app (explicit, or derived from the app name)."""
+        return self.database.name or self.name.replace("-", "_")
+
+    @property
+    def db_role(self) -> str:
+        """The PostgreSQL role of this app (explicit, or the database name)."""
+        return self.database.role or self.db_name
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """The host's PostgreSQL server: the distro's version, on loopback only."""
+
+    port: int = 5432
+
+
+@dataclass(frozen=True)
+class Backups:
+    """Host-wide backup settings: where, when, how long, and the restore drill."""
+
+    # Root-only directory (700) holding one sub-directory per backed-up item.
+    dir: str = "/var/backups/vpskit"
+    # systemd OnCalendar of the backup run (the guide: daily at 02:00).
+    schedule: str = "*-*-* 02:00:00"
+    # Backups older than this many days are deleted; the newest good one never is.
+    keep_days: int = 7
+    # systemd OnCalendar of the restore drill into a scratch database; empty: no drill.
+    drill_schedule: str = "Sun *-*-* 04:00:00"
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """Thresholds of the health report (vpskit-health on the host)."""
+
+    # Highest 5-minute load average per CPU core that still counts as healthy.
+    max_load_per_core: float = 2.0
+    # Lowest share of memory available, in percent.
+    min_memory_available: int = 10
+    # Highest disk usage of each mounted filesystem checked, in percent.
+    max_disk_used: int = 90
+    # Filesystems whose usage is checked.
+    disks: tuple[str, ...] = ("/",)
+    # Oldest acceptable newest backup of each item, in hours.
+    max_backup_age_hours: int = 26
+    # Fewest days a TLS certificate may have left.
+    min_cert_days: int = 14
+    # How far back the report looks for error-level journal lines, in hours.
+    journal_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -218,6 +319,9 @@ class Config:
     ssh: Ssh = field(default_factory=Ssh)
     fail2ban: Fail2ban = field(default_factory=Fail2ban)
     apps: tuple[App, ...] = ()
+    postgres: Postgres = field(default_factory=Postgres)
+    backups: Backups = field(default_factory=Backups)
+    monitor: Monitor = field(default_factory=Monitor)
     # Directory the config file lives in: relative key paths are read from here.
     base_dir: str = "."
 
@@ -255,6 +359,17 @@ HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 KEY_PREFIXES = ("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@openssh.com ", "sk-ecdsa-sha2-")
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+DB_ENGINES = ("postgresql", "sqlite", "none")
+JOB_KINDS = ("timer", "cron")
+PG_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PG_RESERVED = ("postgres", "template0", "template1", "public", "pg_signal_backend")
+PIP_REQ_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~]=?[A-Za-z0-9.*+!-]+(,[<>=!~]=?[A-Za-z0-9.*+!-]+)*)?$")
+SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
+JOB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
+# systemd OnCalendar: weekdays, dates, times, ranges, lists, repetitions, shorthands and a timezone.
+CALENDAR_RE = re.compile(r"^[A-Za-z0-9*,./:~+_ -]+$")
+CRON_FIELD_RE = re.compile(r"^[A-Za-z0-9*/,-]+$")
+CRON_KEYWORDS = ("@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
 def is_domain(name: str) -> bool:
@@ -292,6 +407,18 @@ class _Checker:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
             self.add(where, f"{value!r} is not an IP address or network")
+    def unique_name(self, where: str, value: str, pattern: re.Pattern, rule: str, seen: dict[str, str], owner: str) -> None:
+        """``value`` must match ``pattern`` (``rule`` says how) and not be in ``seen``, where it is recorded as ``owner``'s."""
+        if not pattern.match(value):
+            self.add(where, f"{value!r} {rule}")
+        elif value in seen:
+            self.add(where, f"{value!r} is already used by {seen[value]}")
+        seen.setdefault(value, owner)
+
+    def calendar(self, where: str, value: str) -> None:
+        """A systemd OnCalendar expression (the host's systemd-analyze checks it fully)."""
+        if not value.strip() or not CALENDAR_RE.match(value):
+            self.add(where, f"{value!r} is not a systemd calendar like '*-*-* 02:00:00' or 'Sun *-*-* 23:59:00'")
 
     def key_file(self, where: str, path: str, public: bool) -> None:
         p = self.config.path(path)
@@ -420,16 +547,14 @@ def validate(config: Config) -> list[str]:
     for i, addr in enumerate(f2b.ignoreip):
         c.network(f"fail2ban.ignoreip[{i}]", addr)
 
-    names: dict[str, int] = {}
+    names: dict[str, str] = {}
     ports: dict[int, str] = {}
+    databases: dict[str, str] = {}
+    roles: dict[str, str] = {}
     domains: dict[str, str] = {}
     for i, app in enumerate(config.apps):
         where = f"apps[{i}]"
-        if not APP_NAME_RE.match(app.name):
-            c.add(f"{where}.name", f"{app.name!r} must be lowercase letters, digits and hyphens")
-        elif app.name in names:
-            c.add(f"{where}.name", f"{app.name!r} is already used by apps[{names[app.name]}]")
-        names.setdefault(app.name, i)
+        c.unique_name(f"{where}.name", app.name, APP_NAME_RE, "must be lowercase letters, digits and hyphens", names, where)
         c.port(f"{where}.port", app.port)
         if is_port(app.port):
             if app.port in (s.ssh_port, 80, 443):
@@ -448,7 +573,86 @@ def validate(config: Config) -> list[str]:
             c.add(f"{where}.kind", f"must be one of {', '.join(APP_KINDS)}, got {app.kind!r}")
         if app.state not in APP_STATES:
             c.add(f"{where}.state", f"must be one of {', '.join(APP_STATES)}, got {app.state!r}")
+        _check_app_data(c, app, where, databases, roles)
+
+    pg = config.postgres
+    c.port("postgres.port", pg.port)
+    if pg.port in (s.ssh_port, 80, 443) or pg.port in ports:
+        c.add("postgres.port", f"{pg.port} is already used by sshd, nginx or an app")
+
+    b = config.backups
+    if not SAFE_PATH_RE.match(b.dir) or b.dir.rstrip("/") in ("", "/etc", "/var", "/home", "/root", "/tmp"):
+        c.add("backups.dir", f"must be an absolute directory of its own (vpskit sets it to mode 700), got {b.dir!r}")
+    c.calendar("backups.schedule", b.schedule)
+    if b.drill_schedule:
+        c.calendar("backups.drill_schedule", b.drill_schedule)
+    if b.keep_days < 1:
+        c.add("backups.keep_days", f"must be 1 or more days, got {b.keep_days}")
+
+    m = config.monitor
+    if m.max_load_per_core <= 0:
+        c.add("monitor.max_load_per_core", f"must be more than 0, got {m.max_load_per_core}")
+    for name in ("min_memory_available", "max_disk_used"):
+        value = getattr(m, name)
+        if not 0 <= value <= 100:
+            c.add(f"monitor.{name}", f"must be a percentage 0-100, got {value}")
+    for i, d in enumerate(m.disks):
+        if not d.startswith("/"):
+            c.add(f"monitor.disks[{i}]", f"must be an absolute mount point, got {d!r}")
+    for name in ("max_backup_age_hours", "min_cert_days", "journal_hours"):
+        if getattr(m, name) < 1:
+            c.add(f"monitor.{name}", f"must be 1 or more, got {getattr(m, name)}")
     return problems
+
+
+def _check_app_data(c: _Checker, app: App, where: str, databases: dict[str, str], roles: dict[str, str]) -> None:
+    """The database, backup and jobs of one app; ``databases``/``roles`` collect names across apps."""
+    db = app.database
+    if db.engine not in DB_ENGINES:
+        c.add(f"{where}.database.engine", f"must be one of {', '.join(DB_ENGINES)}, got {db.engine!r}")
+    elif db.uses_postgres:
+        checks = [("name", app.db_name, databases), ("role", app.db_role, roles)]
+        if not db.role:  # derived from the name: a problem there is already reported
+            checks = checks[:1] if not PG_NAME_RE.match(app.db_name) else checks
+        for key, value, seen in checks:
+            if not PG_NAME_RE.match(value):
+                c.add(f"{where}.database.{key}", f"{value!r} must be lowercase letters, digits and _ (max 63)")
+            elif value in PG_RESERVED:
+                c.add(f"{where}.database.{key}", f"{value!r} is reserved by PostgreSQL")
+            elif value in seen:
+                c.add(f"{where}.database.{key}", f"{value!r} is already used by app {seen[value]!r}")
+            else:
+                seen[value] = app.name
+    elif db.engine == "sqlite" and not (SAFE_PATH_RE.match(db.path) and not db.path.endswith("/")):
+        c.add(f"{where}.database.path", f"engine sqlite needs the absolute path of the database file, got {db.path!r}")
+    if db.driver and not PIP_REQ_RE.match(db.driver):
+        c.add(f"{where}.database.driver", f"{db.driver!r} is not a pip requirement like 'psycopg2-binary'")
+    for j, p in enumerate(app.backup.paths):
+        if not SAFE_PATH_RE.match(p) or p.rstrip("/") == "":
+            c.add(f"{where}.backup.paths[{j}]", f"must be an absolute directory (letters, digits, ._-+@/), got {p!r}")
+
+    job_names: dict[str, str] = {}
+    for j, job in enumerate(app.jobs):
+        jw = f"{where}.jobs[{j}]"
+        c.unique_name(f"{jw}.name", job.name, JOB_NAME_RE, "must be lowercase letters, digits and hyphens (no dots)", job_names, jw)
+        if job.kind not in JOB_KINDS:
+            c.add(f"{jw}.kind", f"must be one of {', '.join(JOB_KINDS)}, got {job.kind!r}")
+        elif job.kind == "timer":
+            c.calendar(f"{jw}.schedule", job.schedule)
+        elif not is_cron_schedule(job.schedule):
+            c.add(f"{jw}.schedule", f"{job.schedule!r} is not a cron schedule: five fields like '*/5 * * * *' or @daily")
+        if not job.command.strip() or "\n" in job.command:
+            c.add(f"{jw}.command", "must be one non-empty line")
+        if job.user and not NAME_RE.match(job.user):
+            c.add(f"{jw}.user", f"{job.user!r} is not a valid user name")
+
+
+def is_cron_schedule(schedule: str) -> bool:
+    """Five cron time fields (numbers, ranges, steps, lists, names) or one @keyword."""
+    if schedule in CRON_KEYWORDS:
+        return True
+    parts = schedule.split()
+    return len(parts) == 5 and all(CRON_FIELD_RE.match(p) for p in parts)
 
 
 def _is_ip(value: str) -> bool:
@@ -531,6 +735,8 @@ def _convert(tp, value, path: str, problems: list[str]):
         return _BAD if any(v is _BAD for v in items.values()) else items
     if origin in (typing.Union, types.UnionType):
         tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
     ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     if not ok:
         problems.append(f"{path}: must be {_type_name(tp)}, got {type(value).__name__} {value!r}")

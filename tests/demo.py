@@ -53,6 +53,8 @@ def main(argv: list[str]) -> int:
         print(f"deploy failed (exit {first.returncode}); the container is left running for a look", file=sys.stderr)
         return first.returncode
     second = run_pyinfra(config)
+    health = target.exec("vpskit-health", check=False)
+    print(f"==> vpskit-health on {NAME} (exit {health.returncode}):\n{health.stdout}")
     way, _ = choose_way_in(load_config(config))
     ports = ", ".join(f"{p} -> 127.0.0.1:{h}" for p, h in target.ports.items())
     print(
@@ -61,6 +63,8 @@ def main(argv: list[str]) -> int:
     ports:        {ports}
     config:       {config}
     shell:        docker exec -it {NAME} bash
+    health:       docker exec {NAME} vpskit-health
+    backups:      docker exec {NAME} vpskit-backup list
     log in:       ssh -i {way.key or '~/.ssh/id_ed25519'} -p {way.port} {way.user}@127.0.0.1
     re-deploy:    VPSKIT_CONFIG={config} .venv/bin/pyinfra inventory.py deploy.py
     remove:       make demo-clean

@@ -1,0 +1,148 @@
+"""Backups: verified dumps on a schedule, retention by age, restore and a restore drill.
+
+The host gets one script, ``vpskit-backup`` (files/vpskit-backup), and its
+config /etc/vpskit/backup.conf listing the items: each app's PostgreSQL
+database or SQLite file, and the directories the app lists under
+``backup.paths``. A systemd timer runs ``vpskit-backup run`` (the guide's
+daily 02:00) and another ``vpskit-backup drill`` (weekly), which restores each
+newest backup into a scratch place and records the result for the health report.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from pyinfra import host
+from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.facts.files import FindFiles
+from pyinfra.operations import files
+
+from .config import App, Backups
+from .render import FILES_DIR, render
+from .schedule import timer_service
+from .validated import checked_file
+
+BACKUP_SCRIPT = "/usr/local/sbin/vpskit-backup"
+CONFIG_DIR = "/etc/vpskit"
+BACKUP_CONF = f"{CONFIG_DIR}/backup.conf"
+# Per item: backup/<name>.status and drill/<name>.status, read by the health report.
+STATUS_DIR = "/var/lib/vpskit"
+BACKUP_UNIT = "vpskit-backup"
+DRILL_UNIT = "vpskit-restore-drill"
+
+
+@dataclass(frozen=True)
+class BackupItem:
+    """One thing backed up: ``kind`` pg (a database), sqlite (a file) or files (a directory)."""
+
+    kind: str
+    name: str
+    source: str
+
+
+def backup_items(apps: tuple[App, ...] | list[App]) -> list[BackupItem]:
+    """What the configured apps want backed up, each with a unique item name.
+
+    An app's database is the item named after the app; each directory in
+    ``backup.paths`` is ``<app>-files-<dir name>``.
+    """
+    items: list[BackupItem] = []
+    for app in apps:
+        if app.state != "present" or not app.backup.enabled:
+            continue
+        if app.database.uses_postgres:
+            items.append(BackupItem("pg", app.name, app.db_name))
+        elif app.database.engine == "sqlite":
+            items.append(BackupItem("sqlite", app.name, app.database.path))
+        for path in app.backup.paths:
+            base = re.sub(r"[^a-z0-9-]+", "-", path.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-") or "root"
+            name = f"{app.name}-files-{base}"
+            n = 2
+            while any(i.name == name for i in items):
+                name, n = f"{app.name}-files-{base}-{n}", n + 1
+            items.append(BackupItem("files", name, path.rstrip("/")))
+    return items
+
+
+@deploy("Backups")
+def backups(cfg: Backups, items: list[BackupItem], pg_port: int = 5432):
+    """
+    Ensure scheduled, verified backups of ``items``, a restore command and a restore drill.
+
+    + cfg: the ``[backups]`` section of the config (dir, schedule, keep_days, drill_schedule)
+    + items: what to back up (``backup_items(config.apps)``)
+    + pg_port: PostgreSQL's port
+
+    **Example:**
+
+    .. code:: python
+
+        backups(config.backups, backup_items(config.apps), pg_port=5432)
+    """
+    files.directory(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
+    files.put(
+        name="Backup, restore and drill command",
+        src=str(FILES_DIR / "vpskit-backup"),
+        dest=BACKUP_SCRIPT,
+        mode="755",
+    )
+    files.directory(name="Backup directory (root only)", path=cfg.dir, mode="700", user="root", group="root")
+    checked_file(
+        name="What is backed up",
+        dest=BACKUP_CONF,
+        content=render(
+            "backup.conf.j2",
+            dir=shlex.quote(cfg.dir),
+            keep_days=cfg.keep_days,
+            status_dir=shlex.quote(STATUS_DIR),
+            pg_port=pg_port,
+            items=items,
+        ),
+        validate="bash -n {path}",
+        mode="600",
+    )
+    uses_pg = any(i.kind == "pg" for i in items)
+    after = ("postgresql.service",) if uses_pg else ()
+    timer_service(
+        unit=BACKUP_UNIT,
+        description="vpskit backup of databases and app files",
+        schedule=cfg.schedule,
+        exec_start=f"{BACKUP_SCRIPT} run",
+        after=after,
+    )
+    if cfg.drill_schedule:
+        timer_service(
+            unit=DRILL_UNIT,
+            description="vpskit restore drill: newest backups restored into scratch databases and checked",
+            schedule=cfg.drill_schedule,
+            exec_start=f"{BACKUP_SCRIPT} drill",
+            after=(f"{BACKUP_UNIT}.service", *after),
+        )
+    first_backup_made(name="First backup of new items", items=[i.name for i in items])
+
+
+@operation()
+def first_backup_made(items: list[str]):
+    """
+    Ensure every item has been backed up at least once, running the backup service if not.
+
+    A new host (or a newly configured item) would otherwise have no backup until the
+    first scheduled run, and the health report would say so.
+
+    + items: the backup item names
+
+    **Example:**
+
+    .. code:: python
+
+        first_backup_made(items=["dibby", "grades"])
+    """
+    found = host.get_fact(FindFiles, path=f"{STATUS_DIR}/backup", quote_path=True) or []
+    have = {p.rsplit("/", 1)[-1].removesuffix(".status") for p in found}
+    missing = [i for i in items if i not in have]
+    if not missing:
+        host.noop("every item has a backup status")
+        return
+    yield StringCommand(f"systemctl start {BACKUP_UNIT}.service")

@@ -1,0 +1,306 @@
+"""PostgreSQL: the distro's server on loopback, and one database + least-privilege role per app.
+
+Each app's password is generated on the host, once, into a root-only env file
+(``secret_env_path``) holding ``DATABASE_URL``; it never passes through the
+controller's command lines or pyinfra's output, and later runs keep it. The app
+layer gets the URL with ``app_database_env`` (inside an operation) or lists the
+file as an extra systemd ``EnvironmentFile=``.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import FactBase, OperationError, StringCommand, deploy, operation
+from pyinfra.operations import apt, systemd
+
+from .config import App, Postgres
+from .distro import Distro
+from .render import render
+from .validated import checked_file
+
+# The PostgreSQL major version each supported distro ships.
+PG_VERSIONS = {"ubuntu2404": "16", "debian12": "15"}
+SECRETS_DIR = "/etc/vpskit/secrets"
+# Role attributes that make a role more than a plain owner of its database.
+ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS")
+
+
+def pg_version(distro: Distro) -> str:
+    """The PostgreSQL major version of the distro's archive."""
+    try:
+        return PG_VERSIONS[distro.key]
+    except KeyError:
+        raise OperationError(f"vpskit knows no PostgreSQL version for {distro.key}") from None
+
+
+def secret_env_path(app_name: str) -> str:
+    """The root-only env file with the app's ``DATABASE_URL`` (and its password)."""
+    return f"{SECRETS_DIR}/{app_name}.env"
+
+
+def psql_command(port: int, database: str = "postgres") -> str:
+    """psql as the postgres superuser over the Unix socket, stopping at the first error."""
+    return (
+        f"runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -v VERBOSITY=terse"
+        f" -p {int(port)} -d {shlex.quote(database)}"
+    )
+
+
+def psql(port: int, sql: str, database: str = "postgres") -> StringCommand:
+    """A command running ``sql`` (no secrets in it) as the postgres superuser."""
+    return StringCommand(f"{psql_command(port, database)} -c {shlex.quote(sql)}")
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def app_database_env(app: App) -> dict[str, str]:
+    """
+    The .env lines of the app's database: ``{"DATABASE_URL": ...}``, or ``{}``.
+
+    PostgreSQL URLs are read back from the host's secret file, so call this inside
+    an operation body (at execution time, after ``app_database`` made the file);
+    on a host where it does not exist yet (``--dry`` on a fresh VPS) it gives ``{}``.
+
+    + app: the app from the config
+
+    **Example:**
+
+    .. code:: python
+
+        lines = app_database_env(app)   # {"DATABASE_URL": "postgresql://dibby:…@127.0.0.1:5432/dibby"}
+    """
+    if app.database.engine == "sqlite":
+        return {"DATABASE_URL": f"sqlite:///{app.database.path}"}
+    if not app.database.uses_postgres:
+        return {}
+    url = host.get_fact(SecretEnvValue, path=secret_env_path(app.name), key="DATABASE_URL")
+    return {"DATABASE_URL": url} if url else {}
+
+
+def database_driver_packages(app: App) -> list[str]:
+    """The pip requirements the app's venv needs for its database engine."""
+    if app.database.engine == "none" or not app.database.driver:
+        return []
+    if app.database.engine == "sqlite":
+        return []
+    return [app.database.driver]
+
+
+# ------------------------------------------------------------------ facts
+
+
+class SecretEnvValue(FactBase):
+    """
+    Returns one value from a root-only env file (a secret: never log it), or None.
+    """
+
+    def command(self, path, key):
+        return f"[ ! -f {shlex.quote(path)} ] || sed -n 's/^{key}=//p' {shlex.quote(path)}"
+
+    def process(self, output):
+        return output[0] if output and output[0] else None
+
+
+class AppDatabaseState(FactBase):
+    """
+    Returns what PostgreSQL holds for one app's database and role, in one round trip.
+
+    .. code:: python
+
+        {"secret": True, "role": {"SUPERUSER": False, ...}, "db_owner": "dibby",
+         "public_connect": False, "schema_owner": "dibby", "login": True}
+
+    Empty when PostgreSQL is not installed yet.
+    """
+
+    default = dict
+
+    def command(self, db, role, secret_path, port):
+        q = psql_command(port)
+        qdb = psql_command(port, db)
+        attrs = " || ".join(f"'{a}=' || {col}::int || ' '" for a, col in _ROLE_COLUMNS)
+        secret = shlex.quote(secret_path)
+        lit_role, lit_db = _literal(role), _literal(db)
+        return "\n".join(
+            [
+                "command -v psql >/dev/null && [ -d /run/postgresql ] || exit 0",
+                f"[ -s {secret} ] && echo secret=1",
+                f"{q} -c \"SELECT 'role ' || {attrs} FROM pg_roles WHERE rolname = {lit_role}\"",
+                f"{q} -c \"SELECT 'db_owner=' || pg_get_userbyid(datdba), 'public_connect=' ||"
+                f" (has_database_privilege('public', datname, 'CONNECT') OR has_database_privilege('public', datname, 'TEMP'))::int"
+                f" FROM pg_database WHERE datname = {lit_db}\" -F '\n'",
+                f"if {q} -c \"SELECT 1 FROM pg_database WHERE datname = {lit_db}\" | grep -qx 1; then",
+                f"  {qdb} -c \"SELECT 'schema_owner=' || nspowner::regrole, 'public_create=' ||"
+                f" has_schema_privilege('public', oid, 'CREATE')::int FROM pg_namespace WHERE nspname = 'public'\" -F '\n'",
+                "fi",
+                f"if [ -s {secret} ]; then",
+                f"  {_read_password(secret_path)}",
+                f"  if PGPASSWORD=\"$pw\" PGCONNECT_TIMEOUT=5 psql -X -q -t -A -h 127.0.0.1 -p {int(port)}"
+                f" -U {shlex.quote(role)} -d {shlex.quote(db)} -c 'SELECT 1' 2>/dev/null | grep -qx 1; then echo login=1; fi",
+                "fi",
+                "true",
+            ]
+        )
+
+    def process(self, output):
+        state: dict = {}
+        for line in output:
+            if line.startswith("role "):
+                state["role"] = {k: v == "1" for k, v in (p.split("=") for p in line[5:].split())}
+            elif "=" in line:
+                key, value = line.split("=", 1)
+                state[key] = value if key.endswith("_owner") else value == "1"
+        return state
+
+
+_ROLE_COLUMNS = (
+    ("LOGIN", "rolcanlogin"),
+    ("SUPERUSER", "rolsuper"),
+    ("CREATEDB", "rolcreatedb"),
+    ("CREATEROLE", "rolcreaterole"),
+    ("REPLICATION", "rolreplication"),
+    ("BYPASSRLS", "rolbypassrls"),
+)
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _read_password(secret_path: str) -> str:
+    """Shell that sets $pw from the secret file's DATABASE_URL, without a command line holding it."""
+    return f"pw=$(sed -n 's|^DATABASE_URL=postgresql://[^:]*:\\([^@]*\\)@.*|\\1|p' {shlex.quote(secret_path)})"
+
+
+# ------------------------------------------------------------- operations
+
+
+@deploy("PostgreSQL server")
+def postgres_server(pg: Postgres, version: str, clients: list[tuple[str, str]]):
+    """
+    Ensure the distro's PostgreSQL runs on loopback only, with SCRAM and only the apps' own logins.
+
+    + pg: the ``[postgres]`` section of the config
+    + version: the PostgreSQL major version (``pg_version(distro)``)
+    + clients: ``(database, role)`` pairs allowed in over loopback TCP, each only to its own database
+
+    **Example:**
+
+    .. code:: python
+
+        postgres_server(config.postgres, "16", [("dibby", "dibby")])
+    """
+    etc = f"/etc/postgresql/{version}/main"
+    apt.packages(name="Install PostgreSQL", packages=["postgresql"])
+    settings = checked_file(
+        name="PostgreSQL settings: loopback only, SCRAM passwords",
+        dest=f"{etc}/conf.d/vpskit.conf",
+        content=render("postgresql.conf.j2", port=pg.port),
+        validate=(
+            f"cd / && runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres"
+            f" -D /var/lib/postgresql/{version}/main -c config_file={etc}/postgresql.conf -C listen_addresses >/dev/null"
+        ),
+        mode="644",
+        user="postgres",
+        group="postgres",
+    )
+    systemd.service(
+        name="Restart PostgreSQL for new settings",
+        service="postgresql",
+        running=True,
+        restarted=True,
+        _if=settings.did_change,
+    )
+    hba = checked_file(
+        name="PostgreSQL client authentication (pg_hba.conf)",
+        dest=f"{etc}/pg_hba.conf",
+        content=render("pg_hba.conf.j2", clients=clients),
+        validate=(
+            f"test \"$({psql_command(pg.port)} -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')\" = 0"
+        ),
+        mode="640",
+        user="postgres",
+        group="postgres",
+    )
+    systemd.service(name="Reload PostgreSQL for new client rules", service="postgresql", reloaded=True, _if=hba.did_change)
+    systemd.service(name="PostgreSQL runs at boot", service="postgresql", running=True, enabled=True)
+
+
+@operation()
+def app_database(db: str, role: str, secret_path: str, port: int = 5432):
+    """
+    Ensure an app's database and its least-privilege role exist, with a password kept on the host.
+
+    The role can log in and owns its database and its schema ``public``; it is no
+    superuser and cannot create databases or roles. Nobody else (PUBLIC) may connect.
+    The password is generated on the host, once, into ``secret_path`` (root, 600) as
+    ``DATABASE_URL=postgresql://ROLE:PASSWORD@127.0.0.1:PORT/DB``; when the role cannot
+    log in with it (new role, or changed by hand) the role's password is set from it.
+
+    + db: database name
+    + role: role (login user) name
+    + secret_path: root-only env file holding DATABASE_URL
+    + port: PostgreSQL's port
+
+    **Example:**
+
+    .. code:: python
+
+        app_database(name="Database dibby", db="dibby", role="dibby",
+                     secret_path="/etc/vpskit/secrets/dibby.env", port=5432)
+    """
+    state = host.get_fact(AppDatabaseState, db=db, role=role, secret_path=secret_path, port=port)
+    secret = shlex.quote(secret_path)
+    changed = False
+
+    if not state.get("secret"):
+        changed = True
+        url = f"postgresql://{role}:%s@127.0.0.1:{int(port)}/{db}"
+        yield StringCommand(
+            f"install -d -m 700 -o root -g root {shlex.quote(secret_path.rsplit('/', 1)[0])} && "
+            f"( umask 077 && pw=$(tr -dc A-Za-z0-9 </dev/urandom | head -c 40) && "
+            f"printf 'DATABASE_URL={url}\\n' \"$pw\" > {secret}.tmp && mv -f {secret}.tmp {secret} )"
+        )
+
+    wanted = "LOGIN " + " ".join(f"NO{a}" for a in ROLE_ATTRIBUTES)
+    current = state.get("role")
+    if current is None:
+        changed = True
+        yield psql(port, f"CREATE ROLE {ident(role)} {wanted}")
+    elif not current.get("LOGIN") or any(current.get(a) for a in ROLE_ATTRIBUTES):
+        changed = True
+        yield psql(port, f"ALTER ROLE {ident(role)} {wanted}")
+
+    if current is None or not state.get("login"):
+        changed = True
+        # The password travels in psql's standard input, built by the shell's printf builtin.
+        sql = f"ALTER ROLE {ident(role)} PASSWORD '%s';\\n"
+        yield StringCommand(
+            f"{_read_password(secret_path)} && [ -n \"$pw\" ] && "
+            f"printf {shlex.quote(sql)} \"$pw\" | {psql_command(port)}"
+        )
+
+    if "db_owner" not in state:
+        changed = True
+        yield psql(port, f"CREATE DATABASE {ident(db)} OWNER {ident(role)}")
+    elif state["db_owner"] != role:
+        changed = True
+        yield psql(port, f"ALTER DATABASE {ident(db)} OWNER TO {ident(role)}")
+
+    if "db_owner" not in state or state.get("public_connect"):
+        changed = True
+        yield psql(port, f"REVOKE ALL ON DATABASE {ident(db)} FROM PUBLIC")
+
+    # PostgreSQL 15+ gives schema public to pg_database_owner and no CREATE to PUBLIC;
+    # vpskit makes the app's role its owner, so migrations can create tables there.
+    if state.get("schema_owner") != role or state.get("public_create"):
+        changed = True
+        yield psql(port, f"ALTER SCHEMA public OWNER TO {ident(role)}; REVOKE CREATE ON SCHEMA public FROM PUBLIC", db)
+
+    if not changed:
+        host.noop(f"database {db} and role {role} are as configured")

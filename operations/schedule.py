@@ -1,0 +1,171 @@
+"""Schedules: systemd timers with oneshot services, and cron.d entries.
+
+Both the apps' own background tasks (``app_job``) and vpskit's backup runs use
+``timer_service``; cron entries are files in /etc/cron.d (root-owned, 644, names
+without dots, ``%`` escaped, with a user field), as cron requires.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt, systemd
+
+from .config import Job
+from .render import render
+from .validated import checked_file
+
+UNIT_DIR = "/etc/systemd/system"
+CRON_DIR = "/etc/cron.d"
+
+
+def systemd_exec_quote(command: str) -> str:
+    """``command`` as one ``ExecStart=`` argument: systemd's double quotes, with ``%`` and ``$`` kept literal."""
+    escaped = command.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
+
+
+def cron_escape(command: str) -> str:
+    """``command`` for a crontab line: cron turns an unescaped ``%`` into a newline."""
+    return command.replace("%", "\\%")
+
+
+def job_unit(app_name: str, job: Job) -> str:
+    """The systemd unit name (without suffix) of an app's timer job."""
+    return f"{app_name}-{job.name}"
+
+
+def cron_file(app_name: str, job: Job) -> str:
+    """The /etc/cron.d file of an app's cron job (cron skips names with dots)."""
+    return f"{CRON_DIR}/vpskit-{app_name}-{job.name}"
+
+
+@deploy("Timer")
+def timer_service(
+    unit: str,
+    description: str,
+    schedule: str,
+    exec_start: str,
+    user: str = "root",
+    workdir: str = "",
+    env_files: tuple[str, ...] = (),
+    environment: dict[str, str] | None = None,
+    after: tuple[str, ...] = (),
+):
+    """
+    Ensure a oneshot service runs ``exec_start`` on ``schedule`` via a persistent systemd timer.
+
+    + unit: unit name without suffix (``dibby-snapshot`` makes dibby-snapshot.service/.timer)
+    + description: what the job does, for ``systemctl status``
+    + schedule: systemd OnCalendar expression (checked with ``systemd-analyze calendar``)
+    + exec_start: the ExecStart= line (absolute program and its arguments)
+    + user: the Unix user the service runs as (its group: the user's primary group)
+    + workdir: WorkingDirectory=, empty for none
+    + env_files: EnvironmentFile= entries (prefix ``-`` for optional files)
+    + environment: extra Environment= variables
+    + after: units to order the run after (``postgresql.service``)
+
+    **Example:**
+
+    .. code:: python
+
+        timer_service(
+            unit="vpskit-backup", description="vpskit backup", schedule="*-*-* 02:00:00",
+            exec_start="/usr/local/sbin/vpskit-backup run",
+        )
+    """
+    service = checked_file(
+        name=f"Service {unit}",
+        dest=f"{UNIT_DIR}/{unit}.service",
+        content=render(
+            "oneshot.service.j2",
+            description=description,
+            user=user,
+            group=user,
+            workdir=workdir,
+            env_files=list(env_files),
+            environment=environment or {},
+            exec_start=exec_start,
+            after=list(after),
+        ),
+    )
+    timer = checked_file(
+        name=f"Timer {unit} ({schedule})",
+        dest=f"{UNIT_DIR}/{unit}.timer",
+        content=render("oneshot.timer.j2", unit=f"{unit}.service", schedule=schedule),
+        validate=f"systemd-analyze calendar {shlex.quote(schedule)} >/dev/null",
+    )
+    systemd.daemon_reload(
+        name=f"Reload systemd for {unit}",
+        _if=lambda: service.did_change() or timer.did_change(),
+    )
+    systemd.service(name=f"Timer {unit} enabled and started", service=f"{unit}.timer", running=True, enabled=True)
+
+
+@deploy("App job")
+def app_job(app_name: str, job: Job, user: str, workdir: str, venv: str, env_file: str, secret_env_file: str = ""):
+    """
+    Ensure one scheduled task of an app: a systemd timer + oneshot service, or a cron.d entry.
+
+    A timer job runs ``job.command`` with /bin/sh in ``workdir`` as ``user``, with the
+    app's venv first on PATH and the app's env files loaded; a cron job runs it with
+    /bin/sh in ``workdir`` as ``user`` (call ``cron_ready()`` once for cron jobs).
+
+    + app_name: the app the job belongs to
+    + job: the job from the config (name, kind, schedule, command, user)
+    + user: the Unix user when the job names none (the deploy user)
+    + workdir: the app's directory
+    + venv: the app's virtualenv
+    + env_file: the app's .env (EnvironmentFile=)
+    + secret_env_file: the app's root-only secrets (DATABASE_URL), optional
+
+    **Example:**
+
+    .. code:: python
+
+        app_job("dibby", Job("snapshot", "*-*-* 23:55:00", "flask snapshot"), user="appuser",
+                workdir="/home/appuser/apps/dibby", venv="/home/appuser/apps/dibby/venv",
+                env_file="/home/appuser/apps/dibby/.env")
+    """
+    run_as = job.user or user
+    if job.kind == "cron":
+        checked_file(
+            name=f"Cron job {app_name}/{job.name} ({job.schedule})",
+            dest=cron_file(app_name, job),
+            content=render(
+                "cron-job.j2",
+                description=f"job {job.name} of app {app_name}",
+                schedule=job.schedule,
+                user=run_as,
+                command=cron_escape(f"cd {shlex.quote(workdir)} && {job.command}"),
+            ),
+            mode="644",
+        )
+        return
+    timer_service(
+        unit=job_unit(app_name, job),
+        description=f"{app_name} job {job.name}: {job.command}",
+        schedule=job.schedule,
+        exec_start=f"/bin/sh -c {systemd_exec_quote(job.command)}",
+        user=run_as,
+        workdir=workdir,
+        env_files=(env_file, *([f"-{secret_env_file}"] if secret_env_file else [])),
+        environment={"PATH": f"{venv}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": venv},
+        after=("postgresql.service",),
+    )
+
+
+@deploy("Cron")
+def cron_ready():
+    """
+    Ensure cron is installed, enabled and running.
+
+    **Example:**
+
+    .. code:: python
+
+        cron_ready()
+    """
+    apt.packages(name="Install cron", packages=["cron"])
+    systemd.service(name="cron runs at boot", service="cron", running=True, enabled=True)

@@ -1,0 +1,146 @@
+"""Pure pieces of the data layer: backup items, unit/cron text, facts' parsing, health settings."""
+
+from __future__ import annotations
+
+import json
+
+from operations.backup import BackupItem, backup_items
+from operations.config import App, AppBackup, Database, Job, Monitor
+from operations.monitor import AppCheck, health_settings
+from operations.postgres import AppDatabaseState, database_driver_packages, ident, secret_env_path
+from operations.render import render
+from operations.schedule import cron_escape, cron_file, job_unit, systemd_exec_quote
+
+PG = Database(engine="postgresql")
+
+
+def test_backup_items_cover_databases_sqlite_and_paths_of_present_apps():
+    apps = [
+        App("dibby", 5001, database=PG, backup=AppBackup(paths=("/srv/dibby/uploads/", "/data/Uploads"))),
+        App("notes", 5002, database=Database(engine="sqlite", path="/srv/notes/db.sqlite3")),
+        App("static", 5003),
+        App("gone", 5004, database=PG, state="absent"),
+        App("nobackup", 5005, database=PG, backup=AppBackup(enabled=False)),
+    ]
+    assert backup_items(apps) == [
+        BackupItem("pg", "dibby", "dibby"),
+        BackupItem("files", "dibby-files-uploads", "/srv/dibby/uploads"),
+        BackupItem("files", "dibby-files-uploads-2", "/data/Uploads"),
+        BackupItem("sqlite", "notes", "/srv/notes/db.sqlite3"),
+    ]
+
+
+def test_backup_conf_is_shell_with_one_item_per_line():
+    text = render(
+        "backup.conf.j2", dir="/var/backups/vpskit", keep_days=7, status_dir="/var/lib/vpskit", pg_port=5432,
+        items=[BackupItem("pg", "dibby", "dibby"), BackupItem("files", "dibby-files-up", "/srv/up")],
+    )  # fmt: skip
+    assert "KEEP_DAYS=7\n" in text and "PG_PORT=5432\n" in text
+    assert "ITEMS='\npg dibby dibby\nfiles dibby-files-up /srv/up\n'\n" in text
+
+
+def test_exec_start_quoting_keeps_percent_dollar_and_quotes_literal():
+    assert systemd_exec_quote('echo "100%" $HOME \\n') == '"echo \\"100%%\\" $$HOME \\\\n"'
+
+
+def test_cron_command_escapes_percent():
+    assert cron_escape("date +%s && echo 50%") == "date +\\%s && echo 50\\%"
+
+
+def test_job_names_have_no_dots():
+    job = Job("snapshot", "*-*-* 23:55:00", "x")
+    assert job_unit("dibby", job) == "dibby-snapshot"
+    assert cron_file("dibby", job) == "/etc/cron.d/vpskit-dibby-snapshot"
+    assert "." not in cron_file("dibby", job).rsplit("/", 1)[1]
+
+
+def test_timer_and_service_units():
+    timer = render("oneshot.timer.j2", unit="dibby-snapshot.service", schedule="*-*-* 23:55:00")
+    assert "OnCalendar=*-*-* 23:55:00\nPersistent=true\nUnit=dibby-snapshot.service\n" in timer
+    assert "WantedBy=timers.target" in timer
+    service = render(
+        "oneshot.service.j2", description="d", user="appuser", group="appuser", workdir="/srv/app",
+        env_files=["/srv/app/.env", "-/etc/vpskit/secrets/app.env"], environment={"PATH": "/srv/app/venv/bin:/usr/bin"},
+        exec_start='/bin/sh -c "flask snapshot"', after=["postgresql.service"],
+    )  # fmt: skip
+    lines = service.splitlines()
+    for line in (
+        "Type=oneshot",
+        "User=appuser",
+        "WorkingDirectory=/srv/app",
+        "EnvironmentFile=/srv/app/.env",
+        "EnvironmentFile=-/etc/vpskit/secrets/app.env",
+        'Environment="PATH=/srv/app/venv/bin:/usr/bin"',
+        'ExecStart=/bin/sh -c "flask snapshot"',
+        "After=network-online.target postgresql.service",
+    ):
+        assert line in lines, (line, service)
+
+
+def test_cron_file_has_user_field_and_shell():
+    text = render("cron-job.j2", description="d", schedule="*/5 * * * *", user="appuser", command="cd /srv && x")
+    assert text.splitlines()[-1] == "*/5 * * * * appuser cd /srv && x"
+    assert "SHELL=/bin/sh" in text
+
+
+def test_pg_hba_allows_each_app_only_its_own_database_and_no_trust():
+    text = render("pg_hba.conf.j2", clients=[("dibby", "dibby"), ("grades_db", "grades_app")])
+    rules = [ln.split() for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert rules == [
+        ["local", "all", "postgres", "peer"],
+        ["host", "dibby", "dibby", "127.0.0.1/32", "scram-sha-256"],
+        ["host", "dibby", "dibby", "::1/128", "scram-sha-256"],
+        ["host", "grades_db", "grades_app", "127.0.0.1/32", "scram-sha-256"],
+        ["host", "grades_db", "grades_app", "::1/128", "scram-sha-256"],
+    ]
+
+
+def test_app_database_state_parsing():
+    state = AppDatabaseState().process(
+        [
+            "secret=1",
+            "role LOGIN=1 SUPERUSER=0 CREATEDB=1 CREATEROLE=0 REPLICATION=0 BYPASSRLS=0 ",
+            "db_owner=dibby",
+            "public_connect=0",
+            "schema_owner=pg_database_owner",
+            "public_create=0",
+        ]
+    )
+    assert state == {
+        "secret": True,
+        "role": {"LOGIN": True, "SUPERUSER": False, "CREATEDB": True, "CREATEROLE": False, "REPLICATION": False, "BYPASSRLS": False},
+        "db_owner": "dibby",
+        "public_connect": False,
+        "schema_owner": "pg_database_owner",
+        "public_create": False,
+    }
+    assert AppDatabaseState.default() == {}
+
+
+def test_app_database_state_never_puts_a_password_on_a_command_line():
+    """The login check reads the password into a shell variable and hands it over in the environment."""
+    command = AppDatabaseState().command("dibby", "dibby", "/etc/vpskit/secrets/dibby.env", 5432)
+    assert 'PGPASSWORD="$pw"' in command and "$pw" not in command.replace('PGPASSWORD="$pw"', "").replace("pw=$(", "")
+
+
+def test_identifiers_and_paths():
+    assert ident('we"ird') == '"we""ird"'
+    assert secret_env_path("dibby") == "/etc/vpskit/secrets/dibby.env"
+
+
+def test_driver_packages_per_engine():
+    assert database_driver_packages(App("a", 1, database=PG)) == ["psycopg2-binary"]
+    assert database_driver_packages(App("a", 1, database=Database(engine="postgresql", driver=""))) == []
+    assert database_driver_packages(App("a", 1, database=Database(engine="sqlite", path="/x"))) == []
+    assert database_driver_packages(App("a", 1)) == []
+
+
+def test_health_settings_list_optional_units_not_already_required():
+    settings = health_settings(
+        Monitor(max_disk_used=80), [AppCheck("dibby", "dibby.service", "https://127.0.0.1/", "dibby.example.test")],
+        units=["postgresql.service", "nginx.service"], backup_items=["dibby"], drill_items=[],
+    )  # fmt: skip
+    assert settings["optional_units"] == ["fail2ban.service"]
+    assert settings["apps"] == [{"name": "dibby", "unit": "dibby.service", "url": "https://127.0.0.1/", "host": "dibby.example.test"}]
+    assert settings["max_disk_used"] == 80 and settings["backup_items"] == ["dibby"]
+    json.dumps(settings)
