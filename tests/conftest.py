@@ -16,6 +16,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+        # With pytest-xdist (--dist loadgroup) each distro's tests run in one worker,
+        # so a host deployed once per distro serves all of them, and the two distros
+        # run side by side.
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        distro = next((v for v in params.values() if v in DISTROS), None)
+        if distro:
+            item.add_marker(pytest.mark.xdist_group(distro))
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ Run as a script to build (or reuse) both: ``python -m tests.images``.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import json
@@ -128,6 +129,17 @@ def build_image(client: docker.DockerClient, key: str) -> str:
     recipe = RECIPES[key]
     if image_is_current(client, recipe):
         return recipe.tag
+    # Parallel test workers must not build the same image twice at once.
+    lock_dir = os.path.join(tempfile.gettempdir(), "vpskit-image-locks")
+    os.makedirs(lock_dir, exist_ok=True)
+    with open(os.path.join(lock_dir, f"{key}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if image_is_current(client, recipe):
+            return recipe.tag
+        return _build(client, key, recipe)
+
+
+def _build(client: docker.DockerClient, key: str, recipe: Recipe) -> str:
     if shutil.which("debootstrap") is None:
         raise RuntimeError("debootstrap is not installed: run `make test` (it installs it) or apt-get install debootstrap")
     workdir = tempfile.mkdtemp(prefix=f"vpskit-rootfs-{key}-")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
-from pyinfra_cli.prints import print_rows
 
 from tests.rig import parse_results
 
@@ -77,16 +79,16 @@ def test_parse_results_ignores_ansi_colours():
 
 def test_parse_results_reads_pyinfras_own_formatter():
     """A table printed by pyinfra_cli's print_rows (the installed pyinfra's real layout) parses the same way."""
-    lines: list[str] = []
-    emit = lambda line: lines.append("    " + line)  # noqa: E731  (pyinfra's log lines are indented)
-    print_rows(
-        [
-            (emit, ["Operation", "Hosts", "Success", "Error", "No Change"]),
-            (emit, ["Base system | Set hostname", "1", "1", "-", "-"]),
-            (emit, ["Base system | Set timezone", "1", "-", "-", "1"]),
-            (emit, ["Grand total", "2", "1", "-", "1"]),
-        ]
+    # In a child process: importing pyinfra_cli monkey-patches the whole interpreter (gevent).
+    script = (
+        "from pyinfra_cli.prints import print_rows\n"
+        "emit = lambda line: print('    ' + line)\n"
+        "print_rows([(emit, ['Operation', 'Hosts', 'Success', 'Error', 'No Change']),"
+        " (emit, ['Base system | Set hostname', '1', '1', '-', '-']),"
+        " (emit, ['Base system | Set timezone', '1', '-', '-', '1']),"
+        " (emit, ['Grand total', '2', '1', '-', '1'])])\n"
     )
+    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
     assert parse_results("\n".join(lines)) == (1, 0, 1, ["Base system | Set hostname"])
 
 
