@@ -15,3 +15,7 @@ distro = host_distro()
 
 base_system(config.server)
 deploy_user(config.deploy_user, config.public_keys(), sudo_group=distro.sudo_group)
+
+from operations.web import web_stack  # noqa: E402
+
+web_stack(config, distro)
