@@ -27,6 +27,7 @@ from operations.certbot import (
     cert_files,
     certbot_command,
     certificate_current,
+    selfsigned_command,
 )
 from operations.config import TLS, App, ConfigError, parse_config
 from operations.nginx import CIPHERS, site_text
@@ -165,7 +166,8 @@ def test_unit_runs_gunicorn_on_loopback_sandboxed_without_env_values():
         " --bind 127.0.0.1:8000 --timeout 60 --access-logfile /var/log/apps/shop/access.log"
         " --error-logfile /var/log/apps/shop/error.log app:app\n"
     ) in text
-    for line in ("Restart=always", "RestartSec=10", "NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes"):
+    for line in ("Restart=always", "RestartSec=10", "NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes",
+                 "RuntimeDirectory=app-shop", "Environment=XDG_RUNTIME_DIR=/run/app-shop"):
         assert f"\n{line}\n" in text
     assert "hello-unit" not in text and "SECRET_KEY" not in text
 
@@ -308,3 +310,13 @@ def test_main_config_allows_only_tls_1_2_and_1_3_with_aead_suites():
     assert "\n    ssl_protocols TLSv1.2 TLSv1.3;\n" in text
     assert "server_tokens off;" in text and "TLSv1.1" not in text
     assert all(("GCM" in c or "CHACHA20" in c) and c.startswith("ECDHE-") for c in CIPHERS.split(":"))
+
+
+def test_selfsigned_certificate_covers_the_domains(tmp_path):
+    """The self-signed fallback, run with openssl, makes a key (600) and a certificate the Certificate fact reads back."""
+    files_ = CertFiles(str(tmp_path / "shop" / "fullchain.pem"), str(tmp_path / "shop" / "privkey.pem"))
+    subprocess.run(["sh", "-c", selfsigned_command(files_, ["shop.example.com", "www.shop.example.com"])], check=True)
+    out = subprocess.run(["sh", "-c", Certificate().command(files_.cert)], capture_output=True, text=True, check=True)
+    state = Certificate().process(out.stdout.splitlines())
+    assert certificate_current(state, ["www.shop.example.com", "shop.example.com"])
+    assert oct((tmp_path / "shop" / "privkey.pem").stat().st_mode & 0o777) == "0o600"
