@@ -9,13 +9,12 @@ from pyinfra import host
 from operations.config import load_config
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
+from operations.web import web_stack
 
 config = load_config(host.data.vpskit_config)
 distro = host_distro()
 
 base_system(config.server)
 deploy_user(config.deploy_user, config.public_keys(), sudo_group=distro.sudo_group)
-
-from operations.web import web_stack  # noqa: E402
 
 web_stack(config, distro)

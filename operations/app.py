@@ -10,6 +10,7 @@ stamp, or when the checkout itself changes in this run.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import shlex
 from dataclasses import dataclass
@@ -183,31 +184,42 @@ class GitCheckout(FactBase):
 
         {"head": "3f2c…", "url": "file:///srv/git/app.git", "remote": "9a1b…"}
 
-    The remote is asked (``git ls-remote``) as ``user``, with the deploy key when given.
-    A remote that cannot be read fails the fact, before anything changes.
+    The remote is asked (``git ls-remote``) as ``user``, with the deploy key when given;
+    before that key is on the host the remote is not asked (``"skipped": True``), and a
+    remote that cannot be read gives its error (``"error": "…"``).
     """
 
-    def command(self, path, repo, ref, user, ssh_env=""):
+    def command(self, path, repo, ref, user, ssh_env="", key_file=""):
         p = shlex.quote(path)
         remote = as_user(
             user,
-            f"{ssh_env}{GIT} ls-remote --exit-code {shlex.quote(repo)} "
+            f"{ssh_env}{GIT} ls-remote {shlex.quote(repo)} "
             + " ".join(shlex.quote(r) for r in (f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}")),
         )
+        ask = (
+            f"if out=$({remote} 2>&1); then printf '%s\\n' \"$out\" | sed 's/^/remote=/'; "
+            "else printf '%s\\n' \"$out\" | sed 's/^/error=/'; fi"
+        )
+        if key_file:
+            ask = f"if [ -f {shlex.quote(key_file)} ]; then {ask}; else echo skipped=1; fi"
         return (
             f"if [ -d {p}/.git ]; then echo head=$({GIT} -C {p} rev-parse HEAD); "
-            f"echo url=$({GIT} -C {p} config --get remote.origin.url); "
-            f"{remote} | sed 's/^/remote=/'; fi"
+            f"echo url=$({GIT} -C {p} config --get remote.origin.url); {ask}; fi"
         )
 
     def process(self, output):
-        data: dict = {}
+        data: dict = {"error": "", "skipped": False}
         remotes = {}
         for line in output:
             key, _, value = line.partition("=")
             if key == "remote":
                 sha, _, ref = value.partition("\t")
-                remotes[ref.strip()] = sha.strip()
+                if re.fullmatch(r"[0-9a-f]{40}", sha.strip()):  # not ssh's "Warning: added host key" etc.
+                    remotes[ref.strip()] = sha.strip()
+            elif key == "error":
+                data["error"] = (data["error"] + "\n" + value.strip()).strip()
+            elif key == "skipped":
+                data["skipped"] = True
             else:
                 data[key] = value.strip()
         if "head" not in data:
@@ -315,7 +327,7 @@ class UnitFiles(FactBase):
 
 
 @operation()
-def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = ""):
+def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = ""):
     """
     Ensure ``dest`` is a checkout of ``repo`` at the commit ``ref`` points at now, owned by ``user``.
 
@@ -324,6 +336,7 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = ""):
     + dest: checkout directory (its parent must be writable by ``user``)
     + user: who clones and owns the checkout
     + ssh_env: GIT_SSH_COMMAND prefix for a deploy key
+    + key_file: the deploy key's path on the host ('' without one)
 
     **Example:**
 
@@ -331,17 +344,19 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = ""):
 
         git_checkout(repo="https://git.example.com/shop.git", ref="main", dest="/srv/apps/shop/src", user="appuser")
     """
-    state = host.get_fact(GitCheckout, path=dest, repo=repo, ref=ref, user=user, ssh_env=ssh_env)
+    state = host.get_fact(GitCheckout, path=dest, repo=repo, ref=ref, user=user, ssh_env=ssh_env, key_file=key_file)
     d = shlex.quote(dest)
     if state is None:
         yield StringCommand(as_user(user, f"{ssh_env}git clone --quiet --branch {shlex.quote(ref)} {shlex.quote(repo)} {d}"))
         return
-    if not state.get("remote"):
+    if state["error"]:
+        raise OperationError(f"cannot read {repo}: {state['error']}")
+    if not state["remote"] and not state["skipped"]:
         raise OperationError(f"{repo} has no branch or tag {ref!r}")
     commands = []
     if state.get("url") != repo:
         commands.append(f"git -C {d} remote set-url origin {shlex.quote(repo)}")
-    if state.get("head") != state["remote"] or commands:
+    if state["skipped"] or state.get("head") != state["remote"] or commands:
         commands.append(f"{ssh_env}git -C {d} fetch --quiet origin {shlex.quote(ref)}")
         commands.append(f"git -C {d} reset --quiet --hard FETCH_HEAD")
     if not commands:
@@ -470,7 +485,15 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
         checked_file(name=f"{n}: deploy key", dest=paths.deploy_key, content=deploy_key, mode="600", user=user, group=user)
         ssh_env = git_ssh_env(paths, app)
 
-    code = git_checkout(name=f"{n}: checkout {app.branch}", repo=app.repo, ref=app.branch, dest=paths.src, user=user, ssh_env=ssh_env)
+    code = git_checkout(
+        name=f"{n}: checkout {app.branch}",
+        repo=app.repo,
+        ref=app.branch,
+        dest=paths.src,
+        user=user,
+        ssh_env=ssh_env,
+        key_file=paths.deploy_key if app.deploy_key else "",
+    )
     env_op = checked_file(
         name=f"{n}: environment (.env)",
         dest=paths.env,

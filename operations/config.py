@@ -572,12 +572,12 @@ def _convert(tp, value, path: str, problems: list[str]):
         items = [_convert(item_tp, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
         return _BAD if any(it is _BAD for it in items) else tuple(items)
     if origin is dict:
-        (_, value_tp) = typing.get_args(tp)
         if not isinstance(value, dict):
             problems.append(f"{path}: must be a table, got {type(value).__name__} {value!r}")
             return _BAD
+        key_tp, value_tp = typing.get_args(tp)
         items = {k: _convert(value_tp, v, f"{path}.{k}", problems) for k, v in value.items()}
-        return _BAD if any(it is _BAD for it in items.values()) else items
+        return _BAD if any(v is _BAD for v in items.values()) else items
     if origin in (typing.Union, types.UnionType):
         tp = next(a for a in typing.get_args(tp) if a is not type(None))
     ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))

@@ -18,7 +18,7 @@ import pytest
 
 from operations.app import default_workers
 from tests.conftest import DISTROS
-from tests.rig import ROOT, dump_toml, run_pyinfra, start_target, target_config
+from tests.rig import ROOT, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
 from tests.web_fixtures import PEBBLE_ROOT, https_get, prepare_web_target
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +40,7 @@ class Web:
         self.target, self.raw, self.tmp = target, raw, tmp
         self.runs: dict = {}
         self.outputs: list[str] = []
+        self.private: list[str] = []  # other secret texts that must not show in any output
 
     def deploy(self, label: str, raw: dict | None = None, *extra: str, check: bool = True):
         path = self.tmp / f"{label}.toml"
@@ -277,12 +278,34 @@ def test_env_change_restarts_only_that_app_and_keeps_secrets(web):
     assert (again.changed, again.errors) == (0, 0), again.changed_ops
 
 
+def test_private_repo_over_ssh_with_a_deploy_key(web):
+    """dibby moves to an SSH remote that only its deploy key opens (the target's own sshd); grades is untouched."""
+    key, pub = ssh_keypair(web.tmp, "id_app_deploy")
+    port = "2222" if ":2222 " in web.target.out("ss -Hltn") else "22"
+    raw = copy.deepcopy(web.raw)
+    raw["deploy_user"]["public_keys"].append(str(pub))
+    dibby = raw["apps"][0]
+    dibby.update(repo=f"ssh://appuser@localhost:{port}/srv/git/dibby.git", deploy_key=str(key))
+    grades_pid = web.pid("grades")
+    run = web.deploy("deploy-key", raw)
+    assert run.errors == 0
+    t = web.target
+    assert t.out("stat -c '%a %U' /srv/apps/dibby/.ssh/deploy_key") == "600 appuser"
+    assert t.out("git -c safe.directory='*' -C /srv/apps/dibby/src remote get-url origin") == dibby["repo"]
+    assert curl_json(web, "dibby")["app"] == "dibby"
+    assert web.pid("grades") == grades_pid
+    again = web.deploy("deploy-key-again", raw)
+    assert (again.changed, again.errors) == (0, 0), again.changed_ops
+    web.raw = raw
+    web.private.append(key.read_text().strip().splitlines()[1])
+
+
 def test_no_secret_appears_in_any_run_output(web):
     secrets = web.secrets()
-    assert len(secrets) == 2
+    assert len(secrets) == 2 and len(web.private) == 1
     assert len(web.outputs) >= 5  # normal, -v, --dry --diff -v, --diff -v, normal
     for output in web.outputs:
-        for secret in secrets:
+        for secret in secrets + web.private:
             assert secret not in output
 
 

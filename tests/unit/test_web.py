@@ -209,12 +209,23 @@ def test_stamps_fact_reads_stored_and_current_keys(tmp_path):
 # ------------------------------------------------------------------------- facts
 
 
-def test_git_checkout_fact_prefers_the_peeled_tag():
+def test_git_checkout_fact_prefers_the_peeled_tag_and_ignores_ssh_chatter():
     fact = GitCheckout()
-    out = ["head=aaa", "url=file:///r.git", "remote=bbb\trefs/tags/v1", "remote=ccc\trefs/tags/v1^{}"]
-    assert fact.process(out) == {"head": "aaa", "url": "file:///r.git", "remote": "ccc"}
-    assert fact.process(["head=aaa", "url=u", "remote=ddd\trefs/heads/main"])["remote"] == "ddd"
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    out = ["head=" + a, "url=file:///r.git", "remote=Warning: Permanently added 'h' (ED25519) to the list of known hosts.",
+           f"remote={b}\trefs/tags/v1", f"remote={c}\trefs/tags/v1^{{}}"]  # fmt: skip
+    assert fact.process(out) == {"head": a, "url": "file:///r.git", "remote": c, "error": "", "skipped": False}
+    assert fact.process(["head=" + a, "url=u", f"remote={b}\trefs/heads/main"])["remote"] == b
     assert fact.process([]) is None
+
+
+def test_git_checkout_fact_reports_an_unreadable_remote_and_a_key_not_yet_there():
+    fact = GitCheckout()
+    failed = fact.process(["head=" + "a" * 40, "url=u", "error=fatal: could not read from remote", "error=check access"])
+    assert (failed["remote"], failed["error"]) == ("", "fatal: could not read from remote\ncheck access")
+    assert fact.process(["head=" + "a" * 40, "url=u", "skipped=1"])["skipped"] is True
+    assert "skipped=1" in fact.command("/srv/apps/x/src", "ssh://h/r.git", "main", "appuser", "", "/srv/apps/x/.ssh/deploy_key")
+    assert "skipped" not in fact.command("/srv/apps/x/src", "ssh://h/r.git", "main", "appuser")
 
 
 def test_env_secrets_fact_reads_plain_and_quoted_values():
