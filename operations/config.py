@@ -48,6 +48,88 @@ class FirewallRule:
 
 
 @dataclass(frozen=True)
+class Firewall:
+    """UFW: deny incoming except SSH, 80, 443 and the rules listed in ``allow``."""
+
+    enabled: bool = True
+    allow: tuple[FirewallRule, ...] = ()
+    # ufw's "limit" on the SSH port (6 connections / 30 s per address). Off by
+    # default: it throttles the deploy's own connections.
+    ssh_limit: bool = False
+
+
+# Modern algorithms (no sha1, cbc, md5, umac-64); each list is cut down to
+# what the host's OpenSSH supports (`ssh -Q`) before it is written.
+DEFAULT_KEX = (
+    "mlkem768x25519-sha256",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha256",
+)
+DEFAULT_CIPHERS = (
+    "chacha20-poly1305@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+)
+DEFAULT_MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com")
+DEFAULT_HOST_KEY_ALGORITHMS = (
+    "ssh-ed25519",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "sk-ssh-ed25519@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256",
+    "rsa-sha2-256-cert-v01@openssh.com",
+)
+WEAK_ALGORITHM_PARTS = ("sha1", "-cbc", "md5", "umac-64", "arcfour", "3des", "ssh-rsa", "ssh-dss")
+
+
+@dataclass(frozen=True)
+class Ssh:
+    """sshd hardening; the port is ``server.ssh_port``."""
+
+    permit_root_login: str = "no"
+    password_authentication: bool = False
+    kbd_interactive_authentication: bool = False
+    permit_empty_passwords: bool = False
+    x11_forwarding: bool = False
+    max_auth_tries: int = 3
+    client_alive_interval: int = 300
+    client_alive_count_max: int = 3
+    login_grace_time: int = 30
+    # Users allowed to log in; empty: the deploy user only.
+    allow_users: tuple[str, ...] = ()
+    kex_algorithms: tuple[str, ...] = DEFAULT_KEX
+    ciphers: tuple[str, ...] = DEFAULT_CIPHERS
+    macs: tuple[str, ...] = DEFAULT_MACS
+    host_key_algorithms: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
+    # More sshd options, written as they are: {AllowTcpForwarding = "no"}.
+    extra: dict[str, str] = field(default_factory=dict)
+    # Seconds after which an on-host timer restores the previous sshd and UFW
+    # state if a port move is not proven by a fresh login first.
+    revert_after: int = 300
+
+
+@dataclass(frozen=True)
+class Fail2ban:
+    """fail2ban's sshd jail (the guide's values)."""
+
+    enabled: bool = True
+    bantime: int = 86400
+    findtime: int = 600
+    maxretry: int = 5
+    # Addresses never banned besides loopback (your office, your CI).
+    ignoreip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class FirstLogin:
     """How a fresh VPS lets you in before vpskit has run: usually root on 22."""
 
@@ -222,7 +304,9 @@ class Config:
     server: Server
     first_login: FirstLogin = field(default_factory=FirstLogin)
     deploy_user: DeployUser = field(default_factory=DeployUser)
-    firewall: tuple[FirewallRule, ...] = ()
+    firewall: Firewall = field(default_factory=Firewall)
+    ssh: Ssh = field(default_factory=Ssh)
+    fail2ban: Fail2ban = field(default_factory=Fail2ban)
     apps: tuple[App, ...] = ()
     python: Python = field(default_factory=Python)
     nodejs: NodeJS = field(default_factory=NodeJS)
@@ -252,6 +336,13 @@ APP_KINDS = ("flask", "fastapi", "other")
 APP_STATES = ("present", "absent")
 PROTOS = ("tcp", "udp")
 UPGRADE_MODES = ("full", "safe", "none")
+ROOT_LOGIN_MODES = ("no", "prohibit-password", "yes")
+MANAGED_SSHD_OPTIONS = {
+    "port", "listenaddress", "permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication",
+    "challengeresponseauthentication", "permitemptypasswords", "pubkeyauthentication", "x11forwarding",
+    "maxauthtries", "clientaliveinterval", "clientalivecountmax", "logingracetime", "allowusers",
+    "kexalgorithms", "ciphers", "macs", "hostkeyalgorithms",
+}
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -289,6 +380,12 @@ class _Checker:
             return
         if not is_port(value):
             self.add(where, f"must be a port number 1-65535, got {value!r}")
+
+    def network(self, where: str, value: str) -> None:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            self.add(where, f"{value!r} is not an IP address or network")
 
     def key_file(self, where: str, path: str, public: bool) -> None:
         p = self.config.path(path)
@@ -361,15 +458,61 @@ def validate(config: Config) -> list[str]:
         if not NAME_RE.match(g):
             c.add(f"deploy_user.groups[{i}]", f"{g!r} is not a valid group name")
 
-    for i, rule in enumerate(config.firewall):
-        c.port(f"firewall[{i}].port", rule.port)
+    for i, rule in enumerate(config.firewall.allow):
+        where = f"firewall.allow[{i}]"
+        c.port(f"{where}.port", rule.port)
         if rule.proto not in PROTOS:
-            c.add(f"firewall[{i}].proto", f"must be one of {', '.join(PROTOS)}, got {rule.proto!r}")
+            c.add(f"{where}.proto", f"must be one of {', '.join(PROTOS)}, got {rule.proto!r}")
         if rule.source:
-            try:
-                ipaddress.ip_network(rule.source, strict=False)
-            except ValueError:
-                c.add(f"firewall[{i}].source", f"{rule.source!r} is not an IP address or network")
+            c.network(f"{where}.source", rule.source)
+        if rule.comment and not re.match(r"^[A-Za-z0-9 _.:-]{1,40}$", rule.comment):
+            c.add(f"{where}.comment", "up to 40 letters, digits, spaces and _.:-")
+
+    ssh = config.ssh
+    if ssh.permit_root_login not in ROOT_LOGIN_MODES:
+        c.add("ssh.permit_root_login", f"must be one of {', '.join(ROOT_LOGIN_MODES)}, got {ssh.permit_root_login!r}")
+    for name, low, high in (
+        ("max_auth_tries", 1, 20),
+        ("client_alive_interval", 0, 3600),
+        ("client_alive_count_max", 0, 100),
+        ("login_grace_time", 5, 600),
+        ("revert_after", 60, 3600),
+    ):
+        value = getattr(ssh, name)
+        if not low <= value <= high:
+            c.add(f"ssh.{name}", f"must be between {low} and {high}, got {value}")
+    for i, u in enumerate(ssh.allow_users):
+        if not NAME_RE.match(u):
+            c.add(f"ssh.allow_users[{i}]", f"{u!r} is not a valid user name")
+    if ssh.allow_users and du.name not in ssh.allow_users:
+        c.add("ssh.allow_users", f"must include the deploy user {du.name!r}, or vpskit itself is locked out")
+    for name in ("kex_algorithms", "ciphers", "macs", "host_key_algorithms"):
+        values = getattr(ssh, name)
+        if not values:
+            c.add(f"ssh.{name}", "must list at least one algorithm")
+        for i, alg in enumerate(values):
+            weak = [w for w in WEAK_ALGORITHM_PARTS if w in alg and not alg.startswith(("rsa-sha2", "ssh-ed25519"))]
+            if not re.match(r"^[a-z0-9@.+_-]+$", alg):
+                c.add(f"ssh.{name}[{i}]", f"{alg!r} is not an algorithm name")
+            elif weak:
+                c.add(f"ssh.{name}[{i}]", f"{alg!r} is weak ({weak[0].strip('-')}): vpskit does not enable it")
+    for key, value in ssh.extra.items():
+        if not re.match(r"^[A-Za-z][A-Za-z0-9]*$", key):
+            c.add(f"ssh.extra.{key}", "is not an sshd option name")
+        elif key.lower() in MANAGED_SSHD_OPTIONS:
+            c.add(f"ssh.extra.{key}", "is set by vpskit: use its own field (see README, [ssh])")
+        if "\n" in value or not value.strip():
+            c.add(f"ssh.extra.{key}", "must be a one-line value")
+    if s.ssh_port in (80, 443):
+        c.add("server.ssh_port", f"{s.ssh_port} is nginx's port")
+
+    f2b = config.fail2ban
+    for name, low, high in (("bantime", 60, 31536000), ("findtime", 60, 86400), ("maxretry", 1, 100)):
+        value = getattr(f2b, name)
+        if not low <= value <= high:
+            c.add(f"fail2ban.{name}", f"must be between {low} and {high}, got {value}")
+    for i, addr in enumerate(f2b.ignoreip):
+        c.network(f"fail2ban.ignoreip[{i}]", addr)
 
     names: dict[str, int] = {}
     ports: dict[int, str] = {}

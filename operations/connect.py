@@ -9,9 +9,11 @@ the first one that succeeds.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import Config
 
@@ -28,16 +30,18 @@ class WayIn:
         return f"{self.user}@port {self.port} ({how})"
 
 
-def ways_in(config: Config) -> list[WayIn]:
-    """Candidate logins, most hardened first, without repeats."""
+def ways_in(config: Config, remembered_ports: list[int] = ()) -> list[WayIn]:
+    """Candidate logins, most hardened first, without repeats.
+
+    ``remembered_ports`` are ports that worked on earlier runs: after ``ssh_port`` is
+    changed in the config, sshd still listens on the old one until the run moves it.
+    """
     s, du, fl = config.server, config.deploy_user, config.first_login
     du_key = str(config.path(du.private_key)) if du.private_key else ""
     fl_key = str(config.path(fl.key)) if fl.key else ""
-    candidates = [
-        WayIn(du.name, s.reach_port, du_key),
-        WayIn(du.name, fl.reach, du_key),
-        WayIn(fl.user, s.reach_port, fl_key, fl.password_env),
-        WayIn(fl.user, fl.reach, fl_key, fl.password_env),
+    ports = [s.reach_port, *remembered_ports, fl.reach]
+    candidates = [WayIn(du.name, p, du_key) for p in ports] + [
+        WayIn(fl.user, p, fl_key, fl.password_env) for p in ports
     ]
     seen, out = set(), []
     for c in candidates:
@@ -102,14 +106,47 @@ def host_data(config: Config, way: WayIn | None) -> dict:
     return data
 
 
+STATE_FILE = ".vpskit-state.json"
+REMEMBERED = 3
+
+
+def _state_path(config: Config) -> Path:
+    return Path(config.base_dir) / STATE_FILE
+
+
+def remembered_ports(config: Config) -> list[int]:
+    """Ports that logged in to this address on earlier runs, newest first."""
+    try:
+        data = json.loads(_state_path(config).read_text())
+        return [int(p) for p in data.get(config.server.address, {}).get("ports", [])]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def remember_port(config: Config, port: int) -> None:
+    """Record that ``port`` worked (kept beside the config file, like known_hosts)."""
+    path = _state_path(config)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    ports = [port, *[p for p in remembered_ports(config) if p != port]][:REMEMBERED]
+    data[config.server.address] = {"ports": ports}
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError:
+        pass  # a read-only checkout only loses the hint
+
+
 def choose_way_in(config: Config, attempt=try_login) -> tuple[WayIn | None, list[str]]:
     """The first way in that logs in, and what each failed attempt said."""
     if not config.server.uses_ssh:
         return None, []
     failures = []
-    for way in ways_in(config):
+    for way in ways_in(config, remembered_ports(config)):
         err = attempt(config.server.address, way)
         if err is None:
+            remember_port(config, way.port)
             return way, failures
         failures.append(f"{way.describe()}: {err}")
     raise NoWayIn(config.server.address, failures)
@@ -125,3 +162,15 @@ class NoWayIn(Exception):
             "(or rescue system), add a new public key to ~DEPLOY_USER/.ssh/authorized_keys, "
             "point deploy_user.public_keys/private_key at it, and run again. See README, 'Recovery'."
         )
+
+
+def login_prover(config: Config):
+    """A check that a FRESH key login as the deploy user on the hardened port works.
+
+    Runs on the machine running pyinfra, as the user will log in next time. None
+    for non-SSH connectors (the host then checks that sshd answers instead).
+    """
+    if not config.server.uses_ssh:
+        return None
+    way = ways_in(config)[0]  # the deploy user on the hardened port
+    return lambda: try_login(config.server.address, way)

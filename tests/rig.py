@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("VPSKIT_TEST_CACHE", Path.home() / ".cache" / "vpskit-test"))
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 LABEL = "vpskit-test"
+SHARED_DEBS = "/var/cache/vpskit-debs"
 
 
 def docker_client() -> docker.DockerClient:
@@ -83,6 +84,12 @@ class Target:
         raise AssertionError(f"systemd in {self.distro} target did not come up: {state!r}")
 
     def remove(self) -> None:
+        # Give what this target downloaded to the next ones (rename: never a half file).
+        self.exec(
+            f"cd /var/cache/apt/archives && for f in *.deb; do [ -e {SHARED_DEBS}/$f ] || "
+            f"{{ cp $f {SHARED_DEBS}/.$f.part && mv {SHARED_DEBS}/.$f.part {SHARED_DEBS}/$f; }}; done; true",
+            check=False,
+        )
         try:
             self.container.remove(force=True)
         except docker.errors.NotFound:
@@ -96,8 +103,8 @@ def start_target(
 
     ``owned`` targets belong to this test run and are removed with it.
     """
-    apt_cache = CACHE / f"apt-{distro}"
-    apt_cache.mkdir(parents=True, exist_ok=True)
+    debs = CACHE / f"debs-{distro}"
+    debs.mkdir(parents=True, exist_ok=True)
     container = client.containers.run(
         image,
         detach=True,
@@ -110,7 +117,7 @@ def start_target(
         tmpfs={"/run": "", "/run/lock": ""},
         volumes={
             "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-            str(apt_cache): {"bind": "/var/cache/apt/archives", "mode": "rw"},
+            str(debs): {"bind": SHARED_DEBS, "mode": "rw"},
         },
         ports={f"{p}/tcp": ("127.0.0.1", None) for p in publish},
         stop_signal="SIGRTMIN+3",
@@ -121,6 +128,9 @@ def start_target(
         binding = container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]
         target.ports[p] = int(binding["HostPort"])
     target.wait_running()
+    # Seed apt's own cache from the shared one: each target keeps its own apt lock,
+    # so targets of one distro can install packages at the same time.
+    target.exec(f"cp -n {SHARED_DEBS}/*.deb /var/cache/apt/archives/ 2>/dev/null; true")
     # Docker bind-mounts /etc/hostname and /etc/hosts; a VPS owns them. Keep their
     # content, drop the mounts, so hostnamectl works as on a real host.
     target.exec(
@@ -259,13 +269,19 @@ def ssh_keypair(directory: Path, name: str) -> tuple[Path, Path]:
     return key, key.with_suffix(".pub")
 
 
-def ssh(port: int, user: str, key: Path, command: str, known_hosts: Path, timeout: int = 20) -> subprocess.CompletedProcess:
-    """A fresh OpenSSH login to 127.0.0.1:port (no agent, only ``key``)."""
+def ssh(
+    port: int, user: str, key: Path, command: str, known_hosts: Path | None = None, timeout: int = 20, options=()
+) -> subprocess.CompletedProcess:
+    """A fresh OpenSSH login to 127.0.0.1:port (no agent, only ``key``); ``options`` are -o values.
+
+    Host keys are not remembered: test targets come and go on reused ports.
+    """
+    extra = [arg for opt in options for arg in ("-o", opt)]
     return subprocess.run(
         [
             "ssh", "-p", str(port), "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=no",
-            "-o", f"ConnectTimeout={timeout}", f"{user}@127.0.0.1", command,
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR",
+            "-o", f"ConnectTimeout={timeout}", *extra, f"{user}@127.0.0.1", command,
         ],
         capture_output=True, text=True, timeout=timeout + 10,
     )  # fmt: skip
@@ -328,3 +344,12 @@ def target_config(raw: dict, target: Target, keys: dict, connector: str = "ssh")
     user["public_keys"] = [str(keys["deploy_pub"])]
     user["private_key"] = str(keys["deploy"])
     return cfg
+
+
+def start_pyinfra(config_path: Path, *extra: str) -> subprocess.Popen:
+    """Start ``pyinfra -y inventory.py deploy.py`` with its output readable line by line."""
+    env = {**os.environ, "VPSKIT_CONFIG": str(config_path), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [PYINFRA, "-y", *extra, "inventory.py", "deploy.py"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip

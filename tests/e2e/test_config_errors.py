@@ -61,7 +61,7 @@ CASES = [
     ("malformed domain", "", "bad_domain", "apps[0].domains[0]"),
     ("two apps on one port", "", "same_port", "apps[1].port"),
     ("two apps on one domain", "", "same_domain", "apps[1].domains[0]"),
-    ("firewall proto", "", "bad_fw", "firewall[0].proto"),
+    ("firewall proto", "", "bad_fw", "firewall.allow[0].proto"),
     ("[app] instead of [[apps]]", "", "app_table", "app:"),
 ]
 
@@ -70,7 +70,7 @@ APPS = {
     "same_port": '[[apps]]\nname = "a"\nport = 5001\nrepo = "file:///srv/git/a.git"\n[[apps]]\nname = "b"\nport = 5001\nrepo = "file:///srv/git/a.git"\n',
     "same_domain": '[[apps]]\nname = "a"\nport = 5001\nrepo = "file:///srv/git/a.git"\ndomains = ["a.example.test"]\n'
     '[[apps]]\nname = "b"\nport = 5002\nrepo = "file:///srv/git/b.git"\ndomains = ["a.example.test"]\n',
-    "bad_fw": '[[firewall]]\nport = 8080\nproto = "tcpp"\n',
+    "bad_fw": '[[firewall.allow]]\nport = 8080\nproto = "tcpp"\n',
     "app_table": '[app]\nname = "a"\n',
 }
 

@@ -1,9 +1,8 @@
 """Foundation, end to end: the real deploy on fresh Ubuntu 24.04 and Debian 12 targets.
 
-One target per distro is deployed once over SSH as root (a fresh VPS), then the
-same command is run again and must log in as the deploy user and change nothing;
-the docker connector must see nothing to change either. The assertions below
-inspect that deployed target from inside with ``docker exec``.
+The ``deployed`` host (tests/e2e/conftest.py) was deployed over SSH as root, then
+re-deployed with the same command; these tests inspect it from inside with
+``docker exec`` and log in over its published SSH port.
 """
 
 from __future__ import annotations
@@ -12,60 +11,11 @@ import time
 
 import pytest
 
-from tests.conftest import DISTROS, write_config
-from tests.rig import run_pyinfra, ssh, start_target
+from tests.conftest import DISTROS
+from tests.e2e.conftest import SSH_PORT, example_config, write
+from tests.rig import run_pyinfra, ssh, start_target, target_config
 
 pytestmark = pytest.mark.e2e
-
-
-def base_config(keys, address: str, ssh_reach: int | None = None, extra: str = "") -> str:
-    reach = f"reach_port = {ssh_reach}\n" if ssh_reach else ""
-    known = f'known_hosts_file = "{keys["dir"]}/known_hosts"\n'
-    sreach = f"ssh_reach_port = {ssh_reach}\n" if ssh_reach else ""
-    return f"""
-[server]
-address = "{address}"
-hostname = "web1"
-timezone = "Europe/Berlin"
-packages = ["jq"]
-{sreach}{known}
-[first_login]
-user = "root"
-key = "{keys['root']}"
-{reach}
-[deploy_user]
-name = "appuser"
-public_keys = ["{keys['deploy_pub']}"]
-private_key = "{keys['deploy']}"
-groups = ["adm"]
-{extra}
-"""
-
-
-class Deployed:
-    def __init__(self, target, runs, config):
-        self.target, self.runs, self.config = target, runs, config
-
-
-def _authorize_root(target, keys) -> None:
-    target.put_file("/root/.ssh/authorized_keys", keys["root_pub"].read_text(), mode=0o600)
-
-
-@pytest.fixture(scope="module", params=DISTROS)
-def deployed(request, docker_engine, images, keys, tmp_path_factory):
-    distro = request.param
-    target = start_target(docker_engine, images[distro], distro)
-    try:
-        _authorize_root(target, keys)
-        tmp = tmp_path_factory.mktemp(f"foundation-{distro}")
-        ssh_cfg = write_config(tmp / "ssh.toml", base_config(keys, "127.0.0.1", target.ports[22]))
-        docker_cfg = write_config(tmp / "docker.toml", base_config(keys, target.connector))
-        first = run_pyinfra(ssh_cfg)
-        second = run_pyinfra(ssh_cfg)
-        third = run_pyinfra(docker_cfg)
-        yield Deployed(target, {"first": first, "second_ssh": second, "third_docker": third}, ssh_cfg)
-    finally:
-        target.remove()
 
 
 def test_first_run_logs_in_as_root_and_changes_the_host(deployed):
@@ -95,17 +45,11 @@ def test_second_run_came_in_as_the_deploy_user(deployed):
 
 def test_deploy_user_logs_in_with_its_key_and_can_sudo(deployed, keys):
     t = deployed.target
-    r = ssh(t.ports[22], "appuser", keys["deploy"], "sudo -n id -u && id -nG", keys["dir"] / "known_hosts")
+    r = ssh(t.ports[SSH_PORT], "appuser", keys["deploy"], "sudo -n id -u && id -nG", keys["dir"] / "known_hosts")
     assert r.returncode == 0, r.stderr
     uid, groups = r.stdout.split("\n")[:2]
     assert uid == "0"
     assert {"appuser", "sudo", "adm"} <= set(groups.split())
-
-
-def test_root_keeps_its_key_login_until_hardening(deployed, keys):
-    t = deployed.target
-    r = ssh(t.ports[22], "root", keys["root"], "id -u", keys["dir"] / "known_hosts")
-    assert (r.returncode, r.stdout.strip()) == (0, "0"), r.stderr
 
 
 def test_deploy_user_files_have_safe_modes(deployed, keys):
@@ -156,6 +100,7 @@ def test_apt_waits_for_a_lock_held_by_another_apt_run(deployed):
     start = time.time()
     run = run_pyinfra(deployed.config)
     assert run.errors == 0
+    assert set(run.changed_ops) == {"Base system | Wait for apt locks"}
     assert "Base system | Wait for apt locks" in run.changed_ops
     assert time.time() - start >= 8
 
@@ -165,7 +110,7 @@ def test_dry_run_on_a_fresh_host_changes_nothing(distro, docker_engine, images, 
     target = start_target(docker_engine, images[distro], distro, publish=())
     try:
         before = target.out("dpkg -l | md5sum; ls -la /etc/apt/apt.conf.d /home; getent passwd | md5sum; hostname")
-        cfg = write_config(tmp_path / "docker.toml", base_config(keys, target.connector))
+        cfg = write(tmp_path / "docker.toml", target_config(example_config(), target, keys, connector="docker"))
         run = run_pyinfra(cfg, "--dry")
         assert run.errors == 0
         assert run.changed > 0  # it reports what it would do ...

@@ -11,7 +11,9 @@ from operations.config import (
     Config,
     ConfigError,
     DeployUser,
+    Firewall,
     FirewallRule,
+    Ssh,
     FirstLogin,
     Server,
     load_config,
@@ -51,7 +53,9 @@ def test_minimal_config_gets_documented_defaults(minimal_raw, tmp_path):
     du = config.deploy_user
     assert (du.name, du.shell, du.passwordless_sudo, du.groups, du.private_key) == ("appuser", "/bin/bash", True, (), "")
 
-    assert config.firewall == () and config.apps == ()
+    assert config.firewall == Firewall(enabled=True, allow=(), ssh_limit=False) and config.apps == ()
+    assert config.ssh == Ssh() and config.ssh.permit_root_login == "no" and not config.ssh.password_authentication
+    assert (config.fail2ban.bantime, config.fail2ban.findtime, config.fail2ban.maxretry) == (86400, 600, 5)
     assert config.base_dir == str(tmp_path)
 
 
@@ -88,10 +92,12 @@ def test_full_config_parses_into_dataclasses(keys, tmp_path):
             "passwordless_sudo": False,
             "groups": ["docker", "www-data"],
         },
-        "firewall": [
+        "firewall": {"ssh_limit": True, "allow": [
             {"port": 51820, "proto": "udp", "comment": "wireguard"},
             {"port": 9100, "source": "10.0.0.0/8"},
-        ],
+        ]},
+        "ssh": {"max_auth_tries": 4, "allow_users": ["deploy", "ops"], "ciphers": ["aes256-gcm@openssh.com"]},
+        "fail2ban": {"bantime": 3600, "ignoreip": ["198.51.100.7"]},
         "apps": [
             {"name": "shop", "port": 8000, "domains": ["shop.example.com", "www.shop.example.com"],
              "repo": "https://github.com/example/shop.git", "branch": "prod", "kind": "fastapi"},
@@ -119,10 +125,14 @@ def test_full_config_parses_into_dataclasses(keys, tmp_path):
     assert config.first_login == FirstLogin("admin", 22, 40023, "id_ed25519", "VPS_ROOT_PASSWORD")
     assert config.first_login.reach == 40023
     assert config.deploy_user == DeployUser("deploy", ("id_ed25519.pub",), "id_ed25519", "/bin/zsh", False, ("docker", "www-data"))
-    assert config.firewall == (
+    assert config.firewall.ssh_limit is True
+    assert config.firewall.allow == (
         FirewallRule(51820, "udp", "", "wireguard"),
         FirewallRule(9100, "tcp", "10.0.0.0/8", ""),
     )
+    assert config.ssh.max_auth_tries == 4 and config.ssh.allow_users == ("deploy", "ops")
+    assert config.ssh.ciphers == ("aes256-gcm@openssh.com",) and config.ssh.macs == Ssh().macs
+    assert config.fail2ban.bantime == 3600 and config.fail2ban.ignoreip == ("198.51.100.7",)
     assert config.apps == (
         App("shop", 8000, ("shop.example.com", "www.shop.example.com"), "https://github.com/example/shop.git", "prod", "fastapi", "present"),
         App("blog", 8001, (), "", "main", "flask", "absent"),
@@ -251,8 +261,26 @@ MALFORMED = [
      {"deploy_user.shell": "must be an absolute path"}),
     ("bad-upgrade-mode", _set("server", upgrade="yes"),
      {"server.upgrade": "must be one of full, safe, none, got 'yes'"}),
-    ("bad-firewall-proto-and-source", _top(firewall=[{"port": 53, "proto": "icmp", "source": "10.0.0.300/8"}]),
-     {"firewall[0].proto": "must be one of tcp, udp", "firewall[0].source": "is not an IP address or network"}),
+    ("bad-firewall-proto-and-source", _top(firewall={"allow": [{"port": 53, "proto": "icmp", "source": "10.0.0.300/8"}]}),
+     {"firewall.allow[0].proto": "must be one of tcp, udp", "firewall.allow[0].source": "is not an IP address or network"}),
+    ("firewall-as-a-list", _top(firewall=[{"port": 53}]),
+     {"firewall": "must be a table"}),
+    ("weak-ssh-cipher", _top(ssh={"ciphers": ["aes128-cbc"]}),
+     {"ssh.ciphers[0]": "is weak"}),
+    ("weak-ssh-mac", _top(ssh={"macs": ["hmac-sha1"]}),
+     {"ssh.macs[0]": "is weak"}),
+    ("root-login-typo", _top(ssh={"permit_root_login": "never"}),
+     {"ssh.permit_root_login": "must be one of no, prohibit-password, yes"}),
+    ("allow-users-without-deploy-user", _top(ssh={"allow_users": ["alice"]}),
+     {"ssh.allow_users": "must include the deploy user"}),
+    ("max-auth-tries-zero", _top(ssh={"max_auth_tries": 0}),
+     {"ssh.max_auth_tries": "must be between 1 and 20"}),
+    ("revert-window-too-short", _top(ssh={"revert_after": 5}),
+     {"ssh.revert_after": "must be between 60 and 3600"}),
+    ("fail2ban-bad-ignoreip", _top(fail2ban={"ignoreip": ["my office"]}),
+     {"fail2ban.ignoreip[0]": "is not an IP address or network"}),
+    ("fail2ban-maxretry-zero", _top(fail2ban={"maxretry": 0}),
+     {"fail2ban.maxretry": "must be between 1 and 100"}),
     ("bad-reboot-time-format", _set("server", unattended_reboot_time="4am"),
      {"server.unattended_reboot_time": "must be HH:MM, got '4am'"}),
     ("bad-reboot-time-hour", _set("server", unattended_reboot_time="24:00"),

@@ -163,3 +163,22 @@ def test_host_data_password_from_environment(make_config, monkeypatch):
     assert "ssh_password" not in host_data(config, way)
     monkeypatch.setenv("VPSKIT_TEST_ROOT_PW", "s3cret")
     assert host_data(config, way)["ssh_password"] == "s3cret"
+
+
+def test_a_port_that_worked_before_is_tried_after_the_configured_one(make_config):
+    """Changing ssh_port in the config: sshd still listens on the old port until the run moves it."""
+    from operations.connect import remember_port, remembered_ports
+
+    config = make_config(server={"ssh_port": 2200})
+    assert remembered_ports(config) == []
+    tried = []
+
+    def attempt(address, way):
+        tried.append((way.user, way.port))
+        return None if way.port == 2222 else "refused"
+
+    remember_port(config, 2222)
+    way, _ = choose_way_in(config, attempt)
+    assert (way.user, way.port) == ("appuser", 2222)
+    assert tried[:2] == [("appuser", 2200), ("appuser", 2222)]
+    assert remembered_ports(config) == [2222]

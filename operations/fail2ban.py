@@ -1,0 +1,66 @@
+"""fail2ban with an sshd jail on the port sshd really uses."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, systemd
+
+from .config import Fail2ban
+from .render import render
+from .validated import checked_file
+
+JAIL_LOCAL = "/etc/fail2ban/jail.local"
+AUTH_LOG = "/var/log/auth.log"
+LOOPBACK = ("127.0.0.1/8", "::1")
+
+
+def jail_backend(auth_log_exists: bool) -> str:
+    """Read sshd's log from auth.log where syslog writes one, else from the journal."""
+    return "auto" if auth_log_exists else "systemd"
+
+
+def render_jail(f2b: Fail2ban, port: int, backend: str) -> str:
+    return render(
+        "fail2ban-jail.local.j2",
+        f2b=f2b,
+        port=port,
+        backend=backend,
+        ignoreip=[*LOOPBACK, *f2b.ignoreip],
+    )
+
+
+@deploy("fail2ban")
+def fail2ban_jails(f2b: Fail2ban, ssh_port: int):
+    """
+    Ensure fail2ban runs with an sshd jail on ``ssh_port``.
+
+    + f2b: the ``[fail2ban]`` section of the config
+    + ssh_port: the port sshd listens on
+
+    **Example:**
+
+    .. code:: python
+
+        fail2ban_jails(config.fail2ban, ssh_port=2222)
+    """
+    if not f2b.enabled:
+        systemd.service(name="Stop fail2ban (disabled in config)", service="fail2ban", running=False, enabled=False)
+        return
+    backend = jail_backend(bool(host.get_fact(File, path=AUTH_LOG)))
+    packages = ["fail2ban", "iptables"] + (["python3-systemd"] if backend == "systemd" else [])
+    apt.packages(name="Install fail2ban", packages=packages)
+    jail = checked_file(
+        name="fail2ban jail.local",
+        dest=JAIL_LOCAL,
+        content=render_jail(f2b, ssh_port, backend),
+        validate="fail2ban-client -t >/dev/null",
+    )
+    systemd.service(
+        name="fail2ban running",
+        service="fail2ban",
+        running=True,
+        enabled=True,
+        restarted=jail.will_change,
+    )
