@@ -96,9 +96,32 @@ def nginx_base(ipv6: bool = True):
 
 
 def nginx_site(app: App, content: str, label: str = "site"):
-    """The app's site file, checked by ``nginx -t`` before it stays."""
+    """
+    Ensure the app's site file has ``content``, checked by ``nginx -t`` before it stays.
+
+    + app: the app's config
+    + content: the site, from ``site_text``
+    + label: what this version is, for the operation's name
+
+    **Example:**
+
+    .. code:: python
+
+        nginx_site(app, site_text(app, None))
+    """
     return checked_file(name=f"{app.name}: nginx {label}", dest=site_path(app.name), content=content, validate=CHECK)
 
 
 def nginx_site_absent(app: App):
+    """
+    Ensure an absent app has no site.
+
+    + app: the app's config
+
+    **Example:**
+
+    .. code:: python
+
+        nginx_site_absent(app)
+    """
     return files.file(name=f"{app.name}: remove nginx site", path=site_path(app.name), present=False)

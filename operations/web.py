@@ -87,20 +87,16 @@ def web_stack(config: Config, distro: Distro):
     sites = [a for a in present if a.domains]
     if tls.mode == "letsencrypt":
         certbot_installed(tls)
+
+    def site(app: App, with_tls: bool) -> str:
+        files_ = cert_files(app.name, tls) if with_tls else None
+        return site_text(app, files_, static_path(app, config), tls.hsts_max_age, config.web.ipv6, template)
+
     had_cert = {}
     for app in sites:
         files_ = cert_files(app.name, tls)
-        state = host.get_fact(Certificate, cert=files_.cert, renewal=files_.renewal)
-        had_cert[app.name] = state is not None
-        content = site_text(
-            app,
-            files_ if state else None,
-            static_path(app, config),
-            tls.hsts_max_age,
-            config.web.ipv6,
-            template,
-        )
-        changes.append(nginx_site(app, content))
+        had_cert[app.name] = host.get_fact(Certificate, cert=files_.cert, renewal=files_.renewal) is not None
+        changes.append(nginx_site(app, site(app, had_cert[app.name])))
     for app in absent:
         changes.append(nginx_site_absent(app))
     systemd.service(
@@ -122,8 +118,7 @@ def web_stack(config: Config, distro: Distro):
     for app, cert_op in zip(sites, certs):
         if had_cert[app.name] or not cert_op.will_change:
             continue
-        content = site_text(app, cert_files(app.name, tls), static_path(app, config), tls.hsts_max_age, config.web.ipv6, template)
-        second.append(nginx_site(app, content, label="site with HTTPS"))
+        second.append(nginx_site(app, site(app, True), label="site with HTTPS"))
     if certs:
         systemd.service(
             name="nginx serves the new certificates",
