@@ -206,6 +206,7 @@ class App:
     # Names nginx serves and the certificate covers; the first is the main one. Empty: no site.
     domains: tuple[str, ...] = ()
     # Git URL the deploy user clones (https://, ssh:// or git@host:path, file://).
+    # Empty: vpskit deploys no code for this app (only what other sections give it).
     repo: str = ""
     # Branch or tag to check out.
     branch: str = "main"
@@ -567,9 +568,7 @@ def _relative_path(value: str) -> bool:
 
 def _check_app(c: _Checker, where: str, app: App) -> None:
     """The web-stack fields of one app."""
-    if app.state == "present" and not app.repo:
-        c.add(f"{where}.repo", "is required: the git URL vpskit clones the app from")
-    elif app.repo and not GIT_URL_RE.match(app.repo):
+    if app.repo and not GIT_URL_RE.match(app.repo):
         c.add(f"{where}.repo", f"{app.repo!r} is not a git URL (https://, ssh://, file:// or user@host:path)")
     if not GIT_REF_RE.match(app.branch):
         c.add(f"{where}.branch", f"{app.branch!r} is not a git branch or tag name")

@@ -23,7 +23,7 @@ def python_plans(config: Config, distro: Distro) -> dict[str, PythonPlan]:
     """Each present app's Python plan; raises ``OperationError`` (before anything runs) for one the host cannot have."""
     plans, problems = {}, []
     for app in config.apps:
-        if app.state != "present":
+        if app.state != "present" or not app.repo:
             continue
         try:
             plans[app.name] = python_plan(app.python or config.python.version, distro)
@@ -56,7 +56,8 @@ def web_stack(config: Config, distro: Distro):
     """
     if not config.apps:
         return
-    present = [a for a in config.apps if a.state == "present"]
+    # An app without a repo has no code for vpskit to deploy (a database or jobs only).
+    present = [a for a in config.apps if a.state == "present" and a.repo]
     absent = [a for a in config.apps if a.state != "present"]
     plans = python_plans(config, distro)
     tls = config.tls

@@ -66,10 +66,10 @@ CASES = [
 ]
 
 APPS = {
-    "bad_domain": '[[apps]]\nname = "a"\nport = 5001\nrepo = "file:///srv/git/a.git"\ndomains = ["not a domain"]\n',
-    "same_port": '[[apps]]\nname = "a"\nport = 5001\nrepo = "file:///srv/git/a.git"\n[[apps]]\nname = "b"\nport = 5001\nrepo = "file:///srv/git/a.git"\n',
-    "same_domain": '[[apps]]\nname = "a"\nport = 5001\nrepo = "file:///srv/git/a.git"\ndomains = ["a.example.test"]\n'
-    '[[apps]]\nname = "b"\nport = 5002\nrepo = "file:///srv/git/b.git"\ndomains = ["a.example.test"]\n',
+    "bad_domain": '[[apps]]\nname = "a"\nport = 5001\ndomains = ["not a domain"]\n',
+    "same_port": '[[apps]]\nname = "a"\nport = 5001\n[[apps]]\nname = "b"\nport = 5001\n',
+    "same_domain": '[[apps]]\nname = "a"\nport = 5001\ndomains = ["a.example.test"]\n'
+    '[[apps]]\nname = "b"\nport = 5002\ndomains = ["a.example.test"]\n',
     "bad_fw": '[[firewall.allow]]\nport = 8080\nproto = "tcpp"\n',
     "app_table": '[app]\nname = "a"\n',
 }

@@ -22,9 +22,6 @@ from operations.config import (
 
 from .conftest import FAKE_PUBLIC_KEY, MINIMAL
 
-# Every present app needs a repo; the app tests below are about other fields.
-REPO = "https://git.example.com/app.git"
-
 
 def fields_of(problems: list[str]) -> list[str]:
     """The field path each problem line starts with (``field: what is wrong``)."""
@@ -213,23 +210,23 @@ MALFORMED = [
      {"server.ssh_port": "must be a port number 1-65535, got 70000"}),
     ("port-zero", _set("first_login", port=0),
      {"first_login.port": "1-65535"}),
-    ("malformed-domain", _top(apps=[{"name": "shop", "port": 8000, "repo": REPO, "domains": ["shop_example.com"]}]),
+    ("malformed-domain", _top(apps=[{"name": "shop", "port": 8000, "domains": ["shop_example.com"]}]),
      {"apps[0].domains[0]": "'shop_example.com' is not a valid domain name"}),
-    ("single-label-domain", _top(apps=[{"name": "shop", "port": 8000, "repo": REPO, "domains": ["localhost"]}]),
+    ("single-label-domain", _top(apps=[{"name": "shop", "port": 8000, "domains": ["localhost"]}]),
      {"apps[0].domains[0]": "not a valid domain name"}),
-    ("two-apps-one-port", _top(apps=[{"name": "one", "port": 8000, "repo": REPO}, {"name": "two", "port": 8000, "repo": REPO}]),
+    ("two-apps-one-port", _top(apps=[{"name": "one", "port": 8000}, {"name": "two", "port": 8000}]),
      {"apps[1].port": "8000 is already used by app 'one'"}),
     ("two-apps-one-domain",
-     _top(apps=[{"name": "one", "port": 8000, "repo": REPO, "domains": ["example.com"]},
-                {"name": "two", "port": 8001, "repo": REPO, "domains": ["EXAMPLE.com"]}]),
+     _top(apps=[{"name": "one", "port": 8000, "domains": ["example.com"]},
+                {"name": "two", "port": 8001, "domains": ["EXAMPLE.com"]}]),
      {"apps[1].domains[0]": "already used by app 'one'"}),
-    ("duplicate-app-names", _top(apps=[{"name": "shop", "port": 8000, "repo": REPO}, {"name": "shop", "port": 8001, "repo": REPO}]),
+    ("duplicate-app-names", _top(apps=[{"name": "shop", "port": 8000}, {"name": "shop", "port": 8001}]),
      {"apps[1].name": "'shop' is already used by apps[0]"}),
-    ("bad-app-name", _top(apps=[{"name": "My_Shop", "port": 8000, "repo": REPO}]),
+    ("bad-app-name", _top(apps=[{"name": "My_Shop", "port": 8000}]),
      {"apps[0].name": "lowercase"}),
-    ("app-missing-port", _top(apps=[{"name": "shop", "repo": REPO}]),
+    ("app-missing-port", _top(apps=[{"name": "shop"}]),
      {"apps[0].port": "is required"}),
-    ("bad-app-kind", _top(apps=[{"name": "shop", "port": 8000, "repo": REPO, "kind": "django"}]),
+    ("bad-app-kind", _top(apps=[{"name": "shop", "port": 8000, "kind": "django"}]),
      {"apps[0].kind": "must be one of flask, fastapi, other"}),
     ("missing-public-key-file", _set("deploy_user", public_keys=["nope.pub"]),
      {"deploy_user.public_keys[0]": "does not exist"}),
@@ -285,11 +282,11 @@ MALFORMED = [
      {"server.unattended_reboot_time": "must be HH:MM, got '4am'"}),
     ("bad-reboot-time-hour", _set("server", unattended_reboot_time="24:00"),
      {"server.unattended_reboot_time": "must be HH:MM"}),
-    ("app-port-is-ssh-port", _both(_set("server", ssh_port=2222), _top(apps=[{"name": "shop", "port": 2222, "repo": REPO}])),
+    ("app-port-is-ssh-port", _both(_set("server", ssh_port=2222), _top(apps=[{"name": "shop", "port": 2222}])),
      {"apps[0].port": "2222 is reserved for sshd/nginx"}),
-    ("app-port-80", _top(apps=[{"name": "shop", "port": 80, "repo": REPO}]),
+    ("app-port-80", _top(apps=[{"name": "shop", "port": 80}]),
      {"apps[0].port": "80 is reserved"}),
-    ("app-port-443", _top(apps=[{"name": "shop", "port": 443, "repo": REPO}]),
+    ("app-port-443", _top(apps=[{"name": "shop", "port": 443}]),
      {"apps[0].port": "443 is reserved"}),
     ("app-table-instead-of-array", _top(app={"name": "shop", "port": 8000}),
      {"app": "did you mean 'apps'? write [[apps]]"}),
@@ -335,7 +332,7 @@ def test_all_problems_are_reported_at_once(minimal_raw, tmp_path):
 def test_type_and_validation_problems_are_reported_together(minimal_raw, tmp_path):
     """A wrong type (unknown key, string port) does not hide validation problems elsewhere in the file."""
     minimal_raw["server"].update(ssh_port="22", timezon="UTC")
-    minimal_raw["apps"] = [{"name": "a", "port": 80, "repo": REPO}]
+    minimal_raw["apps"] = [{"name": "a", "port": 80}]
     with pytest.raises(ConfigError) as exc:
         parse_config(minimal_raw, base_dir=str(tmp_path))
     assert sorted(fields_of(exc.value.problems)) == ["apps[0].port", "server.ssh_port", "server.timezon"]
@@ -360,13 +357,13 @@ def test_load_config_reads_toml_and_resolves_keys_next_to_the_file(keys, tmp_pat
     cfg = _write_toml(
         tmp_path / "vpskit.toml",
         '[server]\naddress = "198.51.100.7"\n\n[deploy_user]\npublic_keys = ["id_ed25519.pub"]\n\n'
-        '[[apps]]\nname = "shop"\nport = 8000\ndomains = ["shop.example.com"]\nrepo = "https://git.example.com/shop.git"\n',
+        '[[apps]]\nname = "shop"\nport = 8000\ndomains = ["shop.example.com"]\n',
     )
     monkeypatch.chdir("/")
     config = load_config(cfg)
     assert isinstance(config, Config)
     assert config.base_dir == str(tmp_path.resolve())
-    assert config.apps == (App("shop", 8000, ("shop.example.com",), "https://git.example.com/shop.git"),)
+    assert config.apps == (App("shop", 8000, ("shop.example.com",)),)
 
 
 def test_load_config_uses_vpskit_config_env(keys, tmp_path, monkeypatch):

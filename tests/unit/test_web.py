@@ -31,7 +31,9 @@ from operations.certbot import (
 )
 from operations.config import TLS, App, ConfigError, parse_config
 from operations.nginx import CIPHERS, site_text
+from operations.distro import Distro
 from operations.render import render
+from operations.web import python_plans
 
 PATHS = AppPaths("shop", "/srv/apps", "/var/log/apps")
 
@@ -62,7 +64,6 @@ def test_app_env_table_is_read(minimal_raw, tmp_path):
 
 
 BAD_APPS = [
-    ({"repo": ""}, "apps[0].repo", "is required"),
     ({"repo": "github.com/x"}, "apps[0].repo", "not a git URL"),
     ({"branch": "-x"}, "apps[0].branch", "not a git branch"),
     ({"python": "3"}, "apps[0].python", "Python version"),
@@ -104,6 +105,13 @@ def test_bad_web_sections_are_rejected(minimal_raw, tmp_path):
         "python.version", "nodejs.source", "nodejs.version", "tls.mode", "tls.email", "tls.acme_server",
         "tls.acme_ca_bundle", "tls.hsts_max_age", "web.apps_dir", "web.log_dir", "web.site_template",
     ])  # fmt: skip
+
+
+def test_an_app_without_repo_gets_no_code_deployed(minimal_raw, tmp_path):
+    """A present app without a repo is valid (a database or jobs only); the web stack plans nothing for it."""
+    minimal_raw["apps"] = [{"name": "db-only", "port": 8001}, {"name": "shop", "port": 8000, "repo": "https://g.example/s.git"}]
+    config = parse_config(minimal_raw, base_dir=str(tmp_path))
+    assert list(python_plans(config, Distro("debian", "12", "bookworm"))) == ["shop"]
 
 
 def test_absent_app_needs_no_repo(minimal_raw, tmp_path):
