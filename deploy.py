@@ -18,6 +18,8 @@ from operations.postgres import app_database, pg_version, postgres_server, secre
 from operations.schedule import app_job, cron_ready, job_unit
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
+from operations.app import app_paths
+from operations.web import web_stack
 
 config = load_config(host.data.vpskit_config)
 distro = host_distro()
@@ -64,6 +66,9 @@ if pg_apps:
         )
     units.append("postgresql.service")
 
+# Apps start with their database (and its secret env file) in place.
+web_stack(config, distro)
+
 items = backup_items(apps)
 if items:
     backups(config.backups, items, pg_port=config.postgres.port)
@@ -76,15 +81,15 @@ if any(job.kind == "cron" for app in apps for job in app.jobs):
     units.append("cron.service")
 for app in apps:
     # Where the web layer deploys each app: its checkout, venv and .env.
-    app_dir = f"/home/{config.deploy_user.name}/apps/{app.name}"
+    paths = app_paths(app, config.web)
     for job in app.jobs:
         app_job(
             app.name,
             job,
             user=config.deploy_user.name,
-            workdir=app_dir,
-            venv=f"{app_dir}/venv",
-            env_file=f"{app_dir}/.env",
+            workdir=paths.src,
+            venv=paths.venv,
+            env_file=paths.env,
             secret_env_file=secret_env_path(app.name) if app.database.uses_postgres else "",
         )
         if job.kind == "timer":
@@ -94,7 +99,7 @@ health_report(
     health_settings(
         config.monitor,
         apps=[
-            AppCheck(app.name, f"{app.name}.service", "https://127.0.0.1/" if app.domains else "", app.domains[0] if app.domains else "")
+            AppCheck(app.name, app_paths(app, config.web).unit, "https://127.0.0.1/" if app.domains else "", app.domains[0] if app.domains else "")
             for app in apps
             if app.repo
         ],

@@ -245,15 +245,55 @@ class Job:
 
 @dataclass(frozen=True)
 class App:
-    """One web app. The web-stack operations use most of these fields."""
+    """One web app: a git checkout in its own venv, a gunicorn unit on a loopback port, an nginx site."""
 
     name: str
+    # Loopback port gunicorn binds (127.0.0.1:port); nginx proxies to it.
     port: int
+    # Names nginx serves and the certificate covers; the first is the main one. Empty: no site.
     domains: tuple[str, ...] = ()
+    # Git URL the deploy user clones (https://, ssh:// or git@host:path, file://).
+    # Empty: vpskit deploys no code for this app (only what other sections give it).
     repo: str = ""
+    # Branch or tag to check out.
     branch: str = "main"
     kind: str = "flask"
     state: str = "present"
+    # Python version ("3.12"); empty: the [python] version.
+    python: str = ""
+    # Private key file (on the controller) that may read the repo; empty: none needed.
+    deploy_key: str = ""
+    # WSGI/ASGI entry point gunicorn loads, "module:variable".
+    entry: str = "app:app"
+    # sync, gthread, eventlet (Flask-SocketIO), gevent, uvicorn (FastAPI/ASGI); empty: by kind.
+    worker_class: str = ""
+    # 0: (2 x CPU cores) + 1, capped by memory (1 for eventlet/gevent).
+    workers: int = 0
+    threads: int = 1
+    timeout: int = 30
+    # Environment for the app, written to its .env (mode 600).
+    env: dict[str, str] = field(default_factory=dict)
+    # Names of secrets generated once on the first deploy and kept in .env.
+    secrets: tuple[str, ...] = ("SECRET_KEY",)
+    # pip requirements file in the repo; installed when it changes.
+    requirements: str = "requirements.txt"
+    # Run in the checkout (venv on PATH, .env loaded) when the code changed.
+    migrate: str = ""
+    # Run once, after the first migration.
+    seed: str = ""
+    # Front-end build command (needs Node.js), run in build_dir when the code changed.
+    build: str = ""
+    build_dir: str = "."
+    # Directory in the repo nginx serves at static_url; empty: none.
+    static_dir: str = ""
+    static_url: str = "/static/"
+    # nginx client_max_body_size.
+    max_body_size: str = "10m"
+    # nginx request rate limit per client address, e.g. "10r/s"; empty: none.
+    rate_limit: str = ""
+    rate_burst: int = 20
+    # With state = "absent": also delete the app's code, data and logs.
+    purge: bool = False
     database: Database = field(default_factory=Database)
     backup: AppBackup = field(default_factory=AppBackup)
     jobs: tuple[Job, ...] = ()
@@ -311,6 +351,57 @@ class Monitor:
 
 
 @dataclass(frozen=True)
+class Python:
+    """The Python runtime the apps run on."""
+
+    # "3.12" etc.; empty: the distro's own python3. Other versions come from
+    # the deadsnakes PPA on Ubuntu; Debian only has its own.
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class NodeJS:
+    """Node.js, installed only when an app has a front-end build."""
+
+    # "distro" (the distro's nodejs) or "nodesource" (NodeSource's apt repo).
+    source: str = "distro"
+    # NodeSource major version.
+    version: int = 22
+    # Also install the distro's npm (NodeSource's nodejs includes npm).
+    npm: bool = True
+
+
+@dataclass(frozen=True)
+class TLS:
+    """HTTPS certificates for the app domains."""
+
+    # "letsencrypt" (certbot, ACME http-01 via webroot) or "selfsigned" (hosts without public DNS).
+    mode: str = "letsencrypt"
+    # Account e-mail for expiry notices; empty: register without e-mail.
+    email: str = ""
+    # Use Let's Encrypt's staging server (untrusted test certificates).
+    staging: bool = False
+    # ACME directory URL of another CA; overrides staging.
+    acme_server: str = ""
+    # CA bundle file on the host that certbot trusts for the ACME server's own TLS.
+    acme_ca_bundle: str = ""
+    # Strict-Transport-Security max-age in seconds (0: no HSTS header).
+    hsts_max_age: int = 63072000
+
+
+@dataclass(frozen=True)
+class Web:
+    """Where apps live on the host and how nginx serves them."""
+
+    apps_dir: str = "/srv/apps"
+    log_dir: str = "/var/log/apps"
+    # Jinja2 template (on the controller) replacing vpskit's nginx site template.
+    site_template: str = ""
+    # Also listen on IPv6.
+    ipv6: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     server: Server
     first_login: FirstLogin = field(default_factory=FirstLogin)
@@ -322,6 +413,10 @@ class Config:
     postgres: Postgres = field(default_factory=Postgres)
     backups: Backups = field(default_factory=Backups)
     monitor: Monitor = field(default_factory=Monitor)
+    python: Python = field(default_factory=Python)
+    nodejs: NodeJS = field(default_factory=NodeJS)
+    tls: TLS = field(default_factory=TLS)
+    web: Web = field(default_factory=Web)
     # Directory the config file lives in: relative key paths are read from here.
     base_dir: str = "."
 
@@ -574,6 +669,7 @@ def validate(config: Config) -> list[str]:
         if app.state not in APP_STATES:
             c.add(f"{where}.state", f"must be one of {', '.join(APP_STATES)}, got {app.state!r}")
         _check_app_data(c, app, where, databases, roles)
+        _check_app(c, where, app)
 
     pg = config.postgres
     c.port("postgres.port", pg.port)
@@ -602,6 +698,7 @@ def validate(config: Config) -> list[str]:
     for name in ("max_backup_age_hours", "min_cert_days", "journal_hours"):
         if getattr(m, name) < 1:
             c.add(f"monitor.{name}", f"must be 1 or more, got {getattr(m, name)}")
+    _check_web(c, config)
     return problems
 
 
@@ -653,6 +750,100 @@ def is_cron_schedule(schedule: str) -> bool:
         return True
     parts = schedule.split()
     return len(parts) == 5 and all(CRON_FIELD_RE.match(p) for p in parts)
+
+
+WORKER_CLASSES = ("sync", "gthread", "eventlet", "gevent", "uvicorn")
+NODE_SOURCES = ("distro", "nodesource")
+TLS_MODES = ("letsencrypt", "selfsigned")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+GIT_URL_RE = re.compile(r"^((https?|ssh|git|file)://\S+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:\S+)$")
+GIT_REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$")
+PYTHON_VERSION_RE = re.compile(r"^3\.\d{1,2}$")
+ENTRY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*(\(\))?)?$")
+SIZE_RE = re.compile(r"^\d+[kKmMgG]?$")
+RATE_RE = re.compile(r"^\d+r/[sm]$")
+# Set by vpskit itself in every app's .env.
+VPSKIT_ENV = ("DATA_DIR",)
+
+
+def _relative_path(value: str) -> bool:
+    return not value.startswith("/") and ".." not in Path(value).parts
+
+
+def _check_app(c: _Checker, where: str, app: App) -> None:
+    """The web-stack fields of one app."""
+    if app.repo and not GIT_URL_RE.match(app.repo):
+        c.add(f"{where}.repo", f"{app.repo!r} is not a git URL (https://, ssh://, file:// or user@host:path)")
+    if not GIT_REF_RE.match(app.branch):
+        c.add(f"{where}.branch", f"{app.branch!r} is not a git branch or tag name")
+    if app.python and not PYTHON_VERSION_RE.match(app.python):
+        c.add(f"{where}.python", f"must be a Python version like '3.12', got {app.python!r}")
+    if app.deploy_key:
+        c.key_file(f"{where}.deploy_key", app.deploy_key, public=False)
+    if not ENTRY_RE.match(app.entry):
+        c.add(f"{where}.entry", f"must be 'module:variable' (or 'module:factory()'), got {app.entry!r}")
+    if app.worker_class and app.worker_class not in WORKER_CLASSES:
+        c.add(f"{where}.worker_class", f"must be one of {', '.join(WORKER_CLASSES)}, got {app.worker_class!r}")
+    for name, value, low in (("workers", app.workers, 0), ("threads", app.threads, 1), ("timeout", app.timeout, 1)):
+        if value < low:
+            c.add(f"{where}.{name}", f"must be {low} or more, got {value}")
+    for k, v in app.env.items():
+        if not ENV_NAME_RE.match(k):
+            c.add(f"{where}.env.{k}", "is not an environment variable name (letters, digits, _)")
+        elif k in VPSKIT_ENV:
+            c.add(f"{where}.env.{k}", "is set by vpskit (the app's data directory)")
+        elif any(ch in v for ch in "'\n\r\0"):
+            c.add(f"{where}.env.{k}", "must not contain single quotes or line breaks")
+    for j, name in enumerate(app.secrets):
+        if not ENV_NAME_RE.match(name):
+            c.add(f"{where}.secrets[{j}]", f"{name!r} is not an environment variable name")
+        elif name in app.env or name in VPSKIT_ENV:
+            c.add(f"{where}.secrets[{j}]", f"{name!r} is also set in env: a secret is generated, not configured")
+    for name in ("migrate", "seed", "build"):
+        if any(ch in getattr(app, name) for ch in "\n\r\0"):
+            c.add(f"{where}.{name}", "must be one command line")
+    for name in ("requirements", "build_dir", "static_dir"):
+        value = getattr(app, name)
+        if value and not _relative_path(value):
+            c.add(f"{where}.{name}", f"must be a path inside the repo, got {value!r}")
+    if not app.requirements:
+        c.add(f"{where}.requirements", "is required (the pip requirements file in the repo)")
+    if not (app.static_url.startswith("/") and app.static_url.endswith("/")) or " " in app.static_url:
+        c.add(f"{where}.static_url", f"must start and end with '/', got {app.static_url!r}")
+    if not SIZE_RE.match(app.max_body_size):
+        c.add(f"{where}.max_body_size", f"must be a size like '10m', got {app.max_body_size!r}")
+    if app.rate_limit and not RATE_RE.match(app.rate_limit):
+        c.add(f"{where}.rate_limit", f"must be a rate like '10r/s' or '300r/m', got {app.rate_limit!r}")
+    if app.rate_burst < 0:
+        c.add(f"{where}.rate_burst", "must be 0 or more")
+
+
+def _check_web(c: _Checker, config: Config) -> None:
+    """The [python], [nodejs], [tls] and [web] sections."""
+    if config.python.version and not PYTHON_VERSION_RE.match(config.python.version):
+        c.add("python.version", f"must be a Python version like '3.12', got {config.python.version!r}")
+    if config.nodejs.source not in NODE_SOURCES:
+        c.add("nodejs.source", f"must be one of {', '.join(NODE_SOURCES)}, got {config.nodejs.source!r}")
+    if config.nodejs.version < 18:
+        c.add("nodejs.version", f"must be a Node.js major version (18 or later), got {config.nodejs.version}")
+    t = config.tls
+    if t.mode not in TLS_MODES:
+        c.add("tls.mode", f"must be one of {', '.join(TLS_MODES)}, got {t.mode!r}")
+    if t.email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", t.email):
+        c.add("tls.email", f"{t.email!r} is not an e-mail address")
+    if t.acme_server and not re.match(r"^https://\S+$", t.acme_server):
+        c.add("tls.acme_server", f"must be an https:// ACME directory URL, got {t.acme_server!r}")
+    if t.acme_ca_bundle and not t.acme_ca_bundle.startswith("/"):
+        c.add("tls.acme_ca_bundle", f"must be an absolute path on the host, got {t.acme_ca_bundle!r}")
+    if t.hsts_max_age < 0:
+        c.add("tls.hsts_max_age", "must be 0 or more seconds")
+    w = config.web
+    for name in ("apps_dir", "log_dir"):
+        value = getattr(w, name)
+        if not value.startswith("/") or value.rstrip("/") in ("", "/etc", "/usr", "/var", "/home"):
+            c.add(f"web.{name}", f"must be an absolute directory of its own, got {value!r}")
+    if w.site_template and not config.path(w.site_template).is_file():
+        c.add("web.site_template", f"file {str(config.path(w.site_template))!r} does not exist")
 
 
 def _is_ip(value: str) -> bool:

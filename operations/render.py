@@ -31,3 +31,8 @@ def render(template: str, **context) -> str:
 def sha256(text: str | bytes) -> str:
     data = text.encode() if isinstance(text, str) else text
     return hashlib.sha256(data).hexdigest()
+
+
+def render_text(source: str, **context) -> str:
+    """Render a template given as text (a user's own template file) like the built-in ones."""
+    return _env().from_string(source).render(**context)

@@ -27,7 +27,9 @@ def install_checked_command(dest: str, staged: str, validate: str | None, mode: 
     if "{path}" in validate:
         check = validate.replace("{path}", s)
         return f"{prep} && {{ {check} || {{ rm -f {s}; exit 1; }}; }} && mv -f {s} {d}"
-    backup = shlex.quote(dest + ".vpskit-prev")
+    # Kept beside the staged file, not beside dest: a config directory read as a
+    # whole (nginx's sites-enabled/*) would load a backup there as live config.
+    backup = shlex.quote(staged + ".prev")
     # Quoted as a whole: dest or validate may hold quotes, and backticks must stay literal.
     message = shlex.quote(f"vpskit: {dest} rejected by `{validate}`; previous version restored")
     return (

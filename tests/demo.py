@@ -2,13 +2,17 @@
 
 The container stands in for a fresh VPS (root reachable by key on port 22); the
 deploy goes through the real ``pyinfra inventory.py deploy.py`` path over SSH on
-ports published on 127.0.0.1, and the container is left running.
+ports published on 127.0.0.1, and the container is left running. The example
+apps come from bare git repos inside it, their certificates from pebble (an ACME
+test server) running in it, as in the end-to-end tests.
 
     python -m tests.demo [ubuntu2404|debian12]
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tomllib
 
@@ -18,8 +22,9 @@ from operations.config import load_config
 from operations.connect import choose_way_in
 from tests.images import RECIPES, build_image
 from tests.rig import CACHE, ROOT, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
+from tests.web_fixtures import PEBBLE_ROOT, prepare_web_target
 
-NAME = "vpskit-demo"
+NAME = os.environ.get("VPSKIT_DEMO_NAME", "vpskit-demo")
 PUBLISH = (22, 2222, 80, 443)
 
 
@@ -42,7 +47,7 @@ def main(argv: list[str]) -> int:
 
     target = start_target(client, image, distro, publish=PUBLISH, name=NAME, owned=False)
     target.put_file("/root/.ssh/authorized_keys", root_pub.read_text(), mode=0o600)
-    raw = tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text())
+    raw = prepare_web_target(target, tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text()))
     config = keydir / "vpskit.toml"
     config.write_text(dump_toml(target_config(raw, target, keys)))
 
@@ -57,6 +62,16 @@ def main(argv: list[str]) -> int:
     print(f"==> vpskit-health on {NAME} (exit {health.returncode}):\n{health.stdout}")
     way, _ = choose_way_in(load_config(config))
     ports = ", ".join(f"{p} -> 127.0.0.1:{h}" for p, h in target.ports.items())
+    root = keydir / "pebble-root.pem"
+    root.write_text(target.out(f"cat {PEBBLE_ROOT}") + "\n")
+    https = target.ports[443]
+    apps = []
+    for app in raw.get("apps", []):
+        for domain in app.get("domains", []):
+            curl = f"curl --cacert {root} --resolve {domain}:{https}:127.0.0.1 https://{domain}:{https}/"
+            answer = subprocess.run(curl.split(), capture_output=True, text=True, timeout=30)
+            apps.append(f"    {app['name']:<12}  {curl}\n{'':18}-> {(answer.stdout or answer.stderr).strip()}")
+    listing = "\n".join(apps)
     print(
         f"""
 ==> {NAME} is running ({distro}); first run changed {first.changed} operations, a second run changed {second.changed}.
@@ -67,6 +82,8 @@ def main(argv: list[str]) -> int:
     backups:      docker exec {NAME} vpskit-backup list
     log in:       ssh -i {way.key or '~/.ssh/id_ed25519'} -p {way.port} {way.user}@127.0.0.1
     re-deploy:    VPSKIT_CONFIG={config} .venv/bin/pyinfra inventory.py deploy.py
+    apps over HTTPS (certificates from the pebble ACME server in the container, root {root.name}):
+{listing}
     remove:       make demo-clean
 """
     )

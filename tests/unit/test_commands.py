@@ -221,3 +221,19 @@ def test_apt_lock_holders_process():
     """AptLockHolders returns the PIDs as ints, skipping blank or junk lines."""
     assert AptLockHolders().process(["1234", "", "567", "junk"]) == [1234, 567]
     assert AptLockHolders().process([]) == [] == AptLockHolders.default()
+
+
+def test_whole_config_check_sees_no_backup_in_the_config_directory(tmp_path):
+    """While a whole-config check runs, the previous file's backup is not in dest's directory (nginx would load sites-enabled/*)."""
+    conf_dir, stage_dir = tmp_path / "sites-enabled", tmp_path / "tmp"
+    conf_dir.mkdir()
+    stage_dir.mkdir()
+    dest, staged = conf_dir / "app.conf", stage_dir / "staged"
+    dest.write_text("old\n")
+    staged.write_text("new\n")
+    seen = tmp_path / "seen"
+    proc = install(dest, staged, f"ls '{conf_dir}' > '{seen}' && false")
+    assert proc.returncode == 1
+    assert seen.read_text().split() == ["app.conf"]
+    assert dest.read_text() == "old\n"
+    assert sorted(p.name for p in stage_dir.iterdir()) == []

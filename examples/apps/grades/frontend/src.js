@@ -1,0 +1,2 @@
+const socket = new WebSocket(`wss://${location.host}/ws`);
+socket.onmessage = (event) => console.log(event.data);

@@ -1,0 +1,127 @@
+"""nginx in front of the apps: one main config, a catch-all default server, one site per app.
+
+Every file is checked with ``nginx -t`` as it goes live; a config nginx rejects is
+replaced by the previous one and the run fails with nginx's error, while the
+running nginx keeps serving the old config.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pyinfra.api import deploy
+from pyinfra.operations import files
+
+from .certbot import ACME_WEBROOT, CertFiles
+from .config import App
+from .render import render, render_text
+from .validated import checked_file
+
+# Mozilla's "intermediate" TLS 1.2 suites: ECDHE with AEAD ciphers only
+# (its DHE suites are left out: they need a dhparam file).
+CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+NGINX_CONF = "/etc/nginx/nginx.conf"
+SITES_DIR = "/etc/nginx/sites-enabled"
+DEFAULT_SITE = f"{SITES_DIR}/000-vpskit-default"
+STOCK_DEFAULT_SITE = f"{SITES_DIR}/default"
+CHECK = "nginx -t"
+
+
+def site_path(app_name: str) -> str:
+    return f"{SITES_DIR}/app-{app_name}.conf"
+
+
+def site_text(
+    app: App,
+    tls: CertFiles | None,
+    static_path: str = "",
+    hsts_max_age: int = 0,
+    ipv6: bool = True,
+    template: str = "",
+) -> str:
+    """One app's site: HTTP (ACME challenges, redirect to HTTPS) and, once ``tls`` exists, the HTTPS proxy.
+
+    ``template`` is the text of a user's own site template ('' for vpskit's).
+    """
+    context = dict(
+        app=app,
+        id=re.sub(r"[^a-z0-9_]", "_", app.name),
+        tls=tls,
+        static_path=static_path,
+        hsts_max_age=hsts_max_age,
+        ipv6=ipv6,
+        acme_root=ACME_WEBROOT,
+    )
+    return render_text(template, **context) if template else render("nginx-site.conf.j2", **context)
+
+
+def read_template(path: str | Path | None) -> str:
+    return Path(path).read_text() if path else ""
+
+
+@deploy("nginx")
+def nginx_base(ipv6: bool = True):
+    """
+    Ensure nginx's main config (TLS settings, no version banner) and a catch-all default server.
+
+    Returns the operations that change nginx's config, for the reload.
+
+    + ipv6: also listen on IPv6
+
+    **Example:**
+
+    .. code:: python
+
+        changes = nginx_base(ipv6=True)
+    """
+    main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=render("nginx.conf.j2", ciphers=CIPHERS), validate=CHECK)
+    stock = files.link(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
+    default = checked_file(
+        name="Catch-all default server",
+        dest=DEFAULT_SITE,
+        content=render("nginx-default.conf.j2", ipv6=ipv6),
+        validate=CHECK,
+    )
+    return [main, stock, default]
+
+
+def nginx_site(app: App, content: str, label: str = "site"):
+    """
+    Ensure the app's site file has ``content``, checked by ``nginx -t`` before it stays.
+
+    + app: the app's config
+    + content: the site, from ``site_text``
+    + label: what this version is, for the operation's name
+
+    **Example:**
+
+    .. code:: python
+
+        nginx_site(app, site_text(app, None))
+    """
+    return checked_file(name=f"{app.name}: nginx {label}", dest=site_path(app.name), content=content, validate=CHECK)
+
+
+def nginx_site_absent(app: App):
+    """
+    Ensure an absent app has no site.
+
+    + app: the app's config
+
+    **Example:**
+
+    .. code:: python
+
+        nginx_site_absent(app)
+    """
+    return files.file(name=f"{app.name}: remove nginx site", path=site_path(app.name), present=False)

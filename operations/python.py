@@ -1,0 +1,81 @@
+"""Python runtimes for the apps: the distro's own python3, or deadsnakes builds on Ubuntu."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt
+
+from .aptrepo import apt_repository
+from .distro import Distro
+
+# The python3 each supported distro ships.
+DISTRO_PYTHON = {"ubuntu2404": "3.12", "debian12": "3.11"}
+
+DEADSNAKES_URI = "https://ppa.launchpadcontent.net/deadsnakes/ppa/ubuntu"
+# The PPA's signing key, fetched by the host from the Ubuntu keyserver and
+# installed only if it has exactly this fingerprint (Launchpad's PPA page lists it).
+DEADSNAKES_FINGERPRINT = "F23C5A6CF475977595C89F51BA6932366A755776"
+DEADSNAKES_KEY_URL = f"https://keyserver.ubuntu.com/pks/lookup?op=get&options=mr&search=0x{DEADSNAKES_FINGERPRINT}"
+
+
+class PythonUnavailable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PythonPlan:
+    """Where one Python version comes from on one distro."""
+
+    version: str
+    packages: tuple[str, ...]
+    deadsnakes: bool
+
+    @property
+    def binary(self) -> str:
+        return f"/usr/bin/python{self.version}"
+
+
+def python_plan(version: str, distro: Distro) -> PythonPlan:
+    """How ``version`` ("" for the distro's own) gets onto ``distro``; raise ``PythonUnavailable`` when it cannot."""
+    own = DISTRO_PYTHON[distro.key]
+    version = version or own
+    if version == own:
+        return PythonPlan(version, ("python3", "python3-venv", "python3-dev", f"python{version}-venv"), False)
+    if distro.id == "ubuntu":
+        return PythonPlan(version, (f"python{version}", f"python{version}-venv", f"python{version}-dev"), True)
+    raise PythonUnavailable(
+        f"Python {version} is not available on {distro.id.capitalize()} {distro.version}: it ships Python {own} "
+        f"(deadsnakes builds exist for Ubuntu only). Set the app's python (or [python] version) to {own!r}, "
+        "or use an Ubuntu host."
+    )
+
+
+@deploy("Python runtime")
+def python_runtime(plans: list[PythonPlan], distro: Distro):
+    """
+    Ensure every planned Python version is installed, with venv and headers.
+
+    + plans: from ``python_plan``, one per version the apps use
+    + distro: the host's distro (its codename names the PPA suite)
+
+    **Example:**
+
+    .. code:: python
+
+        python_runtime([python_plan("3.13", distro)], distro)
+    """
+    if any(p.deadsnakes for p in plans):
+        apt_repository(
+            "deadsnakes",
+            comment="the deadsnakes PPA: newer and older Python versions for Ubuntu",
+            key_url=DEADSNAKES_KEY_URL,
+            fingerprint=DEADSNAKES_FINGERPRINT,
+            uri=DEADSNAKES_URI,
+            suite=distro.codename,
+        )
+    apt.packages(
+        name="Install Python " + ", ".join(sorted({p.version for p in plans})),
+        packages=sorted({pkg for p in plans for pkg in p.packages}),
+    )

@@ -1,0 +1,129 @@
+"""The web stack: Python runtimes, the apps, nginx in front of them, and their certificates.
+
+    web_stack(config, distro)   # after base_system and deploy_user
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import OperationError, deploy
+from pyinfra.operations import apt, systemd
+from pyinfra.operations.util import any_changed
+
+from .app import HostSize, app_absent, app_paths, app_present, default_workers, worker_class
+from .certbot import Certificate, cert_files, certbot_installed, certificate, certificate_absent
+from .config import App, Config
+from .distro import Distro
+from .nginx import nginx_base, nginx_site, nginx_site_absent, read_template, site_text
+from .nodejs import nodejs_runtime
+from .python import PythonPlan, PythonUnavailable, python_plan, python_runtime
+
+
+def python_plans(config: Config, distro: Distro) -> dict[str, PythonPlan]:
+    """Each present app's Python plan; raises ``OperationError`` (before anything runs) for one the host cannot have."""
+    plans, problems = {}, []
+    for app in config.apps:
+        if app.state != "present" or not app.repo:
+            continue
+        try:
+            plans[app.name] = python_plan(app.python or config.python.version, distro)
+        except PythonUnavailable as e:
+            problems.append(f"app {app.name}: {e}")
+    if problems:
+        raise OperationError("\n".join(problems))
+    return plans
+
+
+def static_path(app: App, config: Config) -> str:
+    if not app.static_dir:
+        return ""
+    return f"{app_paths(app, config.web).src}/{app.static_dir.strip('/')}"
+
+
+@deploy("Web stack")
+def web_stack(config: Config, distro: Distro):
+    """
+    Ensure every configured app is deployed behind nginx with a certificate, and absent apps are gone.
+
+    + config: the whole config
+    + distro: the host's distro
+
+    **Example:**
+
+    .. code:: python
+
+        web_stack(config, host_distro())
+    """
+    if not config.apps:
+        return
+    # An app without a repo has no code for vpskit to deploy (a database or jobs only).
+    present = [a for a in config.apps if a.state == "present" and a.repo]
+    absent = [a for a in config.apps if a.state != "present"]
+    plans = python_plans(config, distro)
+    tls = config.tls
+    template = read_template(config.path(config.web.site_template) if config.web.site_template else None)
+    user = config.deploy_user.name
+
+    apt.packages(
+        name="Install nginx, logrotate" + (", certbot" if tls.mode == "letsencrypt" else ""),
+        packages=["nginx", "logrotate", "openssl", *(["certbot"] if tls.mode == "letsencrypt" else [])],
+    )
+    if present:
+        python_runtime(list({p.version: p for p in plans.values()}.values()), distro)
+    if any(a.build for a in present):
+        nodejs_runtime(config.nodejs)
+
+    size = host.get_fact(HostSize)
+    for app in present:
+        plan = plans[app.name]
+        key = config.path(app.deploy_key).read_text() if app.deploy_key else ""
+        workers = default_workers(size["cpus"], size["memory_mb"], len(present), worker_class(app))
+        app_present(app, config.web, user, plan.binary, plan.version, workers, deploy_key=key)
+    for app in absent:
+        app_absent(app, config.web)
+
+    # nginx, phase 1: every site as far as its certificate allows (HTTP only
+    # until it has one), so the ACME challenges can be answered.
+    changes = nginx_base(ipv6=config.web.ipv6)
+    sites = [a for a in present if a.domains]
+    if tls.mode == "letsencrypt":
+        certbot_installed(tls)
+
+    def site(app: App, with_tls: bool) -> str:
+        files_ = cert_files(app.name, tls) if with_tls else None
+        return site_text(app, files_, static_path(app, config), tls.hsts_max_age, config.web.ipv6, template)
+
+    had_cert = {}
+    for app in sites:
+        files_ = cert_files(app.name, tls)
+        had_cert[app.name] = host.get_fact(Certificate, cert=files_.cert, renewal=files_.renewal) is not None
+        changes.append(nginx_site(app, site(app, had_cert[app.name])))
+    for app in absent:
+        changes.append(nginx_site_absent(app))
+    systemd.service(
+        name="nginx running",
+        service="nginx",
+        running=True,
+        enabled=True,
+        reloaded=any(op.will_change for op in changes),
+    )
+
+    # Certificates, then phase 2: HTTPS for the sites that just got their first one.
+    certs = [
+        certificate(name=f"{app.name}: certificate for {', '.join(app.domains)}", cert_name=app.name, domains=list(app.domains), tls=tls)
+        for app in sites
+    ]
+    for app in absent:
+        certificate_absent(name=f"{app.name}: remove certificate", cert_name=app.name, tls=tls)
+    second = []
+    for app, cert_op in zip(sites, certs):
+        if had_cert[app.name] or not cert_op.will_change:
+            continue
+        second.append(nginx_site(app, site(app, True), label="site with HTTPS"))
+    if certs:
+        systemd.service(
+            name="nginx serves the new certificates",
+            service="nginx",
+            reloaded=True,
+            _if=any_changed(*certs, *second),
+        )
