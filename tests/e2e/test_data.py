@@ -51,7 +51,9 @@ class Deployed:
         self.target, self.first, self.second, self.config = target, first, second, config
 
 
-@pytest.fixture(scope="module", params=DISTROS)
+# Session scope: xdist hands a worker its distro's items interleaved with other modules', and
+# a module-scoped target would be torn down and deployed again at every switch.
+@pytest.fixture(scope="session", params=DISTROS)
 def deployed(request, docker_engine, images, keys, tmp_path_factory):
     distro = request.param
     target = start_target(docker_engine, images[distro], distro, publish=())
@@ -189,13 +191,18 @@ def test_backup_job_makes_a_verified_dump_that_restores_the_same_rows(deployed):
     assert "state=ok" in status and f"file={dump}" in status
 
 
-def test_sqlite_file_and_upload_dir_are_backed_up_and_restored(deployed):
-    t = deployed.target
+def _write_notes_db(t):
+    """The SQLite app's database file, as the app would write it."""
     t.exec(
-        "mkdir -p /srv/notes /srv/dibby/uploads && echo receipt > /srv/dibby/uploads/r1.txt && "
-        "python3 -c \"import sqlite3; c=sqlite3.connect('/srv/notes/notes.sqlite3'); "
+        "mkdir -p /srv/notes && python3 -c \"import sqlite3; c=sqlite3.connect('/srv/notes/notes.sqlite3'); "
         "c.execute('create table if not exists n (t text)'); c.execute(\\\"insert into n values ('hi')\\\"); c.commit()\""
     )
+
+
+def test_sqlite_file_and_upload_dir_are_backed_up_and_restored(deployed):
+    t = deployed.target
+    _write_notes_db(t)
+    t.exec("mkdir -p /srv/dibby/uploads && echo receipt > /srv/dibby/uploads/r1.txt")
     assert run_backup(t).returncode == 0
     assert t.out(f"ls {BACKUPS}/notes | grep -c '\\.sqlite3$'") >= "1"
     assert t.out(f"ls {BACKUPS}/dibby-files-uploads | grep -c '\\.tar\\.gz$'") >= "1"
@@ -246,6 +253,7 @@ def test_retention_never_deletes_the_newest_good_backup(deployed):
 def test_restore_drill_restores_into_a_scratch_database_and_records_it(deployed):
     t = deployed.target
     _seed_accounts(t)
+    _write_notes_db(t)
     assert run_backup(t).returncode == 0
     t.exec("systemctl start vpskit-restore-drill.service")
     status = t.out("cat /var/lib/vpskit/drill/dibby.status")
