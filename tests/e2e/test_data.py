@@ -19,7 +19,8 @@ from tests.rig import dump_toml, run_pyinfra, start_target, target_config
 
 pytestmark = pytest.mark.e2e
 
-APP_DIR = "/home/appuser/apps/dibby"
+APP_DIR = "/srv/apps/dibby"  # the web layer's layout: src/ (checkout, the jobs' workdir), venv/, .env
+SRC = f"{APP_DIR}/src"
 BACKUPS = "/var/backups/vpskit"
 
 CONFIG = {
@@ -268,10 +269,10 @@ def test_restore_drill_restores_into_a_scratch_database_and_records_it(deployed)
 def _write_app_dir(t):
     """A stand-in for the web layer's app checkout: a .env and the venv's commands."""
     t.exec(
-        f"mkdir -p {APP_DIR}/venv/bin && printf 'GREETING=hello from .env\\n' > {APP_DIR}/.env && "
+        f"mkdir -p {APP_DIR}/venv/bin {SRC} && printf 'GREETING=hello from .env\\n' > {APP_DIR}/.env && "
         f"printf '#!/bin/sh\\necho \"$GREETING|$(id -un)|$(pwd)|$VIRTUAL_ENV|${{DATABASE_URL%%%%:*}}|$*\" > snapshot.out\\n'"
         f" > {APP_DIR}/venv/bin/dibby-snapshot && chmod 755 {APP_DIR}/venv/bin/dibby-snapshot && "
-        f"chown -R appuser:appuser /home/appuser/apps"
+        f"chown -R appuser:appuser {APP_DIR}"
     )
 
 
@@ -284,9 +285,9 @@ def test_app_timers_are_listed_and_run_the_command_in_the_app_venv(deployed):
     assert t.out("systemctl show -p Persistent --value dibby-snapshot.timer") == "yes"
     _write_app_dir(t)
     t.exec("systemctl start dibby-snapshot.service")
-    out = t.out(f"cat {APP_DIR}/snapshot.out")
-    assert out == f"hello from .env|appuser|{APP_DIR}|{APP_DIR}/venv|postgresql|--daily"
-    assert t.out(f"stat -c %U {APP_DIR}/snapshot.out") == "appuser"
+    out = t.out(f"cat {SRC}/snapshot.out")
+    assert out == f"hello from .env|appuser|{SRC}|{APP_DIR}/venv|postgresql|--daily"
+    assert t.out(f"stat -c %U {SRC}/snapshot.out") == "appuser"
 
 
 def test_cron_entry_is_installed_for_the_user_and_runs(deployed):
@@ -297,9 +298,9 @@ def test_cron_entry_is_installed_for_the_user_and_runs(deployed):
     line = t.out(f"grep -v '^#' {path} | tail -n 1")
     assert line.startswith("* * * * * appuser cd ") and "+\\%s" in line
     deadline = time.time() + 75
-    while time.time() < deadline and t.exec(f"test -s {APP_DIR}/cron.out", check=False).returncode:
+    while time.time() < deadline and t.exec(f"test -s {SRC}/cron.out", check=False).returncode:
         time.sleep(3)
-    stamp, user = t.out(f"head -n 2 {APP_DIR}/cron.out").split()
+    stamp, user = t.out(f"head -n 2 {SRC}/cron.out").split()
     assert stamp.isdigit() and user == "appuser"
     assert "vpskit" not in t.out("journalctl -u cron --no-pager -o cat | grep -i error || true")
 

@@ -60,7 +60,7 @@ class Web:
         return [s for s in out.splitlines() if s]
 
 
-@pytest.fixture(scope="module", params=DISTROS)
+@pytest.fixture(scope="session", params=DISTROS)
 def web(request, docker_engine, images, keys, tmp_path_factory):
     distro = request.param
     target = start_target(docker_engine, images[distro], distro, publish=())
