@@ -15,7 +15,7 @@ from operations.firewall import firewall
 from operations.ssh import SshdState, sshd_hardened
 from operations.monitor import AppCheck, health_report, health_settings
 from operations.postgres import app_database, pg_version, postgres_server, secret_env_path
-from operations.schedule import app_job, cron_ready, job_unit
+from operations.schedule import AppJobFiles, app_job, app_jobs_pruned, cron_ready, job_unit
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
 from operations.app import app_paths
@@ -94,6 +94,10 @@ for app in apps:
         )
         if job.kind == "timer":
             units.append(f"{job_unit(app.name, job)}.timer")
+# Jobs taken out of the config, and all jobs of apps marked absent, stop and go.
+installed_jobs = host.get_fact(AppJobFiles)
+for app in config.apps:
+    app_jobs_pruned(app.name, {j.name for j in app.jobs} if app.state == "present" else set(), installed_jobs)
 
 health_report(
     health_settings(

@@ -155,9 +155,16 @@ def unit_text(app: App, paths: AppPaths, user: str, workers: int) -> str:
     )
 
 
-def as_user(user: str, command: str) -> str:
-    """``command`` run by ``user`` with its own HOME (the run itself is root)."""
-    return f"sudo -u {user} -H sh -c {shlex.quote(command)}"
+def as_user(user: str, command: str, secret_env: str = "") -> str:
+    """``command`` run by ``user`` with its own HOME (the run itself is root).
+
+    With ``secret_env`` (a root-only env file holding ``DATABASE_URL``) root reads
+    the file and hands the URL to ``user`` in the environment, never on a command line.
+    """
+    run = f"sudo -u {user} -H sh -c {shlex.quote(command)}"
+    if not secret_env:
+        return run
+    return f"set -a && . {shlex.quote(secret_env)} && set +a && sudo --preserve-env=DATABASE_URL -u {user} -H sh -c {shlex.quote(command)}"
 
 
 def git_ssh_env(paths: AppPaths, app: App) -> str:
@@ -403,7 +410,9 @@ def stamped_command(command: str, key_cmd: str, stamp: str, cwd: str) -> str:
 
 
 @operation()
-def stamped_step(command: str, key_cmd: str, stamp: str, cwd: str, user: str, known: tuple[str, str], force: bool = False):
+def stamped_step(
+    command: str, key_cmd: str, stamp: str, cwd: str, user: str, known: tuple[str, str], force: bool = False, secret_env: str = ""
+):
     """
     Ensure ``command`` has run for the current key (a requirements hash, a commit).
 
@@ -414,6 +423,7 @@ def stamped_step(command: str, key_cmd: str, stamp: str, cwd: str, user: str, kn
     + user: who runs it
     + known: (stored, current) keys as read before the run (``Stamps`` fact)
     + force: the key will change in this run (the checkout moves), so run
+    + secret_env: root-only env file whose ``DATABASE_URL`` the command gets ('' for none)
 
     **Example:**
 
@@ -427,7 +437,7 @@ def stamped_step(command: str, key_cmd: str, stamp: str, cwd: str, user: str, kn
     if not force and stored and stored == current:
         host.noop(f"{stamp} is current")
         return
-    yield StringCommand(as_user(user, stamped_command(command, key_cmd, stamp, cwd)))
+    yield StringCommand(as_user(user, stamped_command(command, key_cmd, stamp, cwd), secret_env))
 
 
 # ----------------------------------------------------------------------- deploys
@@ -510,17 +520,20 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
     known = host.get_fact(Stamps, stamps=keys)
     code_moves = code.will_change
     pip = " ".join(shlex.quote(p) for p in pip_packages(app))
-    # (stamp, label, command, also run when) in the order they must run.
+    # Migrations and seeds reach the app's PostgreSQL with the URL the gunicorn unit gets.
+    db_env = secret_env_path(app.name) if app.database.uses_postgres else ""
+    # (stamp, label, command, also run when, secret env) in the order they must run.
     plan = [
         (
             "requirements",
             "install requirements if they changed",
             f"{paths.venv}/bin/pip install --quiet --disable-pip-version-check -r {shlex.quote(app.requirements)} {pip}",
             code_moves or venv_op.will_change,
+            "",
         ),
-        ("build", "front-end build", f"cd {shlex.quote(app.build_dir)} && {app.build}", code_moves),
-        ("migrate", "migrations", _in_app_env(paths, app.migrate), code_moves),
-        ("seed", "seed data (once)", _in_app_env(paths, app.seed), False),
+        ("build", "front-end build", f"cd {shlex.quote(app.build_dir)} && {app.build}", code_moves, ""),
+        ("migrate", "migrations", _in_app_env(paths, app.migrate), code_moves, db_env),
+        ("seed", "seed data (once)", _in_app_env(paths, app.seed), False, db_env),
     ]
     steps = [
         stamped_step(
@@ -532,8 +545,9 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
             user=user,
             known=known[stamp],
             force=force,
+            secret_env=secret_env,
         )
-        for stamp, label, command, force in plan
+        for stamp, label, command, force, secret_env in plan
         if stamp in keys
     ]
 

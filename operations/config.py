@@ -792,11 +792,15 @@ def _check_app(c: _Checker, where: str, app: App) -> None:
             c.add(f"{where}.env.{k}", "is not an environment variable name (letters, digits, _)")
         elif k in VPSKIT_ENV:
             c.add(f"{where}.env.{k}", "is set by vpskit (the app's data directory)")
+        elif k == "DATABASE_URL" and app.database.uses_postgres:
+            c.add(f"{where}.env.{k}", "is set by vpskit from the app's database (engine = \"postgresql\")")
         elif any(ch in v for ch in "'\n\r\0"):
             c.add(f"{where}.env.{k}", "must not contain single quotes or line breaks")
     for j, name in enumerate(app.secrets):
         if not ENV_NAME_RE.match(name):
             c.add(f"{where}.secrets[{j}]", f"{name!r} is not an environment variable name")
+        elif name == "DATABASE_URL" and app.database.uses_postgres:
+            c.add(f"{where}.secrets[{j}]", "is set by vpskit from the app's database (engine = \"postgresql\")")
         elif name in app.env or name in VPSKIT_ENV:
             c.add(f"{where}.secrets[{j}]", f"{name!r} is also set in env: a secret is generated, not configured")
     for name in ("migrate", "seed", "build"):

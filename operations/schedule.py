@@ -7,10 +7,11 @@ without dots, ``%`` escaped, with a user field), as cron requires.
 
 from __future__ import annotations
 
+import re
 import shlex
 
-from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
+from pyinfra.api import FactBase, deploy
+from pyinfra.operations import apt, files, systemd
 
 from .config import Job
 from .render import render
@@ -18,6 +19,36 @@ from .validated import checked_file
 
 UNIT_DIR = "/etc/systemd/system"
 CRON_DIR = "/etc/cron.d"
+# The first lines vpskit writes into an app job's files (oneshot.service.j2, cron-job.j2).
+TIMER_JOB_RE = re.compile(r"^(?P<path>.+\.service):# Managed by vpskit: (?P<app>\S+) job (?P<job>\S+): ")
+CRON_JOB_RE = re.compile(r"^(?P<path>[^:]+):# Managed by vpskit: job (?P<job>\S+) of app (?P<app>\S+)$")
+
+
+class AppJobFiles(FactBase):
+    """
+    Returns every app job vpskit has installed on the host, read from the files' first lines.
+
+    .. code:: python
+
+        {("dibby", "snapshot"): ("timer", "dibby-snapshot"), ("dibby", "ping"): ("cron", "/etc/cron.d/vpskit-dibby-ping")}
+    """
+
+    def command(self):
+        return f"grep -H -m1 '^# Managed by vpskit: ' {UNIT_DIR}/*.service {CRON_DIR}/vpskit-* 2>/dev/null || true"
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        jobs = {}
+        for line in output:
+            if m := TIMER_JOB_RE.match(line):
+                unit = m["path"].rsplit("/", 1)[-1].removesuffix(".service")
+                jobs[(m["app"], m["job"])] = ("timer", unit)
+            elif m := CRON_JOB_RE.match(line.rstrip()):
+                jobs[(m["app"], m["job"])] = ("cron", m["path"])
+        return jobs
 
 
 def systemd_exec_quote(command: str) -> str:
@@ -169,3 +200,31 @@ def cron_ready():
     """
     apt.packages(name="Install cron", packages=["cron"])
     systemd.service(name="cron runs at boot", service="cron", running=True, enabled=True)
+
+
+@deploy("Removed jobs")
+def app_jobs_pruned(app_name: str, keep: set[str], installed: dict):
+    """
+    Ensure no job of ``app_name`` runs that the config no longer lists: timers stopped, files removed.
+
+    + app_name: the app
+    + keep: the names of the jobs it still has (empty for an app marked absent)
+    + installed: the ``AppJobFiles`` fact, read once for all apps
+
+    **Example:**
+
+    .. code:: python
+
+        app_jobs_pruned("dibby", {"snapshot"}, host.get_fact(AppJobFiles))
+    """
+    gone = sorted((job, where) for (app, job), where in installed.items() if app == app_name and job not in keep)
+    removed = []
+    for job, (kind, ref) in gone:
+        if kind == "cron":
+            files.file(name=f"Remove cron job {app_name}/{job}", path=ref, present=False)
+            continue
+        systemd.service(name=f"Stop timer {ref}", service=f"{ref}.timer", running=False, enabled=False)
+        for suffix in ("timer", "service"):
+            removed.append(files.file(name=f"Remove {ref}.{suffix}", path=f"{UNIT_DIR}/{ref}.{suffix}", present=False))
+    if removed:
+        systemd.daemon_reload(name=f"Reload systemd after removing jobs of {app_name}", _if=lambda: any(op.did_change() for op in removed))

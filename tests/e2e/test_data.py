@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import tomllib
 
 import pytest
 
@@ -339,3 +340,22 @@ def test_health_report_fails_when_postgres_is_down(deployed):
         assert r.returncode == 1 and re.search(r"^FAIL\s+postgresql.service", r.stdout, re.M), r.stdout
     finally:
         t.exec("systemctl start postgresql")
+
+
+# ------------------------------------------------------------------ jobs taken out of the config (changes the host: last)
+
+
+def test_jobs_taken_out_of_the_config_stop_and_their_files_go(deployed, tmp_path):
+    t = deployed.target
+    raw = tomllib.loads(deployed.config.read_text())
+    raw["apps"][0]["jobs"] = [j for j in raw["apps"][0]["jobs"] if j["name"] == "snapshot"]
+    smaller = tmp_path / "fewer-jobs.toml"
+    smaller.write_text(dump_toml(raw))
+    first = run_pyinfra(smaller)
+    assert first.errors == 0
+    assert {"Removed jobs | Remove dibby-interest.timer", "Removed jobs | Remove cron job dibby/ping"} <= set(first.changed_ops), first.changed_ops
+    assert t.out("ls /etc/systemd/system/dibby-interest.* /etc/cron.d/vpskit-dibby-ping 2>/dev/null | wc -l") == "0"
+    timers = t.out("systemctl list-timers --all --no-pager")
+    assert "dibby-interest.timer" not in timers and "dibby-snapshot.timer" in timers
+    again = run_pyinfra(smaller)
+    assert again.changed == 0, again.changed_ops

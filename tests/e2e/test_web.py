@@ -113,6 +113,31 @@ def test_migrations_and_seed_ran_once(web):
     assert curl_json(web, "grades")["courses"] == ["maths", "physics"]
 
 
+def test_dibby_reads_and_writes_its_own_postgres_database_through_nginx(web):
+    """The migration and seed ran as the deploy user with the URL from the root-only secret file."""
+    t = web.target
+    assert curl_json(web, "dibby")["database"] == "postgresql"
+    body = json.dumps({"text": "written through nginx"})
+    r = https_get(t, "https://dibby.example.test/notes", "-f -X POST -H 'Content-Type: application/json'", f"-d '{body}'")
+    assert r.returncode == 0, r.stderr
+    assert curl_json(web, "dibby")["notes"][-1] == "written through nginx"
+    rows = t.out("runuser -u postgres -- psql -X -t -A -d dibby -c 'SELECT text FROM notes ORDER BY id'")
+    assert rows.splitlines()[-1] == "written through nginx"
+    assert t.out("stat -c '%a %U' /etc/vpskit/secrets/dibby.env") == "600 root"
+
+
+def test_scheduled_jobs_of_an_app_use_its_database(web):
+    t = web.target
+    before = curl_json(web, "dibby", "/balances")
+    t.exec("systemctl start dibby-snapshot.service dibby-interest.service")
+    after = curl_json(web, "dibby", "/balances")
+    assert after["snapshots"] == before["snapshots"] + 1
+    assert after["balances"] == {k: v + v // 100 for k, v in before["balances"].items()}
+    # The cron job's endpoint answers on the app's loopback port, not through nginx.
+    assert t.exec("curl -fsS -X POST http://127.0.0.1:5001/internal/cleanup", check=False).returncode == 0
+    assert https_get(t, "https://dibby.example.test/internal/cleanup", "-s -o /dev/null -w '%{http_code}' -X POST").stdout == "404"
+
+
 def test_http_redirects_to_https_keeping_path_and_query(web):
     r = web.target.exec("curl -s -o /dev/null -w '%{http_code} %{redirect_url}' 'http://dibby.example.test/a/b?x=1&y=2'")
     assert r.stdout in ("301 https://dibby.example.test/a/b?x=1&y=2", "308 https://dibby.example.test/a/b?x=1&y=2")
@@ -240,7 +265,7 @@ def test_app_files_have_safe_owners_and_modes(web):
     t = web.target
     assert t.out("stat -c '%a %U %G' /srv/apps/dibby") == "750 appuser www-data"
     assert t.out("stat -c '%a %U %G' /srv/apps/dibby/.env") == "600 appuser appuser"
-    assert t.out("stat -c '%U' /srv/apps/dibby/src /srv/apps/dibby/venv /srv/apps/dibby/data/dibby.sqlite3") == "appuser\nappuser\nappuser"
+    assert t.out("stat -c '%U' /srv/apps/dibby/src /srv/apps/dibby/venv /srv/apps/dibby/data") == "appuser\nappuser\nappuser"
     env = t.out("cat /srv/apps/grades/.env")
     assert "GREETING='hello from grades'" in env and "DATA_DIR=/srv/apps/grades/data" in env
     assert re.search(r"(?m)^SECRET_KEY=[A-Za-z0-9_-]{64}$", env)

@@ -9,7 +9,7 @@ from operations.config import App, AppBackup, Database, Job, Monitor
 from operations.monitor import AppCheck, health_settings
 from operations.postgres import AppDatabaseState, database_driver_packages, ident, secret_env_path
 from operations.render import render
-from operations.schedule import cron_escape, cron_file, job_unit, systemd_exec_quote
+from operations.schedule import AppJobFiles, cron_escape, cron_file, job_unit, systemd_exec_quote
 
 PG = Database(engine="postgresql")
 
@@ -144,3 +144,23 @@ def test_health_settings_list_optional_units_not_already_required():
     assert settings["apps"] == [{"name": "dibby", "unit": "dibby.service", "url": "https://127.0.0.1/", "host": "dibby.example.test"}]
     assert settings["max_disk_used"] == 80 and settings["backup_items"] == ["dibby"]
     json.dumps(settings)
+
+
+def test_installed_jobs_are_recognised_by_the_first_line_vpskit_writes():
+    """Pruning removed jobs relies on this: each job file names its app and job; other vpskit units are not jobs."""
+    job = Job("snapshot", "*-*-* 23:55:00", "flask --app app snapshot-balances")
+    timer_service = render(
+        "oneshot.service.j2", description=f"my-shop job {job.name}: {job.command}", user="u", group="u", workdir="",
+        env_files=[], environment={}, exec_start="x", after=[],
+    )  # fmt: skip
+    cron = render("cron-job.j2", description="job ping of app my-shop", schedule="* * * * *", user="u", command="x")
+    output = [
+        f"/etc/systemd/system/{job_unit('my-shop', job)}.service:{timer_service.splitlines()[0]}",
+        f"{cron_file('my-shop', Job('ping', '* * * * *', 'x', kind='cron'))}:{cron.splitlines()[0]}",
+        "/etc/systemd/system/vpskit-backup.service:# Managed by vpskit: vpskit backup of databases and files",
+        "/etc/systemd/system/app-my-shop.service:# Managed by vpskit: gunicorn for app my-shop. Secrets live in x, never here.",
+    ]
+    assert AppJobFiles().process(output) == {
+        ("my-shop", "snapshot"): ("timer", "my-shop-snapshot"),
+        ("my-shop", "ping"): ("cron", "/etc/cron.d/vpskit-my-shop-ping"),
+    }

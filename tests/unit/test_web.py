@@ -16,6 +16,7 @@ from operations.app import (
     env_value,
     pip_packages,
     stamped_command,
+    as_user,
     unit_text,
 )
 from operations.certbot import (
@@ -74,6 +75,8 @@ BAD_APPS = [
     ({"env": {"A": "it's"}}, "apps[0].env.A", "single quotes"),
     ({"env": {"DATA_DIR": "/x"}}, "apps[0].env.DATA_DIR", "set by vpskit"),
     ({"env": {"A": 1}}, "apps[0].env.A", "must be str"),
+    ({"database": {"engine": "postgresql"}, "env": {"DATABASE_URL": "x"}}, "apps[0].env.DATABASE_URL", "from the app's database"),
+    ({"database": {"engine": "postgresql"}, "secrets": ["DATABASE_URL"]}, "apps[0].secrets[0]", "from the app's database"),
     ({"secrets": ["SECRET_KEY"], "env": {"SECRET_KEY": "x"}}, "apps[0].secrets[0]", "generated, not configured"),
     ({"static_dir": "../etc"}, "apps[0].static_dir", "inside the repo"),
     ({"static_url": "static"}, "apps[0].static_url", "start and end"),
@@ -339,3 +342,13 @@ def test_selfsigned_certificate_covers_the_domains(tmp_path):
     state = Certificate().process(out.stdout.splitlines())
     assert certificate_current(state, ["www.shop.example.com", "shop.example.com"])
     assert oct((tmp_path / "shop" / "privkey.pem").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_command_as_the_app_user_gets_the_database_url_from_the_root_only_file(tmp_path):
+    """Migrations run as the deploy user, who cannot read the secret file: root passes the URL in the environment."""
+    secret = tmp_path / "dibby.env"
+    secret.write_text("DATABASE_URL=postgresql://dibby:s3cret@127.0.0.1:5432/dibby\n")
+    cmd = as_user("appuser", 'echo "$DATABASE_URL"', secret_env=str(secret))
+    assert "s3cret" not in cmd  # never on a command line
+    assert cmd.startswith(f"set -a && . {secret} && set +a && sudo --preserve-env=DATABASE_URL -u appuser -H sh -c ")
+    assert as_user("appuser", "true") == "sudo -u appuser -H sh -c true"

@@ -1,13 +1,8 @@
-"""Bring dibby's SQLite schema up to date (idempotent)."""
+"""Bring dibby's schema up to date (idempotent; vpskit runs it when the code changed)."""
 
-import os
-import sqlite3
+from db import ENGINE, ID, run
 
-DB = os.path.join(os.environ.get("DATA_DIR", "."), "dibby.sqlite3")
-
-with sqlite3.connect(DB) as db:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version < 1:
-        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
-        db.execute("PRAGMA user_version = 1")
-    print(f"dibby schema at version {db.execute('PRAGMA user_version').fetchone()[0]}")
+run(f"CREATE TABLE IF NOT EXISTS notes (id {ID}, text TEXT NOT NULL)")
+run("CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, balance_cents INTEGER NOT NULL)")
+run(f"CREATE TABLE IF NOT EXISTS balance_snapshots (id {ID}, taken_at TEXT NOT NULL, total_cents INTEGER NOT NULL)")
+print(f"dibby schema ready ({ENGINE})")

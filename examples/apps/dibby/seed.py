@@ -1,9 +1,7 @@
-"""Put dibby's first note in place."""
+"""Put dibby's first note and accounts in place (vpskit runs it once)."""
 
-import os
-import sqlite3
+from db import run
 
-DB = os.path.join(os.environ.get("DATA_DIR", "."), "dibby.sqlite3")
-
-with sqlite3.connect(DB) as db:
-    db.execute("INSERT INTO notes (text) VALUES ('first note')")
+run("INSERT INTO notes (text) VALUES (%s)", ("first note",))
+for name, cents in (("alice", 10000), ("bob", 2500)):
+    run("INSERT INTO accounts (name, balance_cents) VALUES (%s, %s)", (name, cents))
