@@ -1,19 +1,25 @@
-"""grades: a tiny FastAPI app for vpskit's examples (courses in SQLite, a websocket)."""
+"""grades: a tiny FastAPI app for vpskit's examples (courses in its database, a websocket)."""
 
 import os
-import sqlite3
 
-from fastapi import FastAPI, WebSocket
+from fastapi import Body, FastAPI, WebSocket
+
+from store import URL, execute
 
 app = FastAPI()
-DB = os.path.join(os.environ.get("DATA_DIR", "."), "grades.sqlite3")
 
 
 @app.get("/")
 def index():
-    with sqlite3.connect(DB) as db:
-        courses = [row[0] for row in db.execute("SELECT name FROM courses ORDER BY name")]
-    return {"app": "grades", "greeting": os.environ.get("GREETING", "hello"), "courses": courses}
+    courses = [row[0] for row in execute("SELECT name FROM courses ORDER BY name")]
+    database = "postgresql" if URL.startswith("postgresql://") else "sqlite"
+    return {"app": "grades", "greeting": os.environ.get("GREETING", "hello"), "database": database, "courses": courses}
+
+
+@app.post("/courses", status_code=201)
+def add_course(name: str = Body(..., embed=True, min_length=1, max_length=100)):
+    execute("INSERT INTO courses (name) VALUES ({}) ON CONFLICT DO NOTHING", name)
+    return {"added": name}
 
 
 @app.websocket("/ws")

@@ -1,10 +1,7 @@
-"""Bring grades' SQLite schema up to date (idempotent): python -m migrations."""
+"""Bring grades' schema up to date (idempotent): python -m migrations."""
 
-import os
-import sqlite3
+from store import execute
 
-DB = os.path.join(os.environ.get("DATA_DIR", "."), "grades.sqlite3")
-
-with sqlite3.connect(DB) as db:
-    db.execute("CREATE TABLE IF NOT EXISTS courses (name TEXT PRIMARY KEY)")
-    db.execute("INSERT OR IGNORE INTO courses (name) VALUES ('maths'), ('physics')")
+execute("CREATE TABLE IF NOT EXISTS courses (name TEXT PRIMARY KEY)")
+for course in ("maths", "physics"):
+    execute("INSERT INTO courses (name) VALUES ({}) ON CONFLICT DO NOTHING", course)
