@@ -6,7 +6,7 @@ DISTRO ?= ubuntu2404
 
 # Everything: set up this machine (packages, dockerd, venv, images), then every test.
 test: setup
-	.venv/bin/pytest -ra -n 2 --dist loadgroup
+	./scripts/test.sh
 
 setup:
 	./scripts/test-host-setup.sh
@@ -15,7 +15,7 @@ unit: setup
 	.venv/bin/pytest -ra tests/unit
 
 e2e: setup
-	.venv/bin/pytest -ra -n 2 --dist loadgroup tests/e2e
+	./scripts/test.sh tests/e2e
 
 # Deploy examples/vpskit.toml into a systemd container named vpskit-demo and leave it running.
 demo:

@@ -12,17 +12,30 @@ import pytest
 DISTROS = ["ubuntu2404", "debian12"]
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--distro",
+        choices=[*DISTROS, "none"],
+        help="run only the tests of one target distro ('none': only the tests that need no target)",
+    )
+
+
+def item_distro(item) -> str:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return next((v for v in params.values() if v in DISTROS), "none")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-        # With pytest-xdist (--dist loadgroup) each distro's tests run in one worker,
-        # so a host deployed once per distro serves all of them, and the two distros
-        # run side by side.
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        distro = next((v for v in params.values() if v in DISTROS), None)
-        if distro:
-            item.add_marker(pytest.mark.xdist_group(distro))
+    # scripts/test.sh runs one pytest per distro side by side: each process deploys its
+    # distro's hosts once and runs that distro's tests in file order.
+    wanted = config.getoption("distro")
+    if wanted:
+        keep = [i for i in items if item_distro(i) == wanted]
+        config.hook.pytest_deselected(items=[i for i in items if item_distro(i) != wanted])
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

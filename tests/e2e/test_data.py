@@ -53,8 +53,7 @@ class Deployed:
         self.target, self.first, self.second, self.config = target, first, second, config
 
 
-# Session scope: xdist hands a worker its distro's items interleaved with other modules', and
-# a module-scoped target would be torn down and deployed again at every switch.
+# One target per distro for the whole run, deployed once.
 @pytest.fixture(scope="session", params=DISTROS)
 def deployed(request, docker_engine, images, keys, tmp_path_factory):
     distro = request.param
