@@ -90,6 +90,22 @@ def run_backup(t):
 # ------------------------------------------------------------------ idempotence
 
 
+
+def stop_postgres(t):
+    """Stop PostgreSQL and wait until the cluster refuses connections.
+
+    ``systemctl stop postgresql`` returns once the wrapper unit is down; the cluster
+    unit (postgresql@VERSION-main) may still accept a connection for a moment.
+    """
+    t.exec("systemctl stop postgresql 'postgresql@*'")
+    t.exec("for i in $(seq 1 60); do pg_isready -q || exit 0; sleep 0.5; done; exit 1")
+
+
+def start_postgres(t):
+    """Start PostgreSQL and wait until the cluster accepts connections."""
+    t.exec("systemctl start postgresql")
+    t.exec("for i in $(seq 1 60); do pg_isready -q && exit 0; sleep 0.5; done; exit 1")
+
 def test_second_run_changes_nothing(deployed):
     run = deployed.second
     assert deployed.first.changed > 0
@@ -218,7 +234,7 @@ def test_backup_fails_loudly_without_postgres_and_keeps_the_good_backup(deployed
     assert run_backup(t).returncode == 0
     good = newest_dump(t)
     before = t.out(f"ls -1 {BACKUPS}/dibby {BACKUPS}/grades | sort; sha256sum {good}")
-    t.exec("systemctl stop postgresql")
+    stop_postgres(t)
     try:
         for _ in range(2):
             r = run_backup(t)
@@ -231,7 +247,7 @@ def test_backup_fails_loudly_without_postgres_and_keeps_the_good_backup(deployed
         assert "state=failed" in t.out("cat /var/lib/vpskit/backup/dibby.status")
         t.exec(f"pg_restore --file=/dev/null {good}")
     finally:
-        t.exec("systemctl start postgresql")
+        start_postgres(t)
 
 
 def test_retention_never_deletes_the_newest_good_backup(deployed):
@@ -239,13 +255,13 @@ def test_retention_never_deletes_the_newest_good_backup(deployed):
     assert run_backup(t).returncode == 0
     t.exec(f"find {BACKUPS} -type f -name '*-*.*' -exec touch -d '400 days ago' {{}} +")
     old = t.out(f"ls -1 {BACKUPS}/dibby").split()
-    t.exec("systemctl stop postgresql")
+    stop_postgres(t)
     try:
         assert run_backup(t).returncode != 0
         t.exec("systemctl reset-failed vpskit-backup.service")
         assert t.out(f"ls -1 {BACKUPS}/dibby").split() == old  # a failed run deletes nothing
     finally:
-        t.exec("systemctl start postgresql")
+        start_postgres(t)
     assert run_backup(t).returncode == 0
     left = t.out(f"ls -1 {BACKUPS}/dibby").split()
     assert len(left) == 1 and left[0] not in old  # the old ones went, the new good one stays
@@ -333,12 +349,12 @@ def test_health_report_is_healthy_and_fails_when_an_app_stops(deployed):
 
 def test_health_report_fails_when_postgres_is_down(deployed):
     t = deployed.target
-    t.exec("systemctl stop postgresql")
+    stop_postgres(t)
     try:
         r = t.exec("vpskit-health", check=False)
         assert r.returncode == 1 and re.search(r"^FAIL\s+postgresql.service", r.stdout, re.M), r.stdout
     finally:
-        t.exec("systemctl start postgresql")
+        start_postgres(t)
 
 
 # ------------------------------------------------------------------ jobs taken out of the config (changes the host: last)
