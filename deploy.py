@@ -10,12 +10,14 @@ from pyinfra.api import OperationError
 from operations.backup import BACKUP_UNIT, DRILL_UNIT, backup_items, backups
 from operations.config import load_config
 from operations.connect import login_prover
-from operations.fail2ban import fail2ban_jails
+from operations.fail2ban import fail2ban_jails, fail2ban_packages
+from operations.firewall import PACKAGES as FIREWALL_PACKAGES
 from operations.firewall import firewall
 from operations.ssh import SshdState, sshd_hardened
 from operations.monitor import AppCheck, health_report, health_settings
+from operations.postgres import PACKAGES as POSTGRES_PACKAGES
 from operations.postgres import app_database, pg_version, postgres_server, secret_env_path
-from operations.schedule import AppJobFiles, app_job, app_jobs_pruned, cron_ready, job_unit
+from operations.schedule import CRON_PACKAGES, AppJobFiles, app_job, app_jobs_pruned, cron_ready, job_unit
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
 from operations.app import app_paths
@@ -23,8 +25,20 @@ from operations.web import web_stack
 
 config = load_config(host.data.vpskit_config)
 distro = host_distro()
+apps = [a for a in config.apps if a.state == "present"]
+pg_apps = [a for a in apps if a.database.uses_postgres]
+cron_jobs = any(job.kind == "cron" for app in apps for job in app.jobs)
 
-base_system(config.server)
+# Every package the steps below need, in one apt run (each step still ensures its own).
+base_system(
+    config.server,
+    packages=[
+        *(FIREWALL_PACKAGES if config.firewall.enabled else []),
+        *fail2ban_packages(config.fail2ban),
+        *(POSTGRES_PACKAGES if pg_apps else []),
+        *(CRON_PACKAGES if cron_jobs else []),
+    ],
+)
 deploy_user(config.deploy_user, config.public_keys(), sudo_group=distro.sudo_group)
 
 # Hardening: firewall rules first (old and new SSH port open), then the sshd move
@@ -50,8 +64,6 @@ sshd_hardened(
 fail2ban_jails(config.fail2ban, ssh_port=config.server.ssh_port)
 
 # ------------------------------------------------------------ data and schedules
-apps = [a for a in config.apps if a.state == "present"]
-pg_apps = [a for a in apps if a.database.uses_postgres]
 units = []
 
 if pg_apps:
@@ -76,7 +88,7 @@ if items:
     if config.backups.drill_schedule:
         units.append(f"{DRILL_UNIT}.timer")
 
-if any(job.kind == "cron" for app in apps for job in app.jobs):
+if cron_jobs:
     cron_ready()
     units.append("cron.service")
 for app in apps:

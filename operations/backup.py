@@ -22,6 +22,7 @@ from pyinfra.operations import files
 from .config import App, Backups
 from .render import FILES_DIR, render
 from .schedule import timer_service
+from .snapshot import planned, snapshot_fact
 from .validated import checked_file
 
 BACKUP_SCRIPT = "/usr/local/sbin/vpskit-backup"
@@ -82,9 +83,9 @@ def backups(cfg: Backups, items: list[BackupItem], pg_port: int = 5432):
         backups(config.backups, backup_items(config.apps), pg_port=5432)
     """
     files.directory(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
-    files.put(
+    checked_file(
         name="Backup, restore and drill command",
-        src=str(FILES_DIR / "vpskit-backup"),
+        content=(FILES_DIR / "vpskit-backup").read_bytes(),
         dest=BACKUP_SCRIPT,
         mode="755",
     )
@@ -123,6 +124,7 @@ def backups(cfg: Backups, items: list[BackupItem], pg_port: int = 5432):
     first_backup_made(name="First backup of new items", items=[i.name for i in items])
 
 
+@planned(lambda *_, **__: [(FindFiles, {"path": f"{STATUS_DIR}/backup", "quote_path": True})])
 @operation()
 def first_backup_made(items: list[str]):
     """
@@ -139,7 +141,7 @@ def first_backup_made(items: list[str]):
 
         first_backup_made(items=["dibby", "grades"])
     """
-    found = host.get_fact(FindFiles, path=f"{STATUS_DIR}/backup", quote_path=True) or []
+    found = snapshot_fact(FindFiles, path=f"{STATUS_DIR}/backup", quote_path=True) or []
     have = {p.rsplit("/", 1)[-1].removesuffix(".status") for p in found}
     missing = [i for i in items if i not in have]
     if not missing:

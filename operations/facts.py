@@ -6,6 +6,8 @@ are read by one command.
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra.api import FactBase
 
 
@@ -30,12 +32,22 @@ class FileState(FactBase):
         return {"sha256": output[0].strip(), "mode": mode, "user": user, "group": group}
 
 
+# Where AptUpgradable keeps its last answer, and what that answer depends on.
+APT_UPGRADABLE_CACHE = "/var/cache/vpskit/apt-upgradable"
+APT_INPUTS = ("/var/lib/dpkg/status", "/etc/apt", "/var/lib/apt/lists")
+
+
 class AptUpgradable(FactBase):
     """
     Returns the packages an ``apt-get upgrade``/``dist-upgrade`` would install or upgrade.
 
     Simulated, without taking apt's lock. Packages apt keeps back (Ubuntu's phased
     updates) are not listed, so a host with nothing to do reports nothing.
+
+    The simulation takes seconds. Its answer is kept on the host (APT_UPGRADABLE_CACHE)
+    under a key made of the names, times and sizes of everything it depends on
+    (APT_INPUTS: dpkg's status, apt's settings and package lists), and given again
+    while that key is unchanged; a failed simulation is never kept.
     """
 
     def requires_command(self, full=True):
@@ -43,7 +55,17 @@ class AptUpgradable(FactBase):
 
     def command(self, full=True):
         verb = "dist-upgrade" if full else "upgrade"
-        return f"LC_ALL=C apt-get -s -o Debug::NoLocking=1 {verb} | grep '^Inst ' || true"
+        cache = shlex.quote(f"{APT_UPGRADABLE_CACHE}-{verb}")
+        inputs = " ".join(shlex.quote(p) for p in APT_INPUTS)
+        store = (
+            f"mkdir -p $(dirname {cache}) && printf '%s\\n%s\\n' \"$key\" \"$out\" > {cache}.tmp && mv -f {cache}.tmp {cache}"
+        )
+        return (
+            f"key=$(find {inputs} -maxdepth 2 -printf '%p %T@ %s\\n' 2>/dev/null | md5sum | cut -c1-32); "
+            f'if [ "$(head -n1 {cache} 2>/dev/null)" = "$key" ]; then tail -n +2 {cache}; '
+            f"elif sim=$(LC_ALL=C apt-get -s -o Debug::NoLocking=1 {verb} </dev/null); then "
+            f"out=$(printf '%s\\n' \"$sim\" | grep '^Inst '); {{ {store}; }} 2>/dev/null; printf '%s\\n' \"$out\"; fi"
+        )
 
     @staticmethod
     def default():

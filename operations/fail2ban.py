@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import systemd
 
+from .batched import packages_installed, unit_running
 from .config import Fail2ban
 from .render import render
+from .snapshot import snapshot_fact
 from .validated import checked_file
 
 JAIL_LOCAL = "/etc/fail2ban/jail.local"
@@ -19,6 +20,14 @@ LOOPBACK = ("127.0.0.1/8", "::1")
 def jail_backend(auth_log_exists: bool) -> str:
     """Read sshd's log from auth.log where syslog writes one, else from the journal."""
     return "auto" if auth_log_exists else "systemd"
+
+
+def fail2ban_packages(f2b: Fail2ban) -> list[str]:
+    """The packages fail2ban needs on this host (none when disabled)."""
+    if not f2b.enabled:
+        return []
+    backend = jail_backend(bool(snapshot_fact(File, path=AUTH_LOG)))
+    return ["fail2ban", "iptables"] + (["python3-systemd"] if backend == "systemd" else [])
 
 
 def render_jail(f2b: Fail2ban, port: int, backend: str) -> str:
@@ -48,19 +57,12 @@ def fail2ban_jails(f2b: Fail2ban, ssh_port: int):
     if not f2b.enabled:
         systemd.service(name="Stop fail2ban (disabled in config)", service="fail2ban", running=False, enabled=False)
         return
-    backend = jail_backend(bool(host.get_fact(File, path=AUTH_LOG)))
-    packages = ["fail2ban", "iptables"] + (["python3-systemd"] if backend == "systemd" else [])
-    apt.packages(name="Install fail2ban", packages=packages)
+    backend = jail_backend(bool(snapshot_fact(File, path=AUTH_LOG)))
+    packages_installed(name="Install fail2ban", packages=fail2ban_packages(f2b))
     jail = checked_file(
         name="fail2ban jail.local",
         dest=JAIL_LOCAL,
         content=render_jail(f2b, ssh_port, backend),
         validate="fail2ban-client -t >/dev/null",
     )
-    systemd.service(
-        name="fail2ban running",
-        service="fail2ban",
-        running=True,
-        enabled=True,
-        restarted=jail.will_change,
-    )
+    unit_running(name="fail2ban running", unit="fail2ban.service", restarted=jail.will_change)

@@ -13,6 +13,7 @@ from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import apt
 
 TAG = "vpskit"
+PACKAGES = ["ufw"]
 TAG_HEX = TAG.encode().hex()
 
 
@@ -188,7 +189,7 @@ def firewall(ssh_port: int, ssh_ports_in_use: list[int], ssh_limit: bool = False
 
         firewall(ssh_port=2222, ssh_ports_in_use=[22], extra=config.firewall.allow)
     """
-    apt.packages(name="Install ufw", packages=["ufw"])
+    apt.packages(name="Install ufw", packages=PACKAGES)
     # Ports sshd listens on now stay open (and are opened, on a fresh host) until
     # sshd has moved: the ssh deploy closes them once the new port is proven.
     in_use = {UfwRule(p) for p in ssh_ports_in_use if p != ssh_port}

@@ -78,7 +78,7 @@ def health_report(settings: dict):
                                       units=["postgresql.service"], backup_items=["dibby"], drill_items=["dibby"]))
     """
     files.directory(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
-    files.put(name="Health report command", src=str(FILES_DIR / "vpskit-health"), dest=HEALTH_SCRIPT, mode="755")
+    checked_file(name="Health report command", content=(FILES_DIR / "vpskit-health").read_bytes(), dest=HEALTH_SCRIPT, mode="755")
     checked_file(
         name="What the health report checks",
         dest=HEALTH_CONF,

@@ -13,16 +13,19 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, OperationError, StringCommand, deploy, operation
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import systemd
 
+from .batched import packages_installed, unit_running
 from .config import App, Postgres
 from .distro import Distro
 from .render import render
+from .snapshot import planned, snapshot_fact
 from .validated import checked_file
 
 # The PostgreSQL major version each supported distro ships.
 PG_VERSIONS = {"ubuntu2404": "16", "debian12": "15"}
 SECRETS_DIR = "/etc/vpskit/secrets"
+PACKAGES = ["postgresql"]
 # Role attributes that make a role more than a plain owner of its database.
 ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS")
 
@@ -121,23 +124,31 @@ class AppDatabaseState(FactBase):
     default = dict
 
     def command(self, db, role, secret_path, port):
-        q = psql_command(port)
-        qdb = psql_command(port, db)
         attrs = " || ".join(f"'{a}=' || {col}::int || ' '" for a, col in _ROLE_COLUMNS)
         secret = shlex.quote(secret_path)
         lit_role, lit_db = _literal(role), _literal(db)
+        # One psql session as the superuser for everything but the app's own login.
+        sql = "\n".join(
+            [
+                f"SELECT 'role ' || {attrs} FROM pg_roles WHERE rolname = {lit_role};",
+                f"SELECT 'db_owner=' || pg_get_userbyid(datdba) FROM pg_database WHERE datname = {lit_db};",
+                "SELECT 'public_connect=' || (has_database_privilege('public', datname, 'CONNECT')"
+                f" OR has_database_privilege('public', datname, 'TEMP'))::int FROM pg_database WHERE datname = {lit_db};",
+                f"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = {lit_db}) AS vpskit_have_db \\gset",
+                "\\if :vpskit_have_db",
+                f"\\connect {lit_db}",
+                "SELECT 'schema_owner=' || nspowner::regrole FROM pg_namespace WHERE nspname = 'public';",
+                "SELECT 'public_create=' || has_schema_privilege('public', oid, 'CREATE')::int FROM pg_namespace WHERE nspname = 'public';",
+                "\\endif",
+            ]
+        )
         return "\n".join(
             [
                 "command -v psql >/dev/null && [ -d /run/postgresql ] || exit 0",
                 f"[ -s {secret} ] && echo secret=1",
-                f"{q} -c \"SELECT 'role ' || {attrs} FROM pg_roles WHERE rolname = {lit_role}\"",
-                f"{q} -c \"SELECT 'db_owner=' || pg_get_userbyid(datdba), 'public_connect=' ||"
-                f" (has_database_privilege('public', datname, 'CONNECT') OR has_database_privilege('public', datname, 'TEMP'))::int"
-                f" FROM pg_database WHERE datname = {lit_db}\" -F '\n'",
-                f"if {q} -c \"SELECT 1 FROM pg_database WHERE datname = {lit_db}\" | grep -qx 1; then",
-                f"  {qdb} -c \"SELECT 'schema_owner=' || nspowner::regrole, 'public_create=' ||"
-                f" has_schema_privilege('public', oid, 'CREATE')::int FROM pg_namespace WHERE nspname = 'public'\" -F '\n'",
-                "fi",
+                f"{psql_command(port)} <<'VPSKIT_SQL'",
+                sql,
+                "VPSKIT_SQL",
                 f"if [ -s {secret} ]; then",
                 f"  {_read_password(secret_path)}",
                 f"  if PGPASSWORD=\"$pw\" PGCONNECT_TIMEOUT=5 psql -X -q -t -A -h 127.0.0.1 -p {int(port)}"
@@ -196,7 +207,7 @@ def postgres_server(pg: Postgres, version: str, clients: list[tuple[str, str]]):
         postgres_server(config.postgres, "16", [("dibby", "dibby")])
     """
     etc = f"/etc/postgresql/{version}/main"
-    apt.packages(name="Install PostgreSQL", packages=["postgresql"])
+    packages_installed(name="Install PostgreSQL", packages=PACKAGES)
     settings = checked_file(
         name="PostgreSQL settings: loopback only, SCRAM passwords",
         dest=f"{etc}/conf.d/vpskit.conf",
@@ -228,9 +239,10 @@ def postgres_server(pg: Postgres, version: str, clients: list[tuple[str, str]]):
         group="postgres",
     )
     systemd.service(name="Reload PostgreSQL for new client rules", service="postgresql", reloaded=True, _if=hba.did_change)
-    systemd.service(name="PostgreSQL runs at boot", service="postgresql", running=True, enabled=True)
+    unit_running(name="PostgreSQL runs at boot", unit="postgresql.service")
 
 
+@planned(lambda db, role, secret_path, port=5432, **_: [(AppDatabaseState, {"db": db, "role": role, "secret_path": secret_path, "port": port})])
 @operation()
 def app_database(db: str, role: str, secret_path: str, port: int = 5432):
     """
@@ -254,7 +266,7 @@ def app_database(db: str, role: str, secret_path: str, port: int = 5432):
         app_database(name="Database dibby", db="dibby", role="dibby",
                      secret_path="/etc/vpskit/secrets/dibby.env", port=5432)
     """
-    state = host.get_fact(AppDatabaseState, db=db, role=role, secret_path=secret_path, port=port)
+    state = snapshot_fact(AppDatabaseState, db=db, role=role, secret_path=secret_path, port=port)
     secret = shlex.quote(secret_path)
     changed = False
 

@@ -11,14 +11,16 @@ import re
 import shlex
 
 from pyinfra.api import FactBase, deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import files, systemd
 
+from .batched import packages_installed, unit_running
 from .config import Job
 from .render import render
 from .validated import checked_file
 
 UNIT_DIR = "/etc/systemd/system"
 CRON_DIR = "/etc/cron.d"
+CRON_PACKAGES = ["cron"]
 # The first lines vpskit writes into an app job's files (oneshot.service.j2, cron-job.j2).
 TIMER_JOB_RE = re.compile(r"^(?P<path>.+\.service):# Managed by vpskit: (?P<app>\S+) job (?P<job>\S+): ")
 CRON_JOB_RE = re.compile(r"^(?P<path>[^:]+):# Managed by vpskit: job (?P<job>\S+) of app (?P<app>\S+)$")
@@ -131,7 +133,7 @@ def timer_service(
         name=f"Reload systemd for {unit}",
         _if=lambda: service.did_change() or timer.did_change(),
     )
-    systemd.service(name=f"Timer {unit} enabled and started", service=f"{unit}.timer", running=True, enabled=True)
+    unit_running(name=f"Timer {unit} enabled and started", unit=f"{unit}.timer")
 
 
 @deploy("App job")
@@ -198,8 +200,8 @@ def cron_ready():
 
         cron_ready()
     """
-    apt.packages(name="Install cron", packages=["cron"])
-    systemd.service(name="cron runs at boot", service="cron", running=True, enabled=True)
+    packages_installed(name="Install cron", packages=CRON_PACKAGES)
+    unit_running(name="cron runs at boot", unit="cron.service")
 
 
 @deploy("Removed jobs")

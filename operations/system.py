@@ -7,12 +7,15 @@ import shlex
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, deploy, operation
 from pyinfra.facts.server import OsRelease
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
+from .batched import apt_updated, packages_installed
 from .config import Server
 from .distro import Distro, UnsupportedDistro, distro_from_os_release
 from .facts import AptLockHolders, AptUpgradable
 from .render import render
+from .snapshot import planned, snapshot_fact
+from .validated import checked_file
 
 # The guide's essentials, plus what vpskit itself relies on.
 ESSENTIAL_PACKAGES = [
@@ -39,11 +42,12 @@ AUTO_UPGRADES_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
 def host_distro() -> Distro:
     """The target's distro, from /etc/os-release; fails the run for unsupported hosts."""
     try:
-        return distro_from_os_release(host.get_fact(OsRelease))
+        return distro_from_os_release(snapshot_fact(OsRelease))
     except UnsupportedDistro as e:
         raise OperationError(str(e)) from None
 
 
+@planned(lambda **_: [(AptLockHolders, {})])
 @operation()
 def apt_unlocked(timeout: int = 600):
     """
@@ -60,7 +64,7 @@ def apt_unlocked(timeout: int = 600):
 
         apt_unlocked(name="Wait for first-boot upgrades", timeout=600)
     """
-    holders = host.get_fact(AptLockHolders)
+    holders = snapshot_fact(AptLockHolders)
     if not holders:
         host.noop("apt and dpkg locks are free")
         return
@@ -71,6 +75,7 @@ def apt_unlocked(timeout: int = 600):
     )
 
 
+@planned(lambda full=True, **_: [(AptUpgradable, {"full": full})])
 @operation()
 def apt_upgraded(full: bool = True):
     """
@@ -87,7 +92,7 @@ def apt_upgraded(full: bool = True):
 
         apt_upgraded(name="Upgrade packages", full=True)
     """
-    pending = host.get_fact(AptUpgradable, full=full)
+    pending = snapshot_fact(AptUpgradable, full=full)
     if not pending:
         host.noop("no package upgrades pending")
         return
@@ -99,33 +104,34 @@ def apt_upgraded(full: bool = True):
 
 
 @deploy("Base system")
-def base_system(server_cfg: Server):
+def base_system(server_cfg: Server, packages: list[str] = ()):
     """
     Bring a fresh Ubuntu 24.04 / Debian 12 VPS to vpskit's base state.
 
     + server_cfg: the ``[server]`` section of the config
+    + packages: more packages the later steps need, installed in the same apt run
+      (one run instead of one per step: dpkg's triggers run once)
 
     **Example:**
 
     .. code:: python
 
-        base_system(config.server)
+        base_system(config.server, packages=["ufw", "fail2ban"])
     """
     distro = host_distro()
 
-    files.put(
+    checked_file(
         name="Make apt wait for locks held by other apt runs",
-        src=_text(render("apt-lock-timeout.conf.j2", timeout=server_cfg.apt_lock_timeout)),
+        content=render("apt-lock-timeout.conf.j2", timeout=server_cfg.apt_lock_timeout),
         dest=APT_LOCK_CONF,
-        mode="644",
     )
     apt_unlocked(name="Wait for apt locks", timeout=server_cfg.apt_lock_timeout)
-    apt.update(name="Update apt cache", cache_time=server_cfg.apt_cache_hours * 3600)
+    apt_updated(name="Update apt cache", cache_time=server_cfg.apt_cache_hours * 3600)
     if server_cfg.upgrade != "none":
         apt_upgraded(name="Upgrade packages", full=server_cfg.upgrade == "full")
-    apt.packages(
+    packages_installed(
         name="Install essential packages",
-        packages=sorted(set(ESSENTIAL_PACKAGES) | set(server_cfg.packages)),
+        packages=sorted(set(ESSENTIAL_PACKAGES) | set(server_cfg.packages) | set(packages)),
     )
     if server_cfg.hostname:
         server.hostname(name="Set hostname", hostname=server_cfg.hostname)
@@ -137,28 +143,18 @@ def base_system(server_cfg: Server):
         )
     server.timezone(name="Set timezone", timezone=server_cfg.timezone)
 
-    files.put(
+    checked_file(
         name="Schedule unattended upgrades",
-        src=_text(render("auto-upgrades.conf.j2", enabled=server_cfg.unattended_upgrades)),
+        content=render("auto-upgrades.conf.j2", enabled=server_cfg.unattended_upgrades),
         dest=AUTO_UPGRADES_CONF,
-        mode="644",
     )
-    files.put(
+    checked_file(
         name="Allow security updates in unattended-upgrades",
-        src=_text(
-            render(
-                "unattended-upgrades.conf.j2",
-                origins=distro.security_origins,
-                reboot=server_cfg.unattended_reboot,
-                reboot_time=server_cfg.unattended_reboot_time,
-            )
+        content=render(
+            "unattended-upgrades.conf.j2",
+            origins=distro.security_origins,
+            reboot=server_cfg.unattended_reboot,
+            reboot_time=server_cfg.unattended_reboot_time,
         ),
         dest=UNATTENDED_CONF,
-        mode="644",
     )
-
-
-def _text(s: str):
-    from io import StringIO
-
-    return StringIO(s)

@@ -10,6 +10,7 @@ from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operat
 
 from .facts import FileState
 from .render import sha256
+from .snapshot import planned, snapshot_fact
 
 
 def install_checked_command(dest: str, staged: str, validate: str | None, mode: str, user: str, group: str) -> str:
@@ -42,6 +43,7 @@ def install_checked_command(dest: str, staged: str, validate: str | None, mode: 
     )
 
 
+@planned(lambda dest, **_: [(FileState, {"path": dest})])
 @operation()
 def checked_file(
     dest: str,
@@ -76,7 +78,7 @@ def checked_file(
         )
     """
     data = content.encode() if isinstance(content, str) else content
-    current = host.get_fact(FileState, path=dest)
+    current = snapshot_fact(FileState, path=dest)
     want_hash = sha256(data)
     mode = str(mode).lstrip("0") or "0"
 

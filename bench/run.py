@@ -1,0 +1,479 @@
+"""``make bench``: what a deploy costs, on fresh systemd targets, with baselines measured in the same run.
+
+    python -m bench.run [ubuntu2404|debian12]
+
+1. First full deploy of examples/vpskit.toml (over SSH, as a user runs it), against
+   a lower bound on another fresh target: ``apt-get update`` + ``apt-get install``
+   of the package set the deploy left installed, plus ``pip install`` of what the
+   deploy put in each app's virtualenv.
+2. No-change re-run of the same config (docker connector and SSH): seconds, and
+   the commands and facts pyinfra itself reports running on the host (``-vv``).
+3. One-app change: the re-run after changing one app's env (or, where apps have
+   no env yet, one of its job schedules).
+4. Baseline: the same no-change re-run by an equivalent Ansible playbook
+   (bench/ansible/), over SSH to the same target as the deploy user.
+5. Served throughput: wrk inside the target against each app through nginx +
+   TLS (when the config deploys apps behind nginx).
+6. Re-run cost by number of apps: 1, 2, 4 and 6 copies of the example's first app.
+
+Each figure is the median of several runs, with min and max. The table goes to
+stdout, everything to bench/results.json. Environment: BENCH_RERUNS (default 3),
+BENCH_FIRST_RUNS (default 2), BENCH_APPS (default "1,2,4,6"), BENCH_WRK_SECONDS (default 10),
+BENCH_PHASES (default all: first,rerun,change,baseline,served,scaling; without
+"first" the example is deployed once, untimed, for the phases that need it).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import pyinfra
+
+from operations.config import App, load_config
+from tests.images import RECIPES, build_image
+from tests.rig import CACHE, LABEL, ROOT, Run, Target, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
+
+from . import baseline
+from .measure import Figure, count_commands, count_facts, parse_wrk, ratio, slope
+
+try:  # the web stack's test fixtures: sample app repos, local DNS, an ACME server
+    from tests import web_fixtures
+except ImportError:
+    web_fixtures = None
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+EXAMPLE = ROOT / "examples" / "vpskit.toml"
+SSH_PORT = 2222
+PUBLISH = (22, SSH_PORT)
+RERUNS = int(os.environ.get("BENCH_RERUNS", "3"))
+FIRST_RUNS = int(os.environ.get("BENCH_FIRST_RUNS", "2"))
+APP_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_APPS", "1,2,4,6").split(","))
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
+WRK_CONNECTIONS = 32
+PHASES = ("first", "rerun", "change", "baseline", "served", "scaling")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def conditions() -> dict:
+    """What else ran on the machine: load average and other containers, now."""
+    client = docker_client()
+    others = [c.name for c in client.containers.list() if c.labels.get(LABEL) != str(os.getpid())]
+    return {"load_avg_1m": round(os.getloadavg()[0], 2), "other_containers": len(others)}
+
+
+class Bench:
+    def __init__(self, distro: str, workdir: Path):
+        self.distro = distro
+        self.workdir = workdir
+        self.client = docker_client()
+        self.image = build_image(self.client, distro)
+        keydir = CACHE / "bench"
+        keydir.mkdir(parents=True, exist_ok=True)
+        root, root_pub = ssh_keypair(keydir, "id_root")
+        deploy, deploy_pub = ssh_keypair(keydir, "id_deploy")
+        self.keys = {"dir": workdir, "root": root, "root_pub": root_pub, "deploy": deploy, "deploy_pub": deploy_pub}
+        self.example = tomllib.loads(EXAMPLE.read_text())
+        self.targets: list[Target] = []
+        self.results: dict = {"conditions": {"start": conditions()}}
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------ plumbing
+
+    def fresh_target(self) -> Target:
+        """A new systemd target like a fresh VPS (root's key on port 22), with what the web stack needs."""
+        target = start_target(self.client, self.image, self.distro, publish=PUBLISH)
+        self.targets.append(target)
+        target.put_file("/root/.ssh/authorized_keys", self.keys["root_pub"].read_text(), mode=0o600)
+        return target
+
+    def prepared(self, target: Target, raw: dict) -> dict:
+        """``raw`` with the app repos, domains and ACME server the target now has (web stack only)."""
+        if web_fixtures is None or not raw.get("apps") or "repo" not in raw["apps"][0]:
+            return raw
+        return web_fixtures.prepare_web_target(target, raw)
+
+    def drop(self, target: Target) -> None:
+        target.remove()
+        self.targets.remove(target)
+
+    def config(self, raw: dict, target: Target, name: str, connector: str) -> Path:
+        path = self.workdir / f"{name}-{connector}-{target.id[:8]}.toml"
+        path.write_text(dump_toml(target_config(raw, target, self.keys, connector=connector)))
+        return path
+
+    def timed(self, config: Path, check: bool = True) -> tuple[float, Run]:
+        start = time.perf_counter()
+        run = run_pyinfra(config, "-vv", check=check)
+        return time.perf_counter() - start, run
+
+    def reruns(self, config: Path, label: str) -> tuple[Figure, Figure, Figure]:
+        """RERUNS no-change runs: seconds, commands and facts, each as a Figure."""
+        seconds, commands, facts = Figure(), Figure(), Figure()
+        for i in range(RERUNS):
+            secs, run = self.timed(config)
+            if (run.changed, run.errors) != (0, 0):
+                self.notes.append(f"{label}: run {i + 1} was not a no-change run: {run.changed_ops}")
+            seconds.add(secs)
+            commands.add(count_commands(run.output))
+            facts.add(count_facts(run.output))
+            log(f"  {label} {i + 1}/{RERUNS}: {secs:.1f}s, {commands.runs[-1]} commands, {facts.runs[-1]} facts")
+        return seconds, commands, facts
+
+    # --------------------------------------------------------------- phases
+
+    def first_deploys(self) -> Target:
+        """First deploys and lower bounds, interleaved so background load hits both alike; keeps the last deploy."""
+        first, lower, upgrade = Figure(), Figure(), Figure()
+        first_commands = Figure()
+        deployed = None
+        for i in range(FIRST_RUNS):
+            target = self.fresh_target()
+            raw = self.prepared(target, self.example)
+            ssh_config = self.config(raw, target, "example", "ssh")
+            log(f"first deploy {i + 1}/{FIRST_RUNS} ({self.distro}, over SSH as root) ...")
+            secs, run = self.timed(ssh_config)
+            first.add(secs)
+            first_commands.add(count_commands(run.output))
+            log(f"  {secs:.1f}s, {run.changed} operations changed, {first_commands.runs[-1]} commands")
+            if deployed is not None:
+                self.drop(deployed.target)
+            deployed = Deployed(target, raw, ssh_config, self.config(raw, target, "example", "docker"))
+            if i == 0:
+                self.packages, self.venvs = deployed_software(target)
+            log(f"lower bound {i + 1}/{FIRST_RUNS}: apt-get install of {len(self.packages)} packages, pip install into {len(self.venvs)} venvs ...")
+            bound, upgrade_secs = self.lower_bound()
+            lower.add(bound)
+            upgrade.add(upgrade_secs)
+            log(f"  {bound:.1f}s (+{upgrade_secs:.1f}s for the dist-upgrade a fresh image also needs)")
+        self.deployed = deployed
+        with_upgrade = Figure([a + b for a, b in zip(lower.runs, upgrade.runs)])
+        self.results.update(
+            first_deploy=first.as_dict(),
+            first_deploy_commands=first_commands.as_dict(),
+            lower_bound=lower.as_dict() | {"packages": self.packages, "pip": {k: len(v) for k, v in self.venvs.items()}},
+            lower_bound_with_upgrade=with_upgrade.as_dict(),
+            first_deploy_s=round(first.median, 2),
+            lower_bound_s=round(lower.median, 2),
+            first_deploy_ratio=ratio(first.median, lower.median),
+            first_deploy_ratio_with_upgrade=ratio(first.median, with_upgrade.median),
+        )
+        return deployed.target
+
+    def deploy_once(self) -> None:
+        """The deployed example the later phases use, without timing it."""
+        target = self.fresh_target()
+        raw = self.prepared(target, self.example)
+        ssh_config = self.config(raw, target, "example", "ssh")
+        log("deploying the example (not timed) ...")
+        run_pyinfra(ssh_config)
+        self.deployed = Deployed(target, raw, ssh_config, self.config(raw, target, "example", "docker"))
+        self.packages, self.venvs = deployed_software(target)
+
+    def lower_bound(self) -> tuple[float, float]:
+        """Seconds for the bare installs on a fresh target, and for the dist-upgrade after them."""
+        target = self.fresh_target()
+        try:
+            self.prepared(target, self.example)
+            pkgs = " ".join(shlex.quote(p) for p in self.packages)
+            steps = [
+                "export DEBIAN_FRONTEND=noninteractive",
+                "apt-get update -qq",
+                f"apt-get install -y -qq {pkgs} >/dev/null",
+            ]
+            for n, (python, reqs) in enumerate(self.venvs.items()):
+                venv = f"/tmp/lower-bound-venv-{n}"
+                steps.append(f"{python} -m venv {venv} && {venv}/bin/pip install -q {' '.join(map(shlex.quote, reqs))}")
+            start = time.perf_counter()
+            target.exec(" && ".join(steps))
+            bound = time.perf_counter() - start
+            start = time.perf_counter()
+            target.exec("DEBIAN_FRONTEND=noninteractive apt-get -y -qq dist-upgrade >/dev/null")
+            return bound, time.perf_counter() - start
+        finally:
+            self.drop(target)
+
+    def rerun_phase(self) -> None:
+        d = self.deployed
+        log(f"no-change re-runs of the example config, docker connector ({RERUNS} runs) ...")
+        secs, commands, facts = self.reruns(d.docker_config, "re-run (docker)")
+        log(f"no-change re-runs of the example config, SSH as the deploy user ({RERUNS} runs) ...")
+        ssh_secs, ssh_commands, _ = self.reruns(d.ssh_config, "re-run (ssh)")
+        self.results.update(
+            rerun=secs.as_dict(),
+            rerun_ssh=ssh_secs.as_dict(),
+            rerun_s=round(secs.median, 2),
+            rerun_ssh_s=round(ssh_secs.median, 2),
+            rerun_commands=int(commands.median),
+            rerun_facts=int(facts.median),
+            rerun_ssh_commands=int(ssh_commands.median),
+        )
+
+    def one_app_change(self) -> None:
+        d = self.deployed
+        what, change = one_app_change(d.raw)
+        log(f"one-app change ({what}), {RERUNS} runs ...")
+        seconds, changed = Figure(), Figure()
+        for i in range(RERUNS):
+            config = self.config(change(d.raw, i + 1), d.target, "changed", "docker")
+            secs, run = self.timed(config)
+            seconds.add(secs)
+            changed.add(run.changed)
+            log(f"  change {i + 1}: {secs:.1f}s, {run.changed} operations changed: {', '.join(run.changed_ops)}")
+        run_pyinfra(d.docker_config)  # back to the example config
+        self.results.update(one_app_change=seconds.as_dict() | {"change": what, "changed_ops": changed.runs}, one_app_change_s=round(seconds.median, 2))
+
+    def baseline_phase(self) -> None:
+        d = self.deployed
+        if not Path(baseline.ANSIBLE_PLAYBOOK).exists():
+            self.notes.append("baseline not measured: ansible-playbook is not installed (make bench installs bench/requirements.txt)")
+            return
+        workdir = self.workdir / "ansible"
+        workdir.mkdir(exist_ok=True)
+        config = load_config(d.ssh_config)
+        variables = baseline.playbook_vars(config, d.target, self.packages, workdir)
+        port = d.target.ports[SSH_PORT]
+        log(f"baseline: {baseline.ansible_version()}, {RERUNS} runs over SSH as {config.deploy_user.name} ...")
+        seconds = Figure()
+        converged = False
+        while len(seconds.runs) < RERUNS:
+            secs, recap, output = baseline.run_playbook(config, port, variables, workdir)
+            log(f"  baseline run: {secs:.1f}s, {recap}")
+            if recap["changed"] or recap["failed"]:
+                # Not a no-change run: the playbook still had work to do on vpskit's state.
+                if converged:
+                    raise RuntimeError(f"the Ansible baseline changes the host on every run:\n{output[-4000:]}")
+                self.notes.append(f"baseline: the first run changed {recap['changed']} tasks on vpskit's state (not counted)")
+                converged = True
+                continue
+            converged = True
+            seconds.add(secs)
+        self.results.update(
+            baseline_rerun=seconds.as_dict() | {"tasks_ok": recap["ok"], "ansible": baseline.ansible_version()},
+            baseline_rerun_s=round(seconds.median, 2),
+            rerun_ratio=ratio(self.results.get("rerun_ssh_s"), seconds.median),
+            rerun_ratio_docker=ratio(self.results.get("rerun_s"), seconds.median),
+        )
+
+    def served_phase(self) -> None:
+        d = self.deployed
+        sites = [a for a in d.raw.get("apps", []) if a.get("domains") and a.get("repo")]
+        if not sites or d.target.exec("command -v nginx", check=False).returncode != 0:
+            self.notes.append("throughput not measured: this deploy serves no app through nginx")
+            self.results.update(served=None, rps=None, p50_ms=None, p99_ms=None, errors=None)
+            return
+        d.target.exec("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
+        served = {}
+        for app in sites:
+            url = f"https://{app['domains'][0]}/"
+            log(f"wrk {WRK_SECONDS}s, {WRK_CONNECTIONS} connections, against {url} inside the target ...")
+            out = d.target.exec(
+                f"timeout {WRK_SECONDS + 30} wrk -t2 -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s --timeout 5s --latency {url}"
+            ).stdout
+            served[app["name"]] = parse_wrk(out) | {"kind": app.get("kind", "flask"), "workers": workers(d.target, app["name"])}
+            log(f"  {served[app['name']]}")
+        main = next((s for s in served.values() if s["kind"] == "flask"), next(iter(served.values())))
+        self.results.update(served=served, rps=main["rps"], p50_ms=main["p50_ms"], p99_ms=main["p99_ms"], errors=main["errors"])
+
+    def scaling_phase(self) -> None:
+        """Re-runs with 1, 2, 4, 6 generated apps, on a fresh target deployed once and grown step by step."""
+        target = self.fresh_target()
+        base = self.prepared(target, self.example)
+        by_apps, commands = {}, {}
+        for n in APP_COUNTS:
+            raw = generated_apps(base, n)
+            if web_fixtures is not None and any(a.get("domains") for a in raw["apps"]):
+                web_fixtures.resolve_locally(target, [d for a in raw["apps"] for d in a.get("domains", [])])
+            config = self.config(raw, target, f"apps{n}", "docker")
+            log(f"{n} apps: deploying (not timed) ...")
+            run_pyinfra(config)
+            secs, cmds, _ = self.reruns(config, f"re-run with {n} apps")
+            by_apps[n], commands[n] = secs, cmds
+        self.drop(target)
+        medians = {n: f.median for n, f in by_apps.items()}
+        self.results.update(
+            rerun_by_apps={str(n): round(s, 2) for n, s in medians.items()},
+            rerun_by_apps_detail={str(n): f.as_dict() | {"commands": int(commands[n].median)} for n, f in by_apps.items()},
+            seconds_per_extra_app=slope(medians),
+            commands_per_extra_app=slope({n: c.median for n, c in commands.items()}),
+        )
+
+    def cleanup(self) -> None:
+        for target in list(self.targets):
+            self.drop(target)
+
+
+@dataclasses.dataclass
+class Deployed:
+    target: Target
+    raw: dict
+    ssh_config: Path
+    docker_config: Path
+
+
+def deployed_software(target: Target) -> tuple[list[str], dict[str, list[str]]]:
+    """What the deploy installed: packages marked manual beyond the fresh image's, and each venv's pip freeze by interpreter."""
+    manual = set(target.out("apt-mark showmanual").split())
+    fresh = docker_client().containers.run(target.container.image.id, ["apt-mark", "showmanual"], remove=True)
+    packages = sorted(manual - set(fresh.decode().split()))
+    venvs: dict[str, list[str]] = {}
+    for cfg in target.out("find /home /srv /opt -maxdepth 6 -name pyvenv.cfg 2>/dev/null || true").split():
+        venv = cfg.rsplit("/", 1)[0]
+        home = target.out(f"sed -n 's/^home *= *//p' {cfg}")
+        version = target.out(f"{venv}/bin/python -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+        frozen = target.out(f"{venv}/bin/pip freeze --exclude-editable 2>/dev/null || true").split()
+        reqs = [r for r in frozen if " @ " not in r and not r.startswith("-")]
+        have = venvs.setdefault(f"{home}/python{version}", [])
+        have.extend(r for r in reqs if r not in have)
+    return packages, venvs
+
+
+def workers(target: Target, app: str) -> int | None:
+    """gunicorn workers serving ``app``: the children of its unit's main process."""
+    for unit in (f"app-{app}.service", f"{app}.service"):
+        pid = target.exec(f"systemctl show -p MainPID --value {unit}", check=False).stdout.strip()
+        if pid and pid != "0":
+            return int(target.out(f"ps --ppid {pid} --no-headers | wc -l"))
+    return None
+
+
+def one_app_change(raw: dict):
+    """(what changes, change(raw, n) -> raw with the n-th change to the first app only)."""
+    has_env = "env" in {f.name for f in dataclasses.fields(App)}
+
+    def change(raw: dict, n: int) -> dict:
+        out = copy.deepcopy(raw)
+        app = out["apps"][0]
+        if has_env:
+            app["env"] = {**app.get("env", {}), "BENCH_CHANGE": str(n)}
+        else:
+            job = next(j for j in app["jobs"] if j.get("kind", "timer") == "timer")
+            job["schedule"] = f"*-*-* 03:{n:02d}:00"
+        return out
+
+    what = "env of app " if has_env else "a job schedule of app "
+    return what + raw["apps"][0]["name"], change
+
+
+def generated_apps(raw: dict, n: int) -> dict:
+    """``raw`` with ``n`` copies of its first app, each with its own name, port, domains and paths."""
+    template = raw["apps"][0]
+    name = template["name"]
+    out = copy.deepcopy(raw)
+    out["apps"] = []
+    for i in range(1, n + 1):
+        # Its own paths and domains; the same code (repo) as the template.
+        app = json.loads(json.dumps(template).replace(f"/{name}/", f"/app{i}/").replace(f"{name}.", f"app{i}."))
+        app.update(name=f"app{i}", port=6000 + i)
+        if "repo" in template:
+            app["repo"] = template["repo"]
+        out["apps"].append(app)
+    return out
+
+
+# ------------------------------------------------------------------ report
+
+
+def table(r: dict) -> str:
+    def fig(key: str, unit: str = "s") -> str:
+        f = r.get(key)
+        if not f or "median" not in f:
+            return "not measured"
+        return f"{f['median']:.1f}{unit} (min {f['min']:.1f}, max {f['max']:.1f}, {len(f['runs'])} runs)"
+
+    def num(v, fmt="{:.2f}") -> str:
+        return "n/a" if v is None else fmt.format(v)
+
+    rows = [
+        ("first deploy (SSH)", fig("first_deploy")),
+        ("lower bound: apt-get + pip", fig("lower_bound")),
+        ("  first deploy / lower bound", num(r.get("first_deploy_ratio"), "{:.2f}x")),
+        ("  ... lower bound incl. dist-upgrade", f"{fig('lower_bound_with_upgrade')} -> {num(r.get('first_deploy_ratio_with_upgrade'), '{:.2f}x')}"),
+        ("no-change re-run (docker)", f"{fig('rerun')}, {r.get('rerun_commands')} commands, {r.get('rerun_facts')} facts"),
+        ("no-change re-run (SSH)", f"{fig('rerun_ssh')}, {r.get('rerun_ssh_commands')} commands"),
+        ("baseline: Ansible re-run (SSH)", fig("baseline_rerun")),
+        ("  vpskit / Ansible (both SSH)", num(r.get("rerun_ratio"), "{:.2f}x")),
+        ("  vpskit (docker) / Ansible", num(r.get("rerun_ratio_docker"), "{:.2f}x")),
+        ("one-app change", f"{fig('one_app_change')} ({(r.get('one_app_change') or {}).get('change', '')})"),
+    ]
+    for n, f in (r.get("rerun_by_apps_detail") or {}).items():
+        rows.append((f"re-run with {n} apps", f"{f['median']:.1f}s (min {f['min']:.1f}, max {f['max']:.1f}), {f['commands']} commands"))
+    if r.get("rerun_by_apps_detail"):
+        rows.append(("  per extra app", f"{num(r.get('seconds_per_extra_app'))}s, {num(r.get('commands_per_extra_app'), '{:.1f}')} commands"))
+    if r.get("served"):
+        for name, s in r["served"].items():
+            rows.append(
+                (f"served: {name} ({s['kind']}, {s['workers']} workers)", f"{s['rps']:.0f} req/s, p50 {num(s['p50_ms'])} ms, p99 {num(s['p99_ms'])} ms, {s['errors']} errors")
+            )
+    else:
+        rows.append(("served throughput", "not measured (no app behind nginx in this deploy)"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv: list[str]) -> int:
+    distro = argv[0] if argv else os.environ.get("BENCH_DISTRO", "ubuntu2404")
+    if distro not in RECIPES:
+        print(f"unknown distro {distro!r}: choose one of {', '.join(RECIPES)}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vpskit-bench-") as tmp:
+        bench = Bench(distro, Path(tmp))
+        r = bench.results
+        r["conditions"].update(
+            distro=distro,
+            cpus=os.cpu_count(),
+            machine=platform.machine(),
+            pyinfra=pyinfra.__version__,
+            python=platform.python_version(),
+            reruns=RERUNS,
+            first_runs=FIRST_RUNS,
+        )
+        phases = os.environ.get("BENCH_PHASES", ",".join(PHASES)).split(",")
+        r["conditions"]["phases"] = phases
+        try:
+            if "first" in phases:
+                bench.first_deploys()
+            elif set(phases) & {"rerun", "change", "baseline", "served"}:
+                bench.deploy_once()
+            for phase, run in (
+                ("rerun", bench.rerun_phase),
+                ("change", bench.one_app_change),
+                ("baseline", bench.baseline_phase),
+                ("served", bench.served_phase),
+                ("scaling", bench.scaling_phase),
+            ):
+                if phase in phases:
+                    run()
+        finally:
+            bench.cleanup()
+        r["conditions"]["end"] = conditions()
+        r["conditions"]["bench_seconds"] = round(time.perf_counter() - started)
+        r["notes"] = bench.notes
+    RESULTS.write_text(json.dumps(r, indent=2) + "\n")
+    print()
+    print(table(r))
+    for note in r["notes"]:
+        print(f"note: {note}")
+    c = r["conditions"]
+    print(
+        f"\n{c['cpus']} CPUs, load {c['start']['load_avg_1m']} -> {c['end']['load_avg_1m']}, "
+        f"{c['start']['other_containers']} other containers running; {c['bench_seconds']}s in all; written to {RESULTS.relative_to(ROOT)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,110 @@
+"""pyinfra's apt.update, apt.packages and systemd.service, with their facts read through the run's snapshot.
+
+They do what the built-in operations do (same checks, same commands, via
+pyinfra's own helpers); only their facts are planned, so a re-run that changes
+nothing reads the packages and the state of every unit together with vpskit's
+other facts, in one round trip (see ``operations.snapshot``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from pyinfra import host
+from pyinfra.api import StringCommand, operation
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import File
+from pyinfra.facts.server import Date
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from pyinfra.operations.apt import APT_UPDATE_FILENAME, noninteractive_apt
+from pyinfra.operations.util.packaging import ensure_packages
+from pyinfra.operations.util.service import handle_service_control
+
+from .snapshot import planned, snapshot_fact
+
+
+@planned(lambda *_, **__: [(File, {"path": APT_UPDATE_FILENAME}), (Date, {})])
+@operation()
+def apt_updated(cache_time: int):
+    """
+    Ensure apt's package lists were updated at most ``cache_time`` seconds ago (``apt.update(cache_time=...)``).
+
+    + cache_time: seconds an update stays good
+
+    **Example:**
+
+    .. code:: python
+
+        apt_updated(name="Update apt cache", cache_time=86400)
+    """
+    stamp = snapshot_fact(File, path=APT_UPDATE_FILENAME)
+    if cache_time and stamp and stamp["mtime"]:
+        # As apt.update: the host's clock read as UTC, like the stamp's mtime.
+        now = datetime.fromtimestamp(snapshot_fact(Date).timestamp(), timezone.utc).replace(tzinfo=None)
+        if stamp["mtime"] > now - timedelta(seconds=cache_time):
+            host.noop("apt is already up to date")
+            return
+    yield "apt-get update"
+    if cache_time:
+        yield f"touch {APT_UPDATE_FILENAME}"
+
+
+@planned(lambda packages, **_: [(DebPackages, {})])
+@operation()
+def packages_installed(packages: list[str]):
+    """
+    Ensure these Debian/Ubuntu packages are installed (``apt.packages(packages=...)``).
+
+    + packages: package names
+
+    **Example:**
+
+    .. code:: python
+
+        packages_installed(name="Install ufw", packages=["ufw"])
+    """
+    yield from ensure_packages(
+        host,
+        list(packages),
+        snapshot_fact(DebPackages),
+        True,
+        install_command=noninteractive_apt("install"),
+        uninstall_command=noninteractive_apt("remove"),
+        upgrade_command=noninteractive_apt("install"),
+        version_join="=",
+    )
+
+
+def _unit_facts(unit: str, **_):
+    return [(SystemdStatus, {"services": (unit,)}), (SystemdEnabled, {"services": (unit,)})]
+
+
+@planned(_unit_facts)
+@operation()
+def unit_running(unit: str, restarted: bool = False, reloaded: bool = False):
+    """
+    Ensure a systemd unit is enabled and running; restart or reload it when asked (only if it already ran).
+
+    ``systemd.service(service=unit, running=True, enabled=True, restarted=..., reloaded=...)``.
+
+    + unit: full unit name (``fail2ban.service``, ``vpskit-backup.timer``)
+    + restarted: restart it if it was running (pass ``op.will_change`` of its config)
+    + reloaded: reload it if it was running
+
+    **Example:**
+
+    .. code:: python
+
+        unit_running(name="fail2ban running", unit="fail2ban.service", restarted=jail.will_change)
+    """
+    yield from handle_service_control(
+        host,
+        unit,
+        snapshot_fact(SystemdStatus, services=(unit,)),
+        "systemctl {1} {0}",
+        running=True,
+        restarted=restarted,
+        reloaded=reloaded,
+    )
+    if not snapshot_fact(SystemdEnabled, services=(unit,)).get(unit, False):
+        yield StringCommand("systemctl", "enable", unit)

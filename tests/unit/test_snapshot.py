@@ -1,0 +1,200 @@
+"""Facts read together: the combined command run for real with bash, the run's cache rules, and AptUpgradable's cache."""
+
+from __future__ import annotations
+
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+from pyinfra.api import FactBase
+
+from operations import facts as facts_mod
+from operations import snapshot
+from operations.facts import AptUpgradable, FileState
+from operations.snapshot import Facts, parse_facts
+
+
+def bash(command: str, cwd, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=30, env=env)
+
+
+class Fails(FactBase):
+    def command(self):
+        return "echo half; exit 3"
+
+
+class NeedsMissingTool(FactBase):
+    default = list
+
+    def requires_command(self):
+        return "no-such-tool-vpskit"
+
+    def command(self):
+        return "no-such-tool-vpskit --list"
+
+
+def test_one_command_reads_each_fact_as_its_own_command_would(tmp_path):
+    """Files present and missing, a failing fact (left out: read again on its own) and a missing tool (its default)."""
+    present = tmp_path / "a file"
+    present.write_text("x\n")
+    wanted = (
+        (FileState, (("path", f"'{present}'"),)),
+        (FileState, (("path", f"'{tmp_path / 'missing'}'"),)),
+        (Fails, ()),
+        (NeedsMissingTool, ()),
+    )
+    batch = Facts()
+    out = bash(batch.command(facts=wanted), tmp_path)
+    assert out.returncode == 0, out.stderr
+    values = batch.process(out.stdout.splitlines())
+    alone = FileState().process(bash(FileState().command(f"'{present}'"), tmp_path).stdout.splitlines())
+    assert values[0] == alone and values[0]["sha256"]
+    assert values[1] is None
+    assert 2 not in values
+    assert values[3] == []
+
+
+def test_a_fact_counts_only_with_its_own_status_line():
+    """Output under a fact's mark is its own; without a zero status after it, the fact is left out."""
+    lines = ["##vpskit-fact 0", "1", "##vpskit-fact 2", "##vpskit-fact status 0", "##vpskit-fact status 0"]
+    facts = ((FileState, ()), (FileState, ()))
+    assert parse_facts(lines, facts) == {}  # neither ended with status 0 under its own mark
+    lines = ["##vpskit-fact 0", "abc", "700 root root", "##vpskit-fact status 0"]
+    assert parse_facts(lines, ((FileState, ()),)) == {0: {"sha256": "abc", "mode": "700", "user": "root", "group": "root"}}
+
+
+# ------------------------------------------------------------ the run's cache
+
+
+class FakeMeta:
+    def __init__(self, changed: bool):
+        self.changed = changed
+
+    def is_complete(self):
+        return True
+
+    def did_change(self):
+        return self.changed
+
+
+class FakeHost:
+    """Counts get_fact calls; answers Facts with one value per wanted fact, others with ("live", kwargs)."""
+
+    name = "vps"
+
+    def __init__(self):
+        self.calls = []
+
+    def get_fact(self, cls, **kwargs):
+        self.calls.append(cls.__name__)
+        if cls is Facts:
+            return {i: ("batched", dict(kw)) for i, (_c, kw) in enumerate(kwargs["facts"])}
+        return ("live", kwargs)
+
+
+@pytest.fixture
+def run(monkeypatch):
+    """A fake host and state: ``ops`` holds FakeMeta of the operations done so far."""
+    fake_host = FakeHost()
+    ops = {}
+    fake_state = SimpleNamespace(ops={fake_host: ops})
+    fake_state._get_module = lambda: fake_state
+    monkeypatch.setattr(snapshot, "host", fake_host)
+    monkeypatch.setattr(snapshot, "state", fake_state)
+    monkeypatch.setattr(snapshot, "_runs", {})
+    return SimpleNamespace(host=fake_host, ops=ops)
+
+
+def test_planned_facts_are_read_in_one_round_trip_while_the_host_is_unchanged(run):
+    for path in ("/a", "/b", "/c"):
+        snapshot.plan(FileState, path=path)
+    assert snapshot.snapshot_fact(FileState, path="/b") == ("batched", {"path": "/b"})
+    assert snapshot.snapshot_fact(FileState, path="/a") == ("batched", {"path": "/a"})
+    assert snapshot.snapshot_fact(FileState, path="/c") == ("batched", {"path": "/c"})
+    assert run.host.calls == ["Facts"]
+
+
+def test_after_any_change_each_fact_is_read_again_on_its_own(run):
+    snapshot.plan(FileState, path="/a")
+    snapshot.plan(FileState, path="/b")
+    snapshot.snapshot_fact(FileState, path="/a")
+    run.ops["op1"] = SimpleNamespace(operation_meta=FakeMeta(changed=False))
+    assert snapshot.snapshot_fact(FileState, path="/b") == ("batched", {"path": "/b"})
+    run.ops["op2"] = SimpleNamespace(operation_meta=FakeMeta(changed=True))
+    assert snapshot.snapshot_fact(FileState, path="/b") == ("live", {"path": "/b"})
+    assert run.host.calls == ["Facts", "FileState"]
+
+
+def test_an_unplanned_fact_is_read_with_the_planned_ones_not_yet_read(run):
+    snapshot.plan(FileState, path="/a")
+    assert snapshot.snapshot_fact(FileState, path="/z") == ("batched", {"path": "/z"})
+    assert snapshot.snapshot_fact(FileState, path="/a") == ("batched", {"path": "/a"})
+    assert run.host.calls == ["Facts"]
+
+
+def test_planned_decorator_plans_before_the_operation_is_called(run):
+    seen = []
+
+    def op(dest, content):
+        seen.append(list(snapshot._run().planned))
+        return "meta"
+
+    op._inner = op
+    wrapped = snapshot.planned(lambda dest, **_: [(FileState, {"path": dest})])(op)
+    assert wrapped(dest="/etc/x", content="y") == "meta"
+    assert seen == [[(FileState, (("path", "/etc/x"),))]]
+    assert wrapped._inner is op
+
+
+# ------------------------------------------------------- AptUpgradable's cache
+
+
+@pytest.fixture
+def fake_apt(tmp_path, monkeypatch):
+    """apt-get in PATH that logs each call and prints one Inst line; inputs and cache in tmp_path."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    apt = bin_dir / "apt-get"
+    apt.write_text(f"#!/bin/sh\necho call >> {log}\n[ -e {tmp_path}/fail ] && exit 100\necho 'Inst libc6 [1] (2 x [amd64])'\necho 'Conf libc6'\n")
+    apt.chmod(0o755)
+    status = tmp_path / "status"
+    status.write_text("Package: libc6\n")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    monkeypatch.setattr(facts_mod, "APT_UPGRADABLE_CACHE", str(tmp_path / "cache" / "apt-upgradable"))
+    monkeypatch.setattr(facts_mod, "APT_INPUTS", (str(status), str(lists)))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+    def read():
+        out = bash(AptUpgradable().command(full=True), tmp_path, env)
+        assert out.returncode == 0, out.stderr
+        return AptUpgradable().process(out.stdout.splitlines())
+
+    def calls():
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    return SimpleNamespace(read=read, calls=calls, status=status, lists=lists, tmp=tmp_path)
+
+
+def test_apt_upgradable_simulates_once_and_answers_from_its_cache_while_apt_state_is_unchanged(fake_apt):
+    assert fake_apt.read() == ["libc6"]
+    assert fake_apt.read() == ["libc6"]
+    assert fake_apt.calls() == 1
+
+
+def test_apt_upgradable_simulates_again_after_dpkg_or_the_lists_change(fake_apt):
+    fake_apt.read()
+    fake_apt.status.write_text("Package: libc6\nStatus: install ok installed\n")
+    fake_apt.read()
+    (fake_apt.lists / "new_Packages").write_text("x")
+    fake_apt.read()
+    assert fake_apt.calls() == 3
+
+
+def test_apt_upgradable_never_keeps_a_failed_simulation(fake_apt):
+    (fake_apt.tmp / "fail").write_text("")
+    assert fake_apt.read() == []
+    (fake_apt.tmp / "fail").unlink()
+    assert fake_apt.read() == ["libc6"]
+    assert fake_apt.calls() == 2
