@@ -276,14 +276,23 @@ class Bench:
             return
         d.target.exec("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
         served = {}
-        for app in sites:
-            url = f"https://{app['domains'][0]}/"
+
+        def wrk(url: str) -> dict:
             log(f"wrk {WRK_SECONDS}s, {WRK_CONNECTIONS} connections, against {url} inside the target ...")
             out = d.target.exec(
                 f"timeout {WRK_SECONDS + 30} wrk -t2 -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s --timeout 5s --latency {url}"
             ).stdout
-            served[app["name"]] = parse_wrk(out) | {"kind": app.get("kind", "flask"), "workers": workers(d.target, app["name"])}
-            log(f"  {served[app['name']]}")
+            result = parse_wrk(out)
+            log(f"  {result}")
+            return result
+
+        for app in sites:
+            served[app["name"]] = wrk(f"https://{app['domains'][0]}/") | {
+                "kind": app.get("kind", "flask"),
+                "workers": workers(d.target, app["name"]),
+                # The same requests straight to gunicorn (no nginx, no TLS): what the app alone does.
+                "direct": wrk(f"http://127.0.0.1:{app['port']}/"),
+            }
         main = next((s for s in served.values() if s["kind"] == "flask"), next(iter(served.values())))
         self.results.update(served=served, rps=main["rps"], p50_ms=main["p50_ms"], p99_ms=main["p99_ms"], errors=main["errors"])
 
@@ -417,6 +426,9 @@ def table(r: dict) -> str:
             rows.append(
                 (f"served: {name} ({s['kind']}, {s['workers']} workers)", f"{s['rps']:.0f} req/s, p50 {num(s['p50_ms'])} ms, p99 {num(s['p99_ms'])} ms, {s['errors']} errors")
             )
+            if s.get("direct"):
+                g = s["direct"]
+                rows.append((f"  {name} straight to gunicorn (no nginx/TLS)", f"{g['rps']:.0f} req/s, p99 {num(g['p99_ms'])} ms, {g['errors']} errors"))
     else:
         rows.append(("served throughput", "not measured (no app behind nginx in this deploy)"))
     width = max(len(k) for k, _ in rows)
