@@ -110,7 +110,11 @@ class Bench:
         self.targets.remove(target)
 
     def config(self, raw: dict, target: Target, name: str, connector: str) -> Path:
-        path = self.workdir / f"{name}-{connector}-{target.id[:8]}.toml"
+        # One folder per target: vpskit remembers working SSH ports per address beside the
+        # config, and every target is 127.0.0.1 here.
+        folder = self.workdir / target.id[:12]
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}-{connector}.toml"
         path.write_text(dump_toml(target_config(raw, target, self.keys, connector=connector)))
         return path
 
@@ -145,6 +149,8 @@ class Bench:
             ssh_config = self.config(raw, target, "example", "ssh")
             log(f"first deploy {i + 1}/{FIRST_RUNS} ({self.distro}, over SSH as root) ...")
             secs, run = self.timed(ssh_config)
+            if not run.changed:
+                raise RuntimeError(f"first deploy {i + 1} changed nothing: it did not reach the fresh target")
             first.add(secs)
             first_commands.add(count_commands(run.output))
             log(f"  {secs:.1f}s, {run.changed} operations changed, {first_commands.runs[-1]} commands")
