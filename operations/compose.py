@@ -66,14 +66,14 @@ def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
 
 class ComposeProject(FactBase):
     """
-    Returns the IDs of the containers of compose project ``name`` (empty without any).
+    Returns the IDs of the containers of compose project ``project`` (empty without any).
     """
 
-    def requires_command(self, name):
+    def requires_command(self, project):
         return "docker"
 
-    def command(self, name):
-        return f"docker ps -aq --filter label=com.docker.compose.project={shlex.quote(name)}"
+    def command(self, project):
+        return f"docker ps -aq --filter label=com.docker.compose.project={shlex.quote(project)}"
 
     @staticmethod
     def default():
@@ -141,7 +141,7 @@ def compose_down(app: App, web: Web):
 
         compose_down(name="Stop oldapp", app=app, web=config.web)
     """
-    if not host.get_fact(ComposeProject, name=app.name):
+    if not host.get_fact(ComposeProject, project=app.name):
         host.noop(f"no containers of project {app.name}")
         return
     volumes = " --volumes" if app.purge else ""
