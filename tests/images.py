@@ -212,7 +212,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
     runuser -u postgres -- "$bin/pg_ctl" -D "$PGDATA" -w -o "-c listen_addresses=''" start >/dev/null
     db=${POSTGRES_DB:-$user}
-    [ "$db" = "$user" ] || runuser -u postgres -- "$bin/createdb" -U "$user" "$db"
+    [ "$db" = postgres ] || runuser -u postgres -- "$bin/createdb" -U "$user" "$db"
     runuser -u postgres -- "$bin/pg_ctl" -D "$PGDATA" -w stop >/dev/null
 fi
 exec runuser -u postgres -- "$bin/postgres" -D "$PGDATA" -c listen_addresses='*'

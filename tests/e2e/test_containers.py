@@ -22,9 +22,9 @@ import tomllib
 
 import pytest
 
-from tests.images import build_compose_base, save_image
-from tests.rig import CACHE, ROOT, dump_toml, run_pyinfra, start_target, target_config
-from tests.web_fixtures import GIT_DIR, _git, https_get, prepare_web_target
+from tests.images import build_compose_base
+from tests.rig import ROOT, dump_toml, run_pyinfra, start_target, target_config
+from tests.web_fixtures import GIT_DIR, https_get, load_images, prepare_web_target, use_local_images
 
 pytestmark = pytest.mark.e2e
 
@@ -95,24 +95,21 @@ def security_headers_present(headers: str) -> None:
 def ubuntu(request, docker_engine, images, keys, tmp_path_factory):
     distro = request.param
     base = build_compose_base(docker_engine)
-    tar = save_image([base], str(CACHE / "compose-base.tar"))
     target = start_target(docker_engine, images[distro], distro, publish=(), nested_docker=True)
     try:
         h = Host(target, keys, tmp_path_factory.mktemp(f"containers-{distro}"))
         raw = example()
         raw["apps"] = [app_of(raw, "memo")]
-        raw = prepare_web_target(target, raw)
-        raw["docker"].update(source="distro", storage_driver="vfs", deploy_user_in_group=True)
-        raw["apps"][0]["env"].update(BASE_IMAGE=base, DB_IMAGE=base)
+        raw = use_local_images(prepare_web_target(target, raw), base)
+        raw["docker"]["deploy_user_in_group"] = True
         h.raw = raw
         engine_only = json.loads(json.dumps(raw))
         engine_only["apps"] = []
         engine_only["docker"]["enabled"] = True
         started = time.time()
         h.deploy("engine", engine_only)
-        # No registry: the images the sample needs are loaded as a mirror would provide them.
-        with open(tar, "rb") as f:
-            subprocess.run(["docker", "exec", "-i", target.id, "docker", "load", "-q"], stdin=f, check=True, capture_output=True)
+        # No registry: the images the sample needs are loaded into the new engine.
+        load_images(target, [base])
         h.deploy("compose", raw)
         h.deploy("compose-again", raw)
         h.seconds = time.time() - started

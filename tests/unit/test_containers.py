@@ -165,10 +165,13 @@ def calls(monkeypatch):
     return seen
 
 
+def engine_ops(*args):
+    """docker_engine's body, outside a pyinfra deploy (its operations are the recording stand-ins)."""
+    return docker_mod.docker_engine._inner(*args)
+
+
 def test_docker_repo_source_is_pinned_and_its_file_written(calls):
-    docker_mod.docker_engine._inner(DockerEngine(source="docker"), UBUNTU, [compose_app()]) if hasattr(
-        docker_mod.docker_engine, "_inner"
-    ) else docker_mod.docker_engine.__wrapped__(DockerEngine(source="docker"), UBUNTU, [compose_app()])
+    engine_ops(DockerEngine(source="docker"), UBUNTU, [compose_app()])
     repo = dict(calls)["apt_repository"]
     assert repo["args"] == ("docker",)
     assert repo["fingerprint"] == DOCKER_FINGERPRINT == "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
@@ -183,11 +186,10 @@ def test_docker_repo_source_is_pinned_and_its_file_written(calls):
 
 
 def test_distro_source_adds_no_repository_and_debian_compose_apps_stop_the_deploy(calls):
-    inner = getattr(docker_mod.docker_engine, "_inner", None) or docker_mod.docker_engine.__wrapped__
-    inner(DockerEngine(source="distro"), DEBIAN, [])
+    engine_ops(DockerEngine(source="distro"), DEBIAN, [])
     assert "apt_repository" not in dict(calls) and dict(calls)["apt.packages"]["packages"] == ["docker.io"]
     with pytest.raises(Exception, match=r'\[docker\]\.source = "distro"'):
-        inner(DockerEngine(source="distro"), DEBIAN, [compose_app()])
+        engine_ops(DockerEngine(source="distro"), DEBIAN, [compose_app()])
 
 
 # ------------------------------------------------------------------------ compose
