@@ -22,7 +22,7 @@ from operations.users import deploy_user
 from operations.app import app_paths
 from operations.web import front_proxy, web_apps
 from operations.docker import compose_problem, docker_engine
-from operations.compose import compose_app, compose_down
+from operations.compose import compose_app, compose_app_absent
 
 config = load_config(host.data.vpskit_config)
 distro = host_distro()
@@ -88,7 +88,7 @@ for app in config.compose_apps:
     compose_app(app, config.web, config.deploy_user.name, config.path(app.deploy_key).read_text() if app.deploy_key else "")
 for app in config.apps:
     if app.is_compose and app.state != "present":
-        compose_down(name=f"{app.name}: compose project down", app=app, web=config.web)
+        compose_app_absent(app, config.web)
 front_proxy(config)
 if config.web.proxy == "caddy" and any(app.domains for app in apps):
     units.append("caddy.service")

@@ -127,6 +127,27 @@ def compose_app(app: App, web: Web, user: str, deploy_key: str = ""):
     return check
 
 
+@deploy("Remove compose app")
+def compose_app_absent(app: App, web: Web):
+    """
+    Ensure a compose app marked absent is down; with ``purge`` its volumes, code, data and logs go too.
+
+    + app: the app's config (``state = "absent"``)
+    + web: the ``[web]`` section
+
+    **Example:**
+
+    .. code:: python
+
+        compose_app_absent(app, config.web)
+    """
+    paths = app_paths(app, web)
+    compose_down(name=f"{app.name}: compose project down", app=app, web=web)
+    if app.purge:
+        files.directory(name=f"{app.name}: purge code and data", path=paths.root, present=False)
+        files.directory(name=f"{app.name}: purge logs", path=paths.logs, present=False)
+
+
 @operation()
 def compose_down(app: App, web: Web):
     """
