@@ -398,3 +398,33 @@ def test_mysql_container_backup_and_restore_go_through_docker_exec(tmp_path):
     assert "mysql -u root -e CREATE DATABASE IF NOT EXISTS `scratch` mysql pw=rootpw" in calls
     assert "mysql -u root scratch pw=rootpw" in calls
     assert "rootpw" not in " ".join(line for line in calls.splitlines() if line.startswith("docker "))  # never on a command line
+
+
+# ------------------------------------------------------------------ web stack split
+
+
+def test_the_front_proxy_serves_venv_and_compose_apps_and_python_plans_skip_compose_apps(minimal_raw, tmp_path):
+    from operations.web import proxied_apps, python_plans
+
+    cfg = parse(minimal_raw, tmp_path, apps=[
+        {"name": "shop", "port": 5001, "repo": "https://g.example/s.git", "domains": ["shop.example.com"]},
+        {**COMPOSE, "domains": ["memo.example.com"]},
+        {"name": "db-only", "port": 5002, "domains": ["db.example.com"]},
+        {"name": "old", "port": 5004, "state": "absent"},
+    ])  # fmt: skip
+    sites, absent = proxied_apps(cfg)
+    assert [a.name for a in sites] == ["shop", "memo"] and [a.name for a in absent] == ["old"]
+    assert list(python_plans(cfg, DEBIAN)) == ["shop"]
+
+
+def test_deploy_user_joins_the_docker_group_only_through_its_own_group_list(monkeypatch):
+    import operations.users as users
+    from operations.config import DeployUser
+
+    seen = {}
+    monkeypatch.setattr(users.server, "user", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(users, "checked_file", lambda **kw: None)
+    users.deploy_user._inner(DeployUser(groups=("adm",)), ["ssh-ed25519 AAAA"], "sudo", ["docker"])
+    assert seen["groups"] == ["sudo", "adm", "docker"]
+    users.deploy_user._inner(DeployUser(groups=("adm",)), ["ssh-ed25519 AAAA"], "sudo")
+    assert seen["groups"] == ["sudo", "adm"]  # not configured: the user leaves the group on the next run
