@@ -127,9 +127,14 @@ health_report(
     health_settings(
         config.monitor,
         apps=[
-            AppCheck(app.name, app_paths(app, config.web).unit, "https://127.0.0.1/" if app.domains else "", app.domains[0] if app.domains else "")
+            AppCheck(
+                app.name,
+                "" if app.is_compose else app_paths(app, config.web).unit,
+                "https://127.0.0.1/" if app.domains else "",
+                app.domains[0] if app.domains else "",
+            )
             for app in apps
-            if app.repo and not app.is_compose
+            if app.repo and (app.domains or not app.is_compose)
         ],
         units=units,
         backup_items=[i.name for i in items],

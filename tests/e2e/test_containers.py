@@ -16,6 +16,7 @@ refused before anything changes, naming [docker].source.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import tomllib
@@ -152,6 +153,9 @@ def test_compose_sample_answers_through_nginx_over_https_with_a_pebble_certifica
     issuer = t.out(f"echo | openssl s_client -connect 127.0.0.1:443 -servername {MEMO} 2>/dev/null | openssl x509 -noout -issuer")
     assert "Pebble" in issuer, issuer
     only_proxy_on_80_443(t, "nginx")
+    report = t.exec("vpskit-health", check=False).stdout
+    assert re.search(r"(?m)^ok +app memo http +https://127\.0\.0\.1/ \(Host: memo\.example\.test\): HTTP 200$", report), report
+    assert re.search(r"(?m)^ok +docker\.service +active$", report), report
 
 
 def test_compose_ports_are_on_loopback_only_and_env_is_private(ubuntu):
