@@ -6,6 +6,7 @@
 
 from pyinfra import host
 from pyinfra.api import OperationError
+from pyinfra.operations import server
 
 from operations.backup import BACKUP_UNIT, DRILL_UNIT, backup_items, backups
 from operations.config import load_config
@@ -21,10 +22,17 @@ from operations.schedule import CRON_PACKAGES, AppJobFiles, app_job, app_jobs_pr
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
 from operations.app import app_paths
-from operations.web import web_stack
+from operations.web import front_proxy, web_apps
+from operations.docker import compose_problem, docker_engine
+from operations.compose import compose_app, compose_app_absent
 
 config = load_config(host.data.vpskit_config)
 distro = host_distro()
+# Decided before anything changes: compose apps need `docker compose`, which not every source has.
+problem = compose_problem(config.docker, distro, config.compose_apps)
+if problem:
+    raise OperationError(problem)
+
 apps = [a for a in config.apps if a.state == "present"]
 pg_apps = [a for a in apps if a.database.uses_postgres]
 cron_jobs = any(job.kind == "cron" for app in apps for job in app.jobs)
@@ -39,7 +47,11 @@ base_system(
         *(CRON_PACKAGES if cron_jobs else []),
     ],
 )
-deploy_user(config.deploy_user, config.public_keys(), sudo_group=distro.sudo_group)
+docker_group = config.wants_docker and config.docker.deploy_user_in_group
+if docker_group:
+    # Made before the engine's package (which then keeps it), so the deploy user can join it now.
+    server.group(name="docker group", group="docker", system=True)
+deploy_user(config.deploy_user, config.public_keys(), sudo_group=distro.sudo_group, extra_groups=["docker"] if docker_group else [])
 
 # Hardening: firewall rules first (old and new SSH port open), then the sshd move
 # proven by a fresh login, then fail2ban on the port sshd really uses.
@@ -79,7 +91,20 @@ if pg_apps:
     units.append("postgresql.service")
 
 # Apps start with their database (and its secret env file) in place.
-web_stack(config, distro)
+web_apps(config, distro)
+
+# Containers: the engine, then the compose apps, then the proxy in front of all apps.
+if config.wants_docker:
+    docker_engine(config.docker, distro, config.compose_apps)
+    units.append("docker.service")
+for app in config.compose_apps:
+    compose_app(app, config.web, config.deploy_user.name, config.path(app.deploy_key).read_text() if app.deploy_key else "")
+for app in config.apps:
+    if app.is_compose and app.state != "present":
+        compose_app_absent(app, config.web)
+front_proxy(config)
+if config.web.proxy == "caddy" and any(app.domains for app in apps):
+    units.append("caddy.service")
 
 items = backup_items(apps)
 if items:
@@ -115,9 +140,14 @@ health_report(
     health_settings(
         config.monitor,
         apps=[
-            AppCheck(app.name, app_paths(app, config.web).unit, "https://127.0.0.1/" if app.domains else "", app.domains[0] if app.domains else "")
+            AppCheck(
+                app.name,
+                "" if app.is_compose else app_paths(app, config.web).unit,
+                "https://127.0.0.1/" if app.domains else "",
+                app.domains[0] if app.domains else "",
+            )
             for app in apps
-            if app.repo
+            if app.repo and (app.domains or not app.is_compose)
         ],
         units=units,
         backup_items=[i.name for i in items],

@@ -467,24 +467,10 @@ def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tupl
     return steps
 
 
-@deploy("App")
-def app_present(app: App, web: Web, user: str, python: str, python_version: str, workers: int, deploy_key: str = ""):
-    """
-    Ensure ``app`` is deployed, configured and running; restart it only when its code, env or unit changed.
+def app_code(app: App, web: Web, user: str, deploy_key: str = ""):
+    """The app's directories, deploy key, git checkout and .env (secrets kept); returns (checkout op, .env op).
 
-    + app: the app's config
-    + web: the ``[web]`` section (where apps and logs live)
-    + user: the deploy user who owns the app
-    + python: interpreter for the venv (``/usr/bin/python3.12``)
-    + python_version: its "3.X" version
-    + workers: gunicorn workers when the app does not set them
-    + deploy_key: the deploy key's private key text ('' without one)
-
-    **Example:**
-
-    .. code:: python
-
-        app_present(app, config.web, "appuser", "/usr/bin/python3.12", "3.12", workers=5)
+    Shared by the venv apps (``app_present``) and the compose apps (``compose.compose_app``).
     """
     paths = app_paths(app, web)
     n = app.name
@@ -514,6 +500,31 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
         user=user,
         group=user,
     )
+    return code, env_op
+
+
+@deploy("App")
+def app_present(app: App, web: Web, user: str, python: str, python_version: str, workers: int, deploy_key: str = ""):
+    """
+    Ensure ``app`` is deployed, configured and running; restart it only when its code, env or unit changed.
+
+    + app: the app's config
+    + web: the ``[web]`` section (where apps and logs live)
+    + user: the deploy user who owns the app
+    + python: interpreter for the venv (``/usr/bin/python3.12``)
+    + python_version: its "3.X" version
+    + workers: gunicorn workers when the app does not set them
+    + deploy_key: the deploy key's private key text ('' without one)
+
+    **Example:**
+
+    .. code:: python
+
+        app_present(app, config.web, "appuser", "/usr/bin/python3.12", "3.12", workers=5)
+    """
+    paths = app_paths(app, web)
+    n = app.name
+    code, env_op = app_code(app, web, user, deploy_key)
     venv_op = venv(name=f"{n}: venv (Python {python_version})", path=paths.venv, python=python, version=python_version, user=user)
 
     keys = stamp_keys(app, paths, python_version)

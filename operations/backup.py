@@ -36,7 +36,8 @@ DRILL_UNIT = "vpskit-restore-drill"
 
 @dataclass(frozen=True)
 class BackupItem:
-    """One thing backed up: ``kind`` pg (a database), sqlite (a file) or files (a directory)."""
+    """One thing backed up: ``kind`` pg (a database), sqlite (a file), files (a directory), or a database in a
+    compose app's container: docker_pg / docker_mysql, whose ``source`` is "PROJECT SERVICE DATABASE USER"."""
 
     kind: str
     name: str
@@ -57,14 +58,22 @@ def backup_items(apps: tuple[App, ...] | list[App]) -> list[BackupItem]:
             items.append(BackupItem("pg", app.name, app.db_name))
         elif app.database.engine == "sqlite":
             items.append(BackupItem("sqlite", app.name, app.database.path))
+        for db in app.container_databases:
+            name = _unique(items, f"{app.name}-{db.service}-{db.name}".lower().replace("_", "-"))
+            kind = "docker_pg" if db.engine == "postgresql" else "docker_mysql"
+            items.append(BackupItem(kind, name, f"{app.name} {db.service} {db.name} {db.user}"))
         for path in app.backup.paths:
             base = re.sub(r"[^a-z0-9-]+", "-", path.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-") or "root"
-            name = f"{app.name}-files-{base}"
-            n = 2
-            while any(i.name == name for i in items):
-                name, n = f"{app.name}-files-{base}-{n}", n + 1
-            items.append(BackupItem("files", name, path.rstrip("/")))
+            items.append(BackupItem("files", _unique(items, f"{app.name}-files-{base}"), path.rstrip("/")))
     return items
+
+
+def _unique(items: list[BackupItem], name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... if an item already has it."""
+    candidate, n = name, 2
+    while any(i.name == candidate for i in items):
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
 
 
 @deploy("Backups")
@@ -105,7 +114,8 @@ def backups(cfg: Backups, items: list[BackupItem], pg_port: int = 5432):
         mode="600",
     )
     uses_pg = any(i.kind == "pg" for i in items)
-    after = ("postgresql.service",) if uses_pg else ()
+    uses_docker = any(i.kind.startswith("docker_") for i in items)
+    after = (*(("postgresql.service",) if uses_pg else ()), *(("docker.service",) if uses_docker else ()))
     timer_service(
         unit=BACKUP_UNIT,
         description="vpskit backup of databases and app files",

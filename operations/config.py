@@ -244,8 +244,35 @@ class Job:
 
 
 @dataclass(frozen=True)
+class ContainerDatabase:
+    """A database running in one of a compose app's containers, backed up with ``docker exec``."""
+
+    # The compose service the database runs in.
+    service: str
+    # Database name inside that service.
+    name: str
+    # "postgresql" (pg_dump) or "mysql" (mysqldump; MySQL or MariaDB).
+    engine: str = "postgresql"
+    # PostgreSQL: the role pg_dump connects as over the container's local socket.
+    # MySQL: the user; its password is read from MYSQL_ROOT_PASSWORD (root) or MYSQL_PASSWORD in the container.
+    user: str = "postgres"
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    """HTTP basic auth in front of an app's site (Caddy only)."""
+
+    user: str
+    # bcrypt hash of the password (``caddy hash-password``), never the password itself.
+    hash: str
+
+
+@dataclass(frozen=True)
 class App:
-    """One web app: a git checkout in its own venv, a gunicorn unit on a loopback port, an nginx site."""
+    """One web app: a git checkout in its own venv, a gunicorn unit on a loopback port, an nginx site.
+
+    With ``kind = "compose"`` the checkout is a Docker Compose project instead, run by the host's Docker Engine.
+    """
 
     name: str
     # Loopback port gunicorn binds (127.0.0.1:port); nginx proxies to it.
@@ -297,6 +324,24 @@ class App:
     database: Database = field(default_factory=Database)
     backup: AppBackup = field(default_factory=AppBackup)
     jobs: tuple[Job, ...] = ()
+    # kind = "compose": the compose file in the repo (required for such apps).
+    compose_file: str = ""
+    # kind = "compose": the service migrate and seed run in (docker compose exec -T SERVICE ...).
+    service: str = ""
+    # kind = "compose": services whose published ports may be reachable from outside (UFW does not guard them).
+    public_services: tuple[str, ...] = ()
+    # kind = "compose": seconds to wait for every service to run (and be healthy, where it has a healthcheck).
+    health_timeout: int = 120
+    # kind = "compose": databases in its containers, backed up like the host's.
+    container_databases: tuple[ContainerDatabase, ...] = ()
+    # Caddy only: a second upstream ("127.0.0.1:5003") serving /api/* with the prefix stripped.
+    api_upstream: str = ""
+    # Caddy only: HTTP basic auth for the whole site.
+    basic_auth: BasicAuth | None = None
+
+    @property
+    def is_compose(self) -> bool:
+        return self.kind == "compose"
 
     @property
     def db_name(self) -> str:
@@ -391,7 +436,7 @@ class TLS:
 
 @dataclass(frozen=True)
 class Web:
-    """Where apps live on the host and how nginx serves them."""
+    """Where apps live on the host and how the front proxy (nginx or Caddy) serves them."""
 
     apps_dir: str = "/srv/apps"
     log_dir: str = "/var/log/apps"
@@ -399,6 +444,27 @@ class Web:
     site_template: str = ""
     # Also listen on IPv6.
     ipv6: bool = True
+    # The front proxy on 80/443: "nginx" (with certbot) or "caddy" (its own ACME client).
+    proxy: str = "nginx"
+    # Jinja2 template (on the controller) replacing vpskit's Caddyfile template.
+    caddyfile_template: str = ""
+
+
+@dataclass(frozen=True)
+class DockerEngine:
+    """Docker Engine: installed when an app has kind = "compose" or when enabled."""
+
+    # Install the engine even without compose apps.
+    enabled: bool = False
+    # "docker" (Docker's apt repository, with the compose plugin) or "distro" (the distro's docker.io).
+    source: str = "docker"
+    # daemon.json: json-file log rotation.
+    log_max_size: str = "100m"
+    log_max_file: int = 3
+    # daemon.json storage-driver; empty: the engine's default (overlay2).
+    storage_driver: str = ""
+    # Put the deploy user in the docker group (root-equivalent).
+    deploy_user_in_group: bool = False
 
 
 @dataclass(frozen=True)
@@ -417,6 +483,7 @@ class Config:
     nodejs: NodeJS = field(default_factory=NodeJS)
     tls: TLS = field(default_factory=TLS)
     web: Web = field(default_factory=Web)
+    docker: DockerEngine = field(default_factory=DockerEngine)
     # Directory the config file lives in: relative key paths are read from here.
     base_dir: str = "."
 
@@ -424,6 +491,15 @@ class Config:
         """A path from the config, with ~ expanded and relative to the config file."""
         path = Path(os.path.expanduser(p))
         return path if path.is_absolute() else Path(self.base_dir) / path
+
+    @property
+    def compose_apps(self) -> list[App]:
+        return [a for a in self.apps if a.state == "present" and a.is_compose]
+
+    @property
+    def wants_docker(self) -> bool:
+        """Whether the host gets a Docker Engine."""
+        return self.docker.enabled or bool(self.compose_apps)
 
     def public_keys(self) -> list[str]:
         """The deploy user's public keys, read from their files."""
@@ -437,7 +513,7 @@ class Config:
 
 # ------------------------------------------------------------- validation
 
-APP_KINDS = ("flask", "fastapi", "other")
+APP_KINDS = ("flask", "fastapi", "other", "compose")
 APP_STATES = ("present", "absent")
 PROTOS = ("tcp", "udp")
 UPGRADE_MODES = ("full", "safe", "none")
@@ -699,6 +775,7 @@ def validate(config: Config) -> list[str]:
         if getattr(m, name) < 1:
             c.add(f"monitor.{name}", f"must be 1 or more, got {getattr(m, name)}")
     _check_web(c, config)
+    _check_containers(c, config)
     return problems
 
 
@@ -850,6 +927,92 @@ def _check_web(c: _Checker, config: Config) -> None:
         c.add("web.site_template", f"file {str(config.path(w.site_template))!r} does not exist")
 
 
+PROXIES = ("nginx", "caddy")
+DOCKER_SOURCES = ("docker", "distro")
+CONTAINER_DB_ENGINES = ("postgresql", "mysql")
+STORAGE_DRIVERS = ("overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs")
+DOCKER_SIZE_RE = re.compile(r"^\d+[kmg]$")
+SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+BCRYPT_RE = re.compile(r"^\$2[aby]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
+UPSTREAM_RE = re.compile(r"^(localhost|127\.0\.0\.1|\[::1\]):\d{1,5}$")
+# Fields that mean something for venv apps only, and for compose apps only.
+VENV_ONLY = ("build", "static_dir", "python", "worker_class")
+COMPOSE_ONLY = ("compose_file", "service", "public_services", "container_databases")
+
+
+def _check_containers(c: _Checker, config: Config) -> None:
+    """The [docker] section, compose apps and the Caddy-only app fields."""
+    d = config.docker
+    if d.source not in DOCKER_SOURCES:
+        c.add("docker.source", f"must be one of {', '.join(DOCKER_SOURCES)}, got {d.source!r}")
+    if not DOCKER_SIZE_RE.match(d.log_max_size):
+        c.add("docker.log_max_size", f"must be a size like '100m' (k, m or g), got {d.log_max_size!r}")
+    if d.log_max_file < 1:
+        c.add("docker.log_max_file", f"must be 1 or more, got {d.log_max_file}")
+    if d.storage_driver and d.storage_driver not in STORAGE_DRIVERS:
+        c.add("docker.storage_driver", f"must be empty (the engine's default) or one of {', '.join(STORAGE_DRIVERS)}, got {d.storage_driver!r}")
+    w = config.web
+    if w.proxy not in PROXIES:
+        c.add("web.proxy", f"must be one of {', '.join(PROXIES)}, got {w.proxy!r}")
+    if w.caddyfile_template and not config.path(w.caddyfile_template).is_file():
+        c.add("web.caddyfile_template", f"file {str(config.path(w.caddyfile_template))!r} does not exist")
+    elif w.caddyfile_template and w.proxy != "caddy":
+        c.add("web.caddyfile_template", 'is used only with proxy = "caddy"')
+    for i, app in enumerate(config.apps):
+        where = f"apps[{i}]"
+        if app.api_upstream and not UPSTREAM_RE.match(app.api_upstream):
+            c.add(f"{where}.api_upstream", f"must be a loopback address like '127.0.0.1:5003', got {app.api_upstream!r}")
+        elif app.api_upstream and w.proxy != "caddy":
+            c.add(f"{where}.api_upstream", 'is used only with [web] proxy = "caddy"')
+        if app.basic_auth is not None:
+            if w.proxy != "caddy":
+                c.add(f"{where}.basic_auth", 'is used only with [web] proxy = "caddy"')
+            if not NAME_RE.match(app.basic_auth.user):
+                c.add(f"{where}.basic_auth.user", f"{app.basic_auth.user!r} is not a user name (lowercase letters, digits, _ or -)")
+            if not BCRYPT_RE.match(app.basic_auth.hash):
+                c.add(f"{where}.basic_auth.hash", "is not a bcrypt hash ('$2a$14$' and 53 characters, from `caddy hash-password`)")
+        if not app.is_compose:
+            for name in COMPOSE_ONLY:
+                if getattr(app, name):
+                    c.add(f"{where}.{name}", 'is used only by apps with kind = "compose"')
+            continue
+        _check_compose_app(c, where, app)
+
+
+def _check_compose_app(c: _Checker, where: str, app: App) -> None:
+    if not app.compose_file:
+        c.add(f"{where}.compose_file", 'is required for kind = "compose" (the compose file in the repo, e.g. "compose.yaml")')
+    elif not _relative_path(app.compose_file):
+        c.add(f"{where}.compose_file", f"must be a path inside the repo, got {app.compose_file!r}")
+    if app.state == "present" and not app.repo:
+        c.add(f"{where}.repo", 'is required for kind = "compose"')
+    if app.service and not SERVICE_RE.match(app.service):
+        c.add(f"{where}.service", f"{app.service!r} is not a compose service name")
+    if (app.migrate or app.seed) and not app.service:
+        c.add(f"{where}.service", "is required with migrate or seed (the service they run in)")
+    for j, name in enumerate(app.public_services):
+        if not SERVICE_RE.match(name):
+            c.add(f"{where}.public_services[{j}]", f"{name!r} is not a compose service name")
+    if app.health_timeout < 1:
+        c.add(f"{where}.health_timeout", f"must be 1 or more seconds, got {app.health_timeout}")
+    for name in VENV_ONLY:
+        if getattr(app, name):
+            c.add(f"{where}.{name}", 'is not used by kind = "compose" apps (the image builds the app)')
+    if app.database.engine != "none":
+        c.add(f"{where}.database.engine", 'a compose app keeps its database in a container: list it in container_databases')
+    if app.jobs:
+        c.add(f"{where}.jobs", 'are not supported for kind = "compose" apps')
+    for j, db in enumerate(app.container_databases):
+        dw = f"{where}.container_databases[{j}]"
+        if not SERVICE_RE.match(db.service):
+            c.add(f"{dw}.service", f"{db.service!r} is not a compose service name")
+        if db.engine not in CONTAINER_DB_ENGINES:
+            c.add(f"{dw}.engine", f"must be one of {', '.join(CONTAINER_DB_ENGINES)}, got {db.engine!r}")
+        for key in ("name", "user"):
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", getattr(db, key)):
+                c.add(f"{dw}.{key}", f"{getattr(db, key)!r} is not a database or user name")
+
+
 def _is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -910,6 +1073,8 @@ _BAD = object()
 
 
 def _convert(tp, value, path: str, problems: list[str]):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         built = _build(tp, value, path, problems)

@@ -27,9 +27,10 @@ CERT_GLOB = "/etc/letsencrypt/live/*/cert.pem"
 
 @dataclass(frozen=True)
 class AppCheck:
-    """How the report checks one app: its systemd unit, and a URL answered through nginx."""
+    """How the report checks one app: its systemd unit, and a URL answered through the front proxy."""
 
     name: str
+    # '' for a compose app (no unit of its own; docker.service is checked with the units).
     unit: str
     # GET this URL (redirects not followed); any status below 400 is healthy. Empty: no HTTP check.
     url: str = ""

@@ -16,13 +16,14 @@ def sudoers_path(user: str) -> str:
 
 
 @deploy("Deploy user")
-def deploy_user(user: DeployUser, public_keys: list[str], sudo_group: str = "sudo"):
+def deploy_user(user: DeployUser, public_keys: list[str], sudo_group: str = "sudo", extra_groups: list[str] = ()):
     """
     Ensure the deploy user exists with sudo and exactly the configured SSH keys.
 
     + user: the ``[deploy_user]`` section of the config
     + public_keys: the public key lines for authorized_keys (.ssh 700, file 600)
     + sudo_group: the distro's admin group
+    + extra_groups: groups other parts of vpskit put the user in (``docker`` when configured)
 
     **Example:**
 
@@ -35,7 +36,7 @@ def deploy_user(user: DeployUser, public_keys: list[str], sudo_group: str = "sud
         user=user.name,
         shell=user.shell,
         home=f"/home/{user.name}",
-        groups=[sudo_group, *user.groups],
+        groups=[sudo_group, *user.groups, *[g for g in extra_groups if g not in user.groups]],
         create_home=True,
         public_keys=public_keys,
         delete_keys=True,

@@ -1,6 +1,7 @@
-"""The web stack: Python runtimes, the apps, nginx in front of them, and their certificates.
+"""The web stack: Python runtimes, the apps, the front proxy (nginx or Caddy) and the certificates.
 
-    web_stack(config, distro)   # after base_system and deploy_user
+    web_apps(config, distro)    # after base_system and deploy_user: the venv apps
+    front_proxy(config)         # after every app (compose apps too): nginx + certbot, or Caddy
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pyinfra.operations import apt, systemd
 from pyinfra.operations.util import any_changed
 
 from .app import HostSize, app_absent, app_paths, app_present, default_workers, worker_class
+from .caddy import caddy_proxy, caddy_stopped
+from .caddy import read_template as read_caddy_template
 from .certbot import Certificate, cert_files, certbot_installed, certificate, certificate_absent
 from .config import App, Config
 from .distro import Distro
@@ -23,7 +26,7 @@ def python_plans(config: Config, distro: Distro) -> dict[str, PythonPlan]:
     """Each present app's Python plan; raises ``OperationError`` (before anything runs) for one the host cannot have."""
     plans, problems = {}, []
     for app in config.apps:
-        if app.state != "present" or not app.repo:
+        if app.state != "present" or not app.repo or app.is_compose:
             continue
         try:
             plans[app.name] = python_plan(app.python or config.python.version, distro)
@@ -40,10 +43,12 @@ def static_path(app: App, config: Config) -> str:
     return f"{app_paths(app, config.web).src}/{app.static_dir.strip('/')}"
 
 
-@deploy("Web stack")
-def web_stack(config: Config, distro: Distro):
+@deploy("Web apps")
+def web_apps(config: Config, distro: Distro):
     """
-    Ensure every configured app is deployed behind nginx with a certificate, and absent apps are gone.
+    Ensure every configured venv app is deployed and running, and absent apps are gone.
+
+    Compose apps are deployed by ``compose.compose_app``; the front proxy by ``front_proxy``.
 
     + config: the whole config
     + distro: the host's distro
@@ -52,22 +57,17 @@ def web_stack(config: Config, distro: Distro):
 
     .. code:: python
 
-        web_stack(config, host_distro())
+        web_apps(config, host_distro())
     """
     if not config.apps:
         return
     # An app without a repo has no code for vpskit to deploy (a database or jobs only).
-    present = [a for a in config.apps if a.state == "present" and a.repo]
-    absent = [a for a in config.apps if a.state != "present"]
+    present = [a for a in config.apps if a.state == "present" and a.repo and not a.is_compose]
+    absent = [a for a in config.apps if a.state != "present" and not a.is_compose]
     plans = python_plans(config, distro)
-    tls = config.tls
-    template = read_template(config.path(config.web.site_template) if config.web.site_template else None)
     user = config.deploy_user.name
 
-    apt.packages(
-        name="Install nginx, logrotate" + (", certbot" if tls.mode == "letsencrypt" else ""),
-        packages=["nginx", "logrotate", "openssl", *(["certbot"] if tls.mode == "letsencrypt" else [])],
-    )
+    apt.packages(name="Install logrotate, openssl", packages=["logrotate", "openssl"])
     if present:
         python_runtime(list({p.version: p for p in plans.values()}.values()), distro)
     if any(a.build for a in present):
@@ -82,10 +82,50 @@ def web_stack(config: Config, distro: Distro):
     for app in absent:
         app_absent(app, config.web)
 
+
+def proxied_apps(config: Config) -> tuple[list[App], list[App]]:
+    """(present apps with a site, absent apps) the front proxy serves or drops."""
+    sites = [a for a in config.apps if a.state == "present" and a.domains and (a.repo or a.is_compose)]
+    absent = [a for a in config.apps if a.state != "present"]
+    return sites, absent
+
+
+@deploy("Front proxy")
+def front_proxy(config: Config):
+    """
+    Ensure the configured front proxy serves every app's domains over HTTPS, and the other proxy is off.
+
+    + config: the whole config (``[web] proxy``, ``[tls]``)
+
+    **Example:**
+
+    .. code:: python
+
+        front_proxy(config)
+    """
+    if not config.apps:
+        return
+    sites, absent = proxied_apps(config)
+    if config.web.proxy == "caddy":
+        template = config.path(config.web.caddyfile_template) if config.web.caddyfile_template else None
+        caddy_proxy(sites, config.tls, read_caddy_template(template))
+        return
+    caddy_stopped()
+    nginx_proxy(config, sites, absent)
+
+
+def nginx_proxy(config: Config, sites: list[App], absent: list[App]):
+    """nginx in front of ``sites`` with certbot's (or self-signed) certificates; ``absent`` apps lose theirs."""
+    tls = config.tls
+    template = read_template(config.path(config.web.site_template) if config.web.site_template else None)
+    apt.packages(
+        name="Install nginx" + (", certbot" if tls.mode == "letsencrypt" else ""),
+        packages=["nginx", *(["certbot"] if tls.mode == "letsencrypt" else [])],
+    )
+
     # nginx, phase 1: every site as far as its certificate allows (HTTP only
     # until it has one), so the ACME challenges can be answered.
     changes = nginx_base(ipv6=config.web.ipv6)
-    sites = [a for a in present if a.domains]
     if tls.mode == "letsencrypt":
         certbot_installed(tls)
 

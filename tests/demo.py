@@ -6,11 +6,17 @@ ports published on 127.0.0.1, and the container is left running. The example
 apps come from bare git repos inside it, their certificates from pebble (an ACME
 test server) running in it, as in the end-to-end tests.
 
+The compose app needs images and there is no registry: a first run installs the
+Docker Engine with everything but the compose app, the local images are then
+``docker load``ed into that engine, and the next run deploys the compose app too.
+On Debian 12 (no compose v2 in its docker.io) the compose app is left out.
+
     python -m tests.demo [ubuntu2404|debian12]
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,9 +26,9 @@ import docker
 
 from operations.config import load_config
 from operations.connect import choose_way_in
-from tests.images import RECIPES, build_image
+from tests.images import RECIPES, build_compose_base, build_image
 from tests.rig import CACHE, ROOT, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
-from tests.web_fixtures import PEBBLE_ROOT, prepare_web_target
+from tests.web_fixtures import PEBBLE_ROOT, load_images, prepare_web_target, use_local_images
 
 NAME = os.environ.get("VPSKIT_DEMO_NAME", "vpskit-demo")
 PUBLISH = (22, 2222, 80, 443)
@@ -45,18 +51,32 @@ def main(argv: list[str]) -> int:
     deploy_key, deploy_pub = ssh_keypair(keydir, "id_deploy")
     keys = {"dir": keydir, "root": root_key, "deploy": deploy_key, "deploy_pub": deploy_pub}
 
-    target = start_target(client, image, distro, publish=PUBLISH, name=NAME, owned=False)
+    raw = tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text())
+    if distro == "debian12":
+        print("==> Debian 12's docker.io has no compose v2: the compose app is left out of this demo")
+        raw["apps"] = [a for a in raw["apps"] if a.get("kind") != "compose"]
+    base = build_compose_base(client)
+    target = start_target(client, image, distro, publish=PUBLISH, name=NAME, owned=False, nested_docker=True)
     target.put_file("/root/.ssh/authorized_keys", root_pub.read_text(), mode=0o600)
-    raw = prepare_web_target(target, tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text()))
+    raw = use_local_images(prepare_web_target(target, raw), base)
     config = keydir / "vpskit.toml"
     config.write_text(dump_toml(target_config(raw, target, keys)))
+    engine_first = json.loads(json.dumps(raw))
+    engine_first["apps"] = [a for a in raw["apps"] if a.get("kind") != "compose"]
+    engine_first["docker"]["enabled"] = True
+    engine_config = keydir / "vpskit-engine-first.toml"
+    engine_config.write_text(dump_toml(target_config(engine_first, target, keys)))
 
     print(f"==> deploying examples/vpskit.toml into {NAME} ({distro}) with: pyinfra inventory.py deploy.py")
-    first = run_pyinfra(config, check=False)
-    print(first.output)
-    if first.returncode != 0:
-        print(f"deploy failed (exit {first.returncode}); the container is left running for a look", file=sys.stderr)
-        return first.returncode
+    for step, path in (("engine and venv apps", engine_config), ("with the compose app", config)):
+        first = run_pyinfra(path, check=False)
+        print(first.output)
+        if first.returncode != 0:
+            print(f"deploy ({step}) failed (exit {first.returncode}); the container is left running for a look", file=sys.stderr)
+            return first.returncode
+        if path == engine_config:
+            print(f"==> loading {base} into the Docker Engine of {NAME} (no registry)")
+            load_images(target, [base])
     second = run_pyinfra(config)
     health = target.exec("vpskit-health", check=False)
     print(f"==> vpskit-health on {NAME} (exit {health.returncode}):\n{health.stdout}")

@@ -188,3 +188,75 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+# ---------------------------------------------------------------- images for compose apps
+
+# No registry: the compose sample's base image (Python + psycopg2) and its database
+# image (the distro's PostgreSQL behind an entrypoint that reads the official postgres
+# image's POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB) are one local image, built
+# from the Debian test image. Tests `docker load` it into the target's own engine.
+COMPOSE_BASE = "vpskit-test/compose-base:debian12"
+_PG_ENTRYPOINT = r"""#!/bin/sh
+# Stand-in for the official postgres image's entrypoint (POSTGRES_USER, _PASSWORD, _DB).
+set -e
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+export PGDATA=${PGDATA:-/var/lib/postgresql/data}
+user=${POSTGRES_USER:-postgres}
+mkdir -p "$PGDATA" /var/run/postgresql
+chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    pw=$(mktemp) && printf '%s' "${POSTGRES_PASSWORD:?}" > "$pw" && chown postgres "$pw"
+    runuser -u postgres -- "$bin/initdb" -D "$PGDATA" -U "$user" --pwfile="$pw" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    rm -f "$pw"
+    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+    runuser -u postgres -- "$bin/pg_ctl" -D "$PGDATA" -w -o "-c listen_addresses=''" start >/dev/null
+    db=${POSTGRES_DB:-$user}
+    [ "$db" = postgres ] || runuser -u postgres -- "$bin/createdb" -U "$user" "$db"
+    runuser -u postgres -- "$bin/pg_ctl" -D "$PGDATA" -w stop >/dev/null
+fi
+exec runuser -u postgres -- "$bin/postgres" -D "$PGDATA" -c listen_addresses='*'
+"""
+_COMPOSE_DOCKERFILE = f"""FROM {RECIPES['debian12'].tag}
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+    python3-psycopg2 postgresql >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/*
+COPY pg-entrypoint /usr/local/bin/pg-entrypoint
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+STOPSIGNAL SIGINT
+CMD ["/usr/local/bin/pg-entrypoint"]
+"""
+
+
+def build_compose_base(client: docker.DockerClient) -> str:
+    """The tag of the local compose base image, built from the Debian test image when missing or stale."""
+    digest = hashlib.sha256((RECIPES["debian12"].digest() + _COMPOSE_DOCKERFILE + _PG_ENTRYPOINT).encode()).hexdigest()[:16]
+    try:
+        if (client.images.get(COMPOSE_BASE).labels or {}).get("vpskit.recipe") == digest:
+            return COMPOSE_BASE
+    except docker.errors.ImageNotFound:
+        pass
+    build_image(client, "debian12")
+    lock_dir = os.path.join(tempfile.gettempdir(), "vpskit-image-locks")
+    os.makedirs(lock_dir, exist_ok=True)
+    with open(os.path.join(lock_dir, "compose-base.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with tempfile.TemporaryDirectory() as ctx:
+            with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+                f.write(_COMPOSE_DOCKERFILE)
+            with open(os.path.join(ctx, "pg-entrypoint"), "w") as f:
+                f.write(_PG_ENTRYPOINT)
+            os.chmod(os.path.join(ctx, "pg-entrypoint"), 0o755)
+            _run(["docker", "build", "-q", "--label", f"vpskit.recipe={digest}", "-t", COMPOSE_BASE, ctx], stdout=subprocess.DEVNULL)
+    return COMPOSE_BASE
+
+
+def save_image(tags: list[str], path: str) -> str:
+    """``docker save`` of ``tags`` to ``path`` (kept while the images are unchanged); returns ``path``."""
+    ids = "".join(docker.from_env().images.get(t).id for t in tags)
+    stamp = f"{path}.id"
+    if not (os.path.exists(path) and os.path.exists(stamp) and open(stamp).read() == ids):
+        _run(["docker", "save", "-o", f"{path}.part", *tags])
+        os.replace(f"{path}.part", path)
+        with open(stamp, "w") as f:
+            f.write(ids)
+    return path

@@ -97,11 +97,19 @@ class Target:
 
 
 def start_target(
-    client: docker.DockerClient, image: str, distro: str, publish=(22,), name: str | None = None, owned: bool = True
+    client: docker.DockerClient,
+    image: str,
+    distro: str,
+    publish=(22,),
+    name: str | None = None,
+    owned: bool = True,
+    nested_docker: bool = False,
 ) -> Target:
     """Start a systemd container from ``image`` with ``publish`` ports on 127.0.0.1.
 
-    ``owned`` targets belong to this test run and are removed with it.
+    ``owned`` targets belong to this test run and are removed with it. ``nested_docker``
+    targets can run a Docker engine of their own (opt-in: SYS_PTRACE for containers that
+    run as other users, /proc/sys writable for the engine's sysctls).
     """
     debs = CACHE / f"debs-{distro}"
     debs.mkdir(parents=True, exist_ok=True)
@@ -111,7 +119,7 @@ def start_target(
         name=name or f"vpskit-test-{distro}-{uuid.uuid4().hex[:8]}",
         hostname=f"vps-{distro}",
         labels={LABEL: str(os.getpid())} if owned else {"vpskit-demo": "1"},
-        cap_add=["SYS_ADMIN", "NET_ADMIN"],
+        cap_add=["SYS_ADMIN", "NET_ADMIN", *(["SYS_PTRACE"] if nested_docker else [])],
         cgroupns="host",
         security_opt=["seccomp=unconfined"],
         tmpfs={"/run": "", "/run/lock": ""},
@@ -128,6 +136,8 @@ def start_target(
         binding = container.attrs["NetworkSettings"]["Ports"][f"{p}/tcp"][0]
         target.ports[p] = int(binding["HostPort"])
     target.wait_running()
+    if nested_docker:
+        target.exec("mount -o remount,rw /proc/sys")
     # Seed apt's own cache from the shared one: each target keeps its own apt lock,
     # so targets of one distro can install packages at the same time.
     target.exec(f"cp -n {SHARED_DEBS}/*.deb /var/cache/apt/archives/ 2>/dev/null; true")

@@ -129,3 +129,25 @@ def https_get(target: Target, url: str, *curl_args: str) -> subprocess.Completed
     """curl inside the target, trusting pebble's issuing root only."""
     args = " ".join(curl_args)
     return target.exec(f"curl -sS --max-time 15 --cacert {PEBBLE_ROOT} {args} '{url}'", check=False)
+
+
+def load_images(target: Target, tags: list[str]) -> None:
+    """``docker load`` local images into the target's own Docker Engine (there is no registry to pull from)."""
+    from tests.images import save_image
+    from tests.rig import CACHE
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tar = save_image(tags, str(CACHE / ("images-" + "-".join(t.replace("/", "_").replace(":", "_") for t in tags) + ".tar")))
+    with open(tar, "rb") as f:
+        subprocess.run(["docker", "exec", "-i", target.id, "docker", "load", "-q"], stdin=f, check=True, capture_output=True)
+
+
+def use_local_images(raw: dict, base: str) -> dict:
+    """The config's compose apps built from / running on the local ``base`` image, on a nested engine (vfs)."""
+    cfg = json.loads(json.dumps(raw))
+    for app in cfg.get("apps", []):
+        if app.get("kind") == "compose":
+            app.setdefault("env", {}).update(BASE_IMAGE=base, DB_IMAGE=base)
+    # Docker's apt repository is out of reach here; the target itself lives on overlayfs.
+    cfg.setdefault("docker", {}).update(source="distro", storage_driver="vfs")
+    return cfg

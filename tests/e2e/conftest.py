@@ -24,6 +24,7 @@ def example_config() -> dict:
     """examples/vpskit.toml as data, less what later issues deploy."""
     raw = tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text())
     raw.pop("apps", None)
+    raw.pop("docker", None)  # the container path is tests/e2e/test_containers.py's
     return raw
 
 

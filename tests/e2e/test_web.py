@@ -30,6 +30,9 @@ DOMAINS = {"dibby": "dibby.example.test", "grades": "grades.example.test"}
 def example_raw() -> dict:
     """The example config, made quick to deploy: no upgrade run, Node.js without npm."""
     raw = tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text())
+    # The venv apps behind nginx; the compose app and Caddy are tests/e2e/test_containers.py's.
+    raw["apps"] = [a for a in raw["apps"] if a.get("kind") != "compose"]
+    raw.pop("docker", None)
     raw["server"].update(upgrade="none", packages=[])
     raw["nodejs"] = {"source": "distro", "npm": False}
     raw["tls"].pop("email", None)

@@ -138,3 +138,9 @@ def test_report_exit_code_follows_failures(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(health, "report", lambda c: [("ok", "cpu", "fine"), ("FAIL", "app dibby", "inactive")])
     assert health.main() == 1
     assert "UNHEALTHY: 1 problem(s): app dibby" in capsys.readouterr().out
+
+
+def test_a_compose_app_is_checked_over_http_only():
+    apps = [{"name": "memo", "unit": "", "url": "https://127.0.0.1/", "host": "memo.example.test"}]
+    results = health.check_apps(apps, state=lambda unit: pytest.fail(f"no unit to check, got {unit!r}"), status_of=lambda url, host: 200)
+    assert results == [("ok", "app memo http", "https://127.0.0.1/ (Host: memo.example.test): HTTP 200")]

@@ -1,0 +1,169 @@
+"""Compose apps: a git checkout holding a Docker Compose project, run by the host's Docker Engine.
+
+    compose_app(app, config.web, user, deploy_key)   # after docker_engine
+
+The checkout, deploy key and ``.env`` (secrets generated once and kept) are the web
+layer's (``app.app_code``). ``docker compose up -d --build`` runs only when the
+checkout or ``.env`` changes in this run, or when the last ``up`` did not finish for
+the current commit and ``.env`` (a stamp records the last good one). Before ``up`` the
+host checks ``docker compose config``: a published port reachable from outside fails
+the run (Docker's rules bypass UFW). After it, the run waits until every service runs
+(and is healthy), then runs ``migrate`` (when the commit changed) and ``seed`` (once)
+with ``docker compose exec -T SERVICE``.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.operations import files
+
+from .app import GIT, AppPaths, Stamps, app_code, app_paths, short_hash, stamped_step
+from .config import App, Web
+from .render import FILES_DIR
+
+CHECK_SCRIPT = "/usr/local/lib/vpskit/vpskit-compose-check"
+
+
+def compose_command(app: App, paths: AppPaths) -> str:
+    """``docker compose`` for this app's project: its name, directory, file and .env (for ${VAR} in the file)."""
+    return (
+        f"docker compose --project-name {shlex.quote(app.name)} --project-directory {shlex.quote(paths.src)}"
+        f" -f {shlex.quote(paths.src + '/' + app.compose_file)} --env-file {shlex.quote(paths.env)}"
+    )
+
+
+def up_command(app: App, paths: AppPaths) -> str:
+    """Check the published ports, build and start the project, wait until it runs; fails naming what is wrong."""
+    compose = compose_command(app, paths)
+    port = app.port if app.domains else 0
+    public = " ".join(shlex.quote(s) for s in app.public_services)
+    return (
+        f"{compose} config --format json | {CHECK_SCRIPT} ports {shlex.quote(app.name)} {port} {public}".rstrip()
+        + f" && {compose} up --detach --build --remove-orphans --quiet-pull"
+        + f" && {CHECK_SCRIPT} wait {shlex.quote(app.name)} {app.health_timeout} -- {compose}"
+    )
+
+
+def exec_command(app: App, paths: AppPaths, command: str) -> str:
+    """``command`` run by sh in the app's service container (no TTY)."""
+    return f"{compose_command(app, paths)} exec -T {shlex.quote(app.service)} sh -c {shlex.quote(command)}"
+
+
+def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
+    """Each step keyed by what it depends on: (stamp file, shell printing the current key)."""
+    head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
+    settings = short_hash(repr((app.compose_file, app.port, app.public_services, app.health_timeout)))
+    steps = {"up": (f"{paths.root}/.vpskit-up", f"echo \"$({head}) $(sha256sum < {shlex.quote(paths.env)} | cut -c1-16) {settings}\"")}
+    if app.migrate:
+        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f"echo \"$({head}) {short_hash(app.migrate)}\"")
+    if app.seed:
+        steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
+    return steps
+
+
+class ComposeProject(FactBase):
+    """
+    Returns the IDs of the containers of compose project ``project`` (empty without any).
+    """
+
+    def requires_command(self, project):
+        return "docker"
+
+    def command(self, project):
+        return f"docker ps -aq --filter label=com.docker.compose.project={shlex.quote(project)}"
+
+    @staticmethod
+    def default():
+        return []
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]
+
+
+@deploy("Compose app")
+def compose_app(app: App, web: Web, user: str, deploy_key: str = ""):
+    """
+    Ensure a compose app is checked out, configured and up; rebuild it only when its code or env changed.
+
+    + app: the app's config (``kind = "compose"``)
+    + web: the ``[web]`` section (where apps live)
+    + user: the deploy user who owns the checkout
+    + deploy_key: the deploy key's private key text ('' without one)
+
+    **Example:**
+
+    .. code:: python
+
+        compose_app(app, config.web, "appuser")
+    """
+    paths = app_paths(app, web)
+    n = app.name
+    files.directory(name="vpskit helper directory", path=CHECK_SCRIPT.rsplit("/", 1)[0], mode="755", user="root", group="root")
+    check = files.put(name="Compose checks (ports, readiness)", src=str(FILES_DIR / "vpskit-compose-check"), dest=CHECK_SCRIPT, mode="755")
+    code, env_op = app_code(app, web, user, deploy_key)
+    keys = compose_stamp_keys(app, paths)
+    known = host.get_fact(Stamps, stamps=keys)
+    changed = code.will_change or env_op.will_change
+    plan = [
+        ("up", "docker compose up --build (ports checked first, then waits until running)", up_command(app, paths), changed),
+        ("migrate", "migrations in the container", exec_command(app, paths, app.migrate), code.will_change),
+        ("seed", "seed data in the container (once)", exec_command(app, paths, app.seed), False),
+    ]
+    for stamp, label, command, force in plan:
+        if stamp in keys:
+            stamped_step(
+                name=f"{n}: {label}",
+                command=command,
+                key_cmd=keys[stamp][1],
+                stamp=keys[stamp][0],
+                cwd=paths.src,
+                user="root",
+                known=known[stamp],
+                force=force,
+            )
+    return check
+
+
+@deploy("Remove compose app")
+def compose_app_absent(app: App, web: Web):
+    """
+    Ensure a compose app marked absent is down; with ``purge`` its volumes, code, data and logs go too.
+
+    + app: the app's config (``state = "absent"``)
+    + web: the ``[web]`` section
+
+    **Example:**
+
+    .. code:: python
+
+        compose_app_absent(app, config.web)
+    """
+    paths = app_paths(app, web)
+    compose_down(name=f"{app.name}: compose project down", app=app, web=web)
+    if app.purge:
+        files.directory(name=f"{app.name}: purge code and data", path=paths.root, present=False)
+        files.directory(name=f"{app.name}: purge logs", path=paths.logs, present=False)
+
+
+@operation()
+def compose_down(app: App, web: Web):
+    """
+    Ensure an absent compose app's containers and networks are gone (volumes are kept unless ``purge``).
+
+    + app: the app's config (``state = "absent"``)
+    + web: the ``[web]`` section
+
+    **Example:**
+
+    .. code:: python
+
+        compose_down(name="Stop oldapp", app=app, web=config.web)
+    """
+    if not host.get_fact(ComposeProject, project=app.name):
+        host.noop(f"no containers of project {app.name}")
+        return
+    volumes = " --volumes" if app.purge else ""
+    yield StringCommand(f"docker compose --project-name {shlex.quote(app.name)} down --remove-orphans{volumes}")
