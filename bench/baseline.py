@@ -87,7 +87,8 @@ def managed(config: Config, distro: str) -> tuple[dict[str, list[str]], list[dic
 
 def web_managed(config: Config, target: Target) -> tuple[dict[str, list[str]], dict]:
     """The web stack's files by concern, and the playbook variables for its apps and sites."""
-    apps = [a for a in config.apps if a.state == "present" and a.repo]
+    # The venv apps behind nginx (the bench leaves compose apps out).
+    apps = [a for a in config.apps if a.state == "present" and a.repo and not a.is_compose]
     files: dict[str, list[str]] = {"nginx": [], "certbot": [], "app_env": [], "app_units": [], "logrotate": []}
     if not apps:
         return files, {"web_apps": [], "sites": [], "certs": []}

@@ -46,10 +46,7 @@ from tests.rig import CACHE, LABEL, ROOT, Run, Target, docker_client, dump_toml,
 from . import baseline
 from .measure import Figure, count_commands, count_facts, parse_wrk, ratio, slope
 
-try:  # the web stack's test fixtures: sample app repos, local DNS, an ACME server
-    from tests import web_fixtures
-except ImportError:
-    web_fixtures = None
+from tests import web_fixtures  # sample app repos, local DNS, an ACME server
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 EXAMPLE = ROOT / "examples" / "vpskit.toml"
@@ -86,6 +83,10 @@ class Bench:
         deploy, deploy_pub = ssh_keypair(keydir, "id_deploy")
         self.keys = {"dir": workdir, "root": root, "root_pub": root_pub, "deploy": deploy, "deploy_pub": deploy_pub}
         self.example = tomllib.loads(EXAMPLE.read_text())
+        # The venv stack of the example: its compose app needs a nested engine and a
+        # pre-loaded image, which a fresh VPS would pull from a registry instead.
+        self.example["apps"] = web_fixtures.venv_apps(self.example)
+        self.example.pop("docker", None)
         self.targets: list[Target] = []
         self.results: dict = {"conditions": {"start": conditions()}}
         self.notes: list[str] = []
@@ -101,7 +102,7 @@ class Bench:
 
     def prepared(self, target: Target, raw: dict) -> dict:
         """``raw`` with the app repos, domains and ACME server the target now has (web stack only)."""
-        if web_fixtures is None or not raw.get("apps") or "repo" not in raw["apps"][0]:
+        if not raw.get("apps") or "repo" not in raw["apps"][0]:
             return raw
         return web_fixtures.prepare_web_target(target, raw)
 
@@ -309,7 +310,7 @@ class Bench:
         by_apps, commands = {}, {}
         for n in APP_COUNTS:
             raw = generated_apps(base, n)
-            if web_fixtures is not None and any(a.get("domains") for a in raw["apps"]):
+            if any(a.get("domains") for a in raw["apps"]):
                 web_fixtures.resolve_locally(target, [d for a in raw["apps"] for d in a.get("domains", [])])
             config = self.config(raw, target, f"apps{n}", "docker")
             log(f"{n} apps: deploying (not timed) ...")

@@ -28,7 +28,7 @@ from operations.config import load_config
 from operations.connect import choose_way_in
 from tests.images import RECIPES, build_compose_base, build_image
 from tests.rig import CACHE, ROOT, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
-from tests.web_fixtures import PEBBLE_ROOT, load_images, prepare_web_target, use_local_images
+from tests.web_fixtures import PEBBLE_ROOT, load_images, prepare_web_target, use_local_images, venv_apps
 
 NAME = os.environ.get("VPSKIT_DEMO_NAME", "vpskit-demo")
 PUBLISH = (22, 2222, 80, 443)
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     raw = tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text())
     if distro == "debian12":
         print("==> Debian 12's docker.io has no compose v2: the compose app is left out of this demo")
-        raw["apps"] = [a for a in raw["apps"] if a.get("kind") != "compose"]
+        raw["apps"] = venv_apps(raw)
     base = build_compose_base(client)
     target = start_target(client, image, distro, publish=PUBLISH, name=NAME, owned=False, nested_docker=True)
     target.put_file("/root/.ssh/authorized_keys", root_pub.read_text(), mode=0o600)
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     config = keydir / "vpskit.toml"
     config.write_text(dump_toml(target_config(raw, target, keys)))
     engine_first = json.loads(json.dumps(raw))
-    engine_first["apps"] = [a for a in raw["apps"] if a.get("kind") != "compose"]
+    engine_first["apps"] = venv_apps(raw)
     engine_first["docker"]["enabled"] = True
     engine_config = keydir / "vpskit-engine-first.toml"
     engine_config.write_text(dump_toml(target_config(engine_first, target, keys)))

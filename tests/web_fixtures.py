@@ -112,6 +112,11 @@ def start_pebble(target: Target) -> None:
         time.sleep(0.5)
 
 
+def venv_apps(raw: dict) -> list[dict]:
+    """The raw config's apps less its compose apps (those need a nested Docker Engine)."""
+    return [a for a in raw.get("apps", []) if a.get("kind") != "compose"]
+
+
 def prepare_web_target(target: Target, raw: dict) -> dict:
     """Give ``target`` repos, DNS and an ACME server for the apps in ``raw``; return ``raw`` aimed at them."""
     apps = raw.get("apps", [])

@@ -20,7 +20,7 @@ import pytest
 from operations.app import default_workers
 from tests.conftest import DISTROS
 from tests.rig import ROOT, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
-from tests.web_fixtures import PEBBLE_ROOT, https_get, prepare_web_target
+from tests.web_fixtures import PEBBLE_ROOT, https_get, prepare_web_target, venv_apps
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def example_raw() -> dict:
     """The example config, made quick to deploy: no upgrade run, Node.js without npm."""
     raw = tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text())
     # The venv apps behind nginx; the compose app and Caddy are tests/e2e/test_containers.py's.
-    raw["apps"] = [a for a in raw["apps"] if a.get("kind") != "compose"]
+    raw["apps"] = venv_apps(raw)
     raw.pop("docker", None)
     raw["server"].update(upgrade="none", packages=[])
     raw["nodejs"] = {"source": "distro", "npm": False}

@@ -139,7 +139,8 @@ def test_baseline_manages_the_web_stack_files_and_steps_vpskit_does(keys):
     raw["first_login"]["key"] = "id_ed25519"
     config = parse_config(raw, base_dir=str(keys))
     files, web = web_managed(config, FakeTarget())
-    apps = [a.name for a in config.apps if a.repo]
+    apps = [a.name for a in config.apps if a.repo and not a.is_compose]
+    assert apps == ["dibby", "grades"]
     assert [a["name"] for a in web["web_apps"]] == apps
     assert files["nginx"][2:] == [f"/etc/nginx/sites-enabled/app-{a}.conf" for a in apps]
     assert files["app_env"] == [f"/srv/apps/{a}/.env" for a in apps]
@@ -148,5 +149,5 @@ def test_baseline_manages_the_web_stack_files_and_steps_vpskit_does(keys):
     dibby = web["web_apps"][0]
     assert dibby["python"] == "/usr/bin/python3.12" and "gunicorn" in dibby["pip"]
     assert dibby["migrate"].startswith("set -a && . ") and "python migrate.py" in dibby["migrate"]
-    assert [c["name"] for c in web["certs"]] == [a.name for a in config.apps if a.domains]
+    assert [c["name"] for c in web["certs"]] == [a.name for a in config.apps if a.name in apps and a.domains]
     assert all("certbot certonly" in c["command"] for c in web["certs"])
