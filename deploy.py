@@ -22,7 +22,7 @@ from operations.schedule import CRON_PACKAGES, AppJobFiles, app_job, app_jobs_pr
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
 from operations.app import app_paths
-from operations.web import front_proxy, web_apps
+from operations.web import distro_packages, front_proxy, web_apps
 from operations.docker import compose_problem, docker_engine
 from operations.compose import compose_app, compose_app_absent
 
@@ -45,6 +45,7 @@ base_system(
         *fail2ban_packages(config.fail2ban),
         *(POSTGRES_PACKAGES if pg_apps else []),
         *(CRON_PACKAGES if cron_jobs else []),
+        *distro_packages(config, distro),
     ],
 )
 docker_group = config.wants_docker and config.docker.deploy_user_in_group

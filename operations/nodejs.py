@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt
 
 from .aptrepo import apt_repository
+from .batched import packages_installed
 from .config import NodeJS
 
 NODESOURCE_FINGERPRINT = "6F71F525282841EEDAF851B42F59B5F99B1BE0B4"
@@ -41,4 +41,4 @@ def nodejs_runtime(cfg: NodeJS):
             uri=f"https://deb.nodesource.com/node_{cfg.version}.x",
             suite="nodistro",
         )
-    apt.packages(name="Install Node.js", packages=nodejs_packages(cfg))
+    packages_installed(name="Install Node.js", packages=nodejs_packages(cfg))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt
 
 from .aptrepo import apt_repository
+from .batched import packages_installed
 from .distro import Distro
 
 # The python3 each supported distro ships.
@@ -75,7 +75,7 @@ def python_runtime(plans: list[PythonPlan], distro: Distro):
             uri=DEADSNAKES_URI,
             suite=distro.codename,
         )
-    apt.packages(
+    packages_installed(
         name="Install Python " + ", ".join(sorted({p.version for p in plans})),
         packages=sorted({pkg for p in plans for pkg in p.packages}),
     )

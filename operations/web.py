@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import OperationError, deploy
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
 from .app import HostSize, app_absent, app_paths, app_present, default_workers, worker_class
+from .batched import packages_installed
 from .caddy import caddy_proxy, caddy_stopped
 from .caddy import read_template as read_caddy_template
 from .certbot import Certificate, cert_files, certbot_installed, certificate, certificate_absent
 from .config import App, Config
 from .distro import Distro
 from .nginx import nginx_base, nginx_site, nginx_site_absent, read_template, site_text
-from .nodejs import nodejs_runtime
+from .nodejs import nodejs_packages, nodejs_runtime
 from .python import PythonPlan, PythonUnavailable, python_plan, python_runtime
+
+
+# What every host with apps gets: log rotation for the apps, openssl for self-signed certificates.
+BASE_PACKAGES = ["logrotate", "openssl"]
 
 
 def python_plans(config: Config, distro: Distro) -> dict[str, PythonPlan]:
@@ -61,13 +66,11 @@ def web_apps(config: Config, distro: Distro):
     """
     if not config.apps:
         return
-    # An app without a repo has no code for vpskit to deploy (a database or jobs only).
-    present = [a for a in config.apps if a.state == "present" and a.repo and not a.is_compose]
-    absent = [a for a in config.apps if a.state != "present" and not a.is_compose]
+    present, absent = venv_apps(config)
     plans = python_plans(config, distro)
     user = config.deploy_user.name
 
-    apt.packages(name="Install logrotate, openssl", packages=["logrotate", "openssl"])
+    packages_installed(name="Install logrotate, openssl", packages=BASE_PACKAGES)
     if present:
         python_runtime(list({p.version: p for p in plans.values()}.values()), distro)
     if any(a.build for a in present):
@@ -81,6 +84,40 @@ def web_apps(config: Config, distro: Distro):
         app_present(app, config.web, user, plan.binary, plan.version, workers, deploy_key=key)
     for app in absent:
         app_absent(app, config.web)
+
+
+def venv_apps(config: Config) -> tuple[list[App], list[App]]:
+    """(present venv apps with code to deploy, absent venv apps); an app without a repo has only a database or jobs."""
+    present = [a for a in config.apps if a.state == "present" and a.repo and not a.is_compose]
+    absent = [a for a in config.apps if a.state != "present" and not a.is_compose]
+    return present, absent
+
+
+def proxy_packages(config: Config) -> list[str]:
+    """nginx, and certbot for Let's Encrypt, when nginx is the front proxy (Caddy installs its own)."""
+    if config.web.proxy != "nginx":
+        return []
+    return ["nginx", *(["certbot"] if config.tls.mode == "letsencrypt" else [])]
+
+
+def distro_packages(config: Config, distro: Distro) -> list[str]:
+    """
+    The web stack's packages that come from the distro's own archive.
+
+    The base system installs them in its one apt run (a separate ``apt-get install``
+    per step costs seconds of apt and dpkg start-up each); every step still ensures
+    its own. Packages from third-party repositories (deadsnakes, NodeSource) wait
+    for their repository. Raises ``OperationError`` for a Python the host cannot have.
+    """
+    if not config.apps:
+        return []
+    present, _ = venv_apps(config)
+    packages = [*BASE_PACKAGES, *proxy_packages(config)]
+    if present:
+        packages += sorted({pkg for p in python_plans(config, distro).values() if not p.deadsnakes for pkg in p.packages})
+    if any(a.build for a in present) and config.nodejs.source == "distro":
+        packages += nodejs_packages(config.nodejs)
+    return packages
 
 
 def proxied_apps(config: Config) -> tuple[list[App], list[App]]:
@@ -118,10 +155,7 @@ def nginx_proxy(config: Config, sites: list[App], absent: list[App]):
     """nginx in front of ``sites`` with certbot's (or self-signed) certificates; ``absent`` apps lose theirs."""
     tls = config.tls
     template = read_template(config.path(config.web.site_template) if config.web.site_template else None)
-    apt.packages(
-        name="Install nginx" + (", certbot" if tls.mode == "letsencrypt" else ""),
-        packages=["nginx", *(["certbot"] if tls.mode == "letsencrypt" else [])],
-    )
+    packages_installed(name="Install nginx" + (", certbot" if tls.mode == "letsencrypt" else ""), packages=proxy_packages(config))
 
     # nginx, phase 1: every site as far as its certificate allows (HTTP only
     # until it has one), so the ACME challenges can be answered.

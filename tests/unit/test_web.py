@@ -34,7 +34,7 @@ from operations.config import TLS, App, ConfigError, parse_config
 from operations.nginx import CIPHERS, site_text
 from operations.distro import Distro
 from operations.render import render
-from operations.web import python_plans
+from operations.web import distro_packages, python_plans
 
 PATHS = AppPaths("shop", "/srv/apps", "/var/log/apps")
 
@@ -115,6 +115,22 @@ def test_an_app_without_repo_gets_no_code_deployed(minimal_raw, tmp_path):
     minimal_raw["apps"] = [{"name": "db-only", "port": 8001}, {"name": "shop", "port": 8000, "repo": "https://g.example/s.git"}]
     config = parse_config(minimal_raw, base_dir=str(tmp_path))
     assert list(python_plans(config, Distro("debian", "12", "bookworm"))) == ["shop"]
+
+
+def test_distro_packages_of_the_web_stack_go_into_the_base_systems_one_apt_run(minimal_raw, tmp_path):
+    """nginx/certbot, the distro's Python and Node.js come from the archive; deadsnakes and NodeSource wait for their repo."""
+    ubuntu = Distro("ubuntu", "24.04", "noble")
+    assert distro_packages(parse_config(minimal_raw, base_dir=str(tmp_path)), ubuntu) == []  # no apps, no web stack
+    config = parse_app(minimal_raw, tmp_path, build="node build.js")
+    assert distro_packages(config, ubuntu) == [
+        "logrotate", "openssl", "nginx", "certbot", "python3", "python3-dev", "python3-venv", "python3.12-venv", "nodejs", "npm"
+    ]
+    minimal_raw["nodejs"] = {"source": "nodesource"}
+    minimal_raw["python"] = {"version": "3.13"}
+    minimal_raw["tls"] = {"mode": "selfsigned"}
+    assert distro_packages(parse_app(minimal_raw, tmp_path, build="node build.js"), ubuntu) == ["logrotate", "openssl", "nginx"]
+    minimal_raw["web"] = {"proxy": "caddy"}
+    assert "nginx" not in distro_packages(parse_app(minimal_raw, tmp_path), ubuntu)
 
 
 def test_absent_app_needs_no_repo(minimal_raw, tmp_path):
