@@ -19,9 +19,11 @@ from pyinfra import host
 from pyinfra.api import FactBase, OperationError, StringCommand, deploy, operation
 from pyinfra.operations import files, server, systemd
 
+from .batched import directory_present, unit_running
 from .config import App, Web
 from .postgres import database_driver_packages, secret_env_path
 from .render import render
+from .snapshot import planned, snapshot_fact
 from .validated import checked_file
 
 # gunicorn --worker-class and the pip packages each needs besides gunicorn.
@@ -335,6 +337,11 @@ class UnitFiles(FactBase):
 # ------------------------------------------------------------------- operations
 
 
+def _checkout_fact(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = "", **_):
+    return [(GitCheckout, {"path": dest, "repo": repo, "ref": ref, "user": user, "ssh_env": ssh_env, "key_file": key_file})]
+
+
+@planned(_checkout_fact)
 @operation()
 def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = ""):
     """
@@ -353,7 +360,8 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
 
         git_checkout(repo="https://git.example.com/shop.git", ref="main", dest="/srv/apps/shop/src", user="appuser")
     """
-    state = host.get_fact(GitCheckout, path=dest, repo=repo, ref=ref, user=user, ssh_env=ssh_env, key_file=key_file)
+    ((fact, kwargs),) = _checkout_fact(repo, ref, dest, user, ssh_env, key_file)
+    state = snapshot_fact(fact, **kwargs)
     d = shlex.quote(dest)
     if state is None:
         yield StringCommand(as_user(user, f"{ssh_env}git clone --quiet --branch {shlex.quote(ref)} {shlex.quote(repo)} {d}"))
@@ -374,6 +382,7 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
     yield StringCommand(as_user(user, " && ".join(commands)))
 
 
+@planned(lambda path, **_: [(VenvPython, {"path": path})])
 @operation()
 def venv(path: str, python: str, version: str, user: str):
     """
@@ -392,7 +401,7 @@ def venv(path: str, python: str, version: str, user: str):
 
         venv(path="/srv/apps/shop/venv", python="/usr/bin/python3.12", version="3.12", user="appuser")
     """
-    current = host.get_fact(VenvPython, path=path)
+    current = snapshot_fact(VenvPython, path=path)
     if current == version:
         host.noop(f"{path} runs Python {version}")
         return
@@ -474,12 +483,12 @@ def app_code(app: App, web: Web, user: str, deploy_key: str = ""):
     """
     paths = app_paths(app, web)
     n = app.name
-    files.directory(name=f"{n}: app directory", path=paths.root, user=user, group="www-data", mode="750")
-    files.directory(name=f"{n}: data directory", path=paths.data, user=user, group=user, mode="750")
-    files.directory(name=f"{n}: log directory", path=paths.logs, user=user, group="adm", mode="750")
+    directory_present(name=f"{n}: app directory", path=paths.root, user=user, group="www-data", mode="750")
+    directory_present(name=f"{n}: data directory", path=paths.data, user=user, group=user, mode="750")
+    directory_present(name=f"{n}: log directory", path=paths.logs, user=user, group="adm", mode="750")
     ssh_env = ""
     if app.deploy_key:
-        files.directory(name=f"{n}: ssh directory", path=paths.ssh_dir, user=user, group=user, mode="700")
+        directory_present(name=f"{n}: ssh directory", path=paths.ssh_dir, user=user, group=user, mode="700")
         checked_file(name=f"{n}: deploy key", dest=paths.deploy_key, content=deploy_key, mode="600", user=user, group=user)
         ssh_env = git_ssh_env(paths, app)
 
@@ -576,11 +585,9 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
         mode="644",
     )
     changed = [code, env_op, venv_op, unit, *steps]
-    systemd.service(
+    unit_running(
         name=f"{n}: gunicorn running",
-        service=paths.unit,
-        running=True,
-        enabled=True,
+        unit=paths.unit,
         daemon_reload=unit.will_change,
         restarted=any(op.will_change for op in changed),
     )

@@ -1,4 +1,4 @@
-"""pyinfra's apt.update, apt.packages and systemd.service, with their facts read through the run's snapshot.
+"""pyinfra's apt.update, apt.packages, systemd.service and files.directory, with their facts read through the run's snapshot.
 
 They do what the built-in operations do (same checks, same commands, via
 pyinfra's own helpers); only their facts are planned, so a re-run that changes
@@ -11,12 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import File
+from pyinfra.facts.files import Directory, File
 from pyinfra.facts.server import Date
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations.apt import APT_UPDATE_FILENAME, noninteractive_apt
+from pyinfra.operations.util import files as file_utils
+from pyinfra.operations.util.files import ensure_mode_int
 from pyinfra.operations.util.packaging import ensure_packages
 from pyinfra.operations.util.service import handle_service_control
 
@@ -81,15 +83,16 @@ def _unit_facts(unit: str, **_):
 
 @planned(_unit_facts)
 @operation()
-def unit_running(unit: str, restarted: bool = False, reloaded: bool = False):
+def unit_running(unit: str, restarted: bool = False, reloaded: bool = False, daemon_reload: bool = False):
     """
     Ensure a systemd unit is enabled and running; restart or reload it when asked (only if it already ran).
 
-    ``systemd.service(service=unit, running=True, enabled=True, restarted=..., reloaded=...)``.
+    ``systemd.service(service=unit, running=True, enabled=True, restarted=..., reloaded=..., daemon_reload=...)``.
 
     + unit: full unit name (``fail2ban.service``, ``vpskit-backup.timer``)
     + restarted: restart it if it was running (pass ``op.will_change`` of its config)
     + reloaded: reload it if it was running
+    + daemon_reload: reload systemd's unit files first (pass ``op.will_change`` of the unit file)
 
     **Example:**
 
@@ -97,6 +100,8 @@ def unit_running(unit: str, restarted: bool = False, reloaded: bool = False):
 
         unit_running(name="fail2ban running", unit="fail2ban.service", restarted=jail.will_change)
     """
+    if daemon_reload:
+        yield "systemctl daemon-reload"
     yield from handle_service_control(
         host,
         unit,
@@ -108,3 +113,40 @@ def unit_running(unit: str, restarted: bool = False, reloaded: bool = False):
     )
     if not snapshot_fact(SystemdEnabled, services=(unit,)).get(unit, False):
         yield StringCommand("systemctl", "enable", unit)
+
+
+@planned(lambda path, **_: [(Directory, {"path": path})])
+@operation()
+def directory_present(path: str, user: str, group: str, mode: str):
+    """
+    Ensure a directory exists with this owner and mode (``files.directory(path=..., user=..., group=..., mode=...)``).
+
+    + path: the directory
+    + user: its owner
+    + group: its group
+    + mode: its mode ("750")
+
+    **Example:**
+
+    .. code:: python
+
+        directory_present(name="App data", path="/srv/apps/shop/data", user="appuser", group="appuser", mode="750")
+    """
+    want = ensure_mode_int(mode)
+    info = snapshot_fact(Directory, path=path)
+    if info is False:
+        raise OperationError(f"{path} exists and is not a directory")
+    if info is None:
+        yield StringCommand("mkdir", "-p", QuoteString(path))
+        yield file_utils.chmod(path, want)
+        yield file_utils.chown(path, user, group)
+        return
+    changed = False
+    if info["mode"] != want:
+        yield file_utils.chmod(path, want)
+        changed = True
+    if (info["user"], info["group"]) != (user, group):
+        yield file_utils.chown(path, user, group)
+        changed = True
+    if not changed:
+        host.noop(f"directory {path} already exists")

@@ -6,7 +6,7 @@ import subprocess
 from types import SimpleNamespace
 
 import pytest
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, OperationError
 
 from operations import facts as facts_mod
 from operations import snapshot
@@ -198,3 +198,43 @@ def test_apt_upgradable_never_keeps_a_failed_simulation(fake_apt):
     (fake_apt.tmp / "fail").unlink()
     assert fake_apt.read() == ["libc6"]
     assert fake_apt.calls() == 2
+
+
+# ------------------------------------------------------------ batched operations
+
+
+@pytest.fixture
+def batched_on(monkeypatch):
+    """Run a batched operation's generator with the given snapshot values: (commands, noops)."""
+    from operations import batched
+
+    def run(op, facts: dict, **kwargs):
+        noops = []
+        monkeypatch.setattr(batched, "snapshot_fact", lambda cls, **kw: facts[cls.__name__])
+        monkeypatch.setattr(batched, "host", SimpleNamespace(noop=noops.append))
+        return [str(c) for c in op._inner(**kwargs)], noops
+
+    return run
+
+
+def test_directory_present_creates_fixes_or_leaves_alone_as_files_directory_does(batched_on):
+    from operations.batched import directory_present
+
+    want = dict(path="/srv/a", user="app", group="www-data", mode="750")
+    made, _ = batched_on(directory_present, {"Directory": None}, **want)
+    assert made == ["mkdir -p /srv/a", "chmod 750 /srv/a", "chown app:www-data /srv/a"]
+    same, noops = batched_on(directory_present, {"Directory": {"mode": 750, "user": "app", "group": "www-data"}}, **want)
+    assert same == [] and noops == ["directory /srv/a already exists"]
+    fixed, _ = batched_on(directory_present, {"Directory": {"mode": 755, "user": "app", "group": "app"}}, **want)
+    assert fixed == ["chmod 750 /srv/a", "chown app:www-data /srv/a"]
+    with pytest.raises(OperationError):
+        batched_on(directory_present, {"Directory": False}, **want)
+
+
+def test_unit_running_reloads_systemd_before_restarting_a_changed_unit(batched_on):
+    from operations.batched import unit_running
+
+    facts = {"SystemdStatus": {"app-shop.service": True}, "SystemdEnabled": {"app-shop.service": True}}
+    commands, _ = batched_on(unit_running, facts, unit="app-shop.service", daemon_reload=True, restarted=True)
+    assert commands == ["systemctl daemon-reload", "systemctl restart app-shop.service"]
+    assert batched_on(unit_running, facts, unit="app-shop.service")[0] == []
