@@ -25,7 +25,7 @@ demo:
 demo-clean:
 	-docker rm -f vpskit-demo
 
-# Deploy speed, re-run cost, throughput and an Ansible baseline on fresh targets (about 20 min on 2 cores).
+# Deploy speed, re-run cost, throughput and an Ansible baseline on fresh targets (about 15 min on 2 cores).
 bench: setup
 	.venv/bin/pip install -q -r bench/requirements.txt
 	$(PY) -m bench.run
