@@ -21,6 +21,7 @@ from pyinfra.operations import files, server, systemd
 
 from .batched import directory_present, unit_running
 from .config import App, Web
+from .facts import OutputLines
 from .postgres import database_driver_packages, secret_env_path
 from .render import render
 from .snapshot import planned, snapshot_fact
@@ -318,20 +319,13 @@ class HostSize(FactBase):
         return {"cpus": int(output[0]), "memory_mb": int(output[1])}
 
 
-class UnitFiles(FactBase):
+class UnitFiles(OutputLines):
     """
     Returns the systemd unit files in /etc/systemd/system whose names start with ``prefix``.
     """
 
     def command(self, prefix):
         return f"cd /etc/systemd/system && ls -1d {shlex.quote(prefix)}* 2>/dev/null || true"
-
-    @staticmethod
-    def default():
-        return []
-
-    def process(self, output):
-        return [line.strip() for line in output if line.strip()]
 
 
 # ------------------------------------------------------------------- operations

@@ -17,11 +17,12 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
-from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import files
 
 from .app import GIT, AppPaths, Stamps, app_code, app_paths, short_hash, stamped_step
 from .config import App, Web
+from .facts import OutputLines
 from .render import FILES_DIR
 
 CHECK_SCRIPT = "/usr/local/lib/vpskit/vpskit-compose-check"
@@ -64,7 +65,7 @@ def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
     return steps
 
 
-class ComposeProject(FactBase):
+class ComposeProject(OutputLines):
     """
     Returns the IDs of the containers of compose project ``project`` (empty without any).
     """
@@ -74,13 +75,6 @@ class ComposeProject(FactBase):
 
     def command(self, project):
         return f"docker ps -aq --filter label=com.docker.compose.project={shlex.quote(project)}"
-
-    @staticmethod
-    def default():
-        return []
-
-    def process(self, output):
-        return [line.strip() for line in output if line.strip()]
 
 
 @deploy("Compose app")

@@ -11,6 +11,21 @@ import shlex
 from pyinfra.api import FactBase
 
 
+class OutputLines(FactBase):
+    """
+    A fact whose value is its command's non-empty output lines, stripped (``[]`` without output).
+
+    Subclasses give only ``command``.
+    """
+
+    @staticmethod
+    def default():
+        return []
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]
+
+
 class FileState(FactBase):
     """
     Returns the sha256, mode and owner of a file in one round trip, or None.
