@@ -446,6 +446,36 @@ def stamped_step(
 # ----------------------------------------------------------------------- deploys
 
 
+def stamped_steps(app_name: str, plan: list[tuple], keys: dict[str, tuple[str, str]], cwd: str, user: str) -> list:
+    """
+    A ``stamped_step`` for each entry of ``plan`` whose stamp is in ``keys``, in the plan's order.
+
+    + app_name: the app (names the operations)
+    + plan: (stamp, label, command, also run when, secret env file or '') in the order they must run
+    + keys: stamp name -> (stamp file, shell printing the current key), from ``stamp_keys``
+    + cwd: working directory of the commands
+    + user: who runs them
+
+    The stored and current keys of all of them are read in one ``Stamps`` fact.
+    """
+    known = host.get_fact(Stamps, stamps=keys)
+    return [
+        stamped_step(
+            name=f"{app_name}: {label}",
+            command=command,
+            key_cmd=keys[stamp][1],
+            stamp=keys[stamp][0],
+            cwd=cwd,
+            user=user,
+            known=known[stamp],
+            force=force,
+            secret_env=secret_env,
+        )
+        for stamp, label, command, force, secret_env in plan
+        if stamp in keys
+    ]
+
+
 def _in_app_env(paths: AppPaths, command: str) -> str:
     """``command`` in the checkout with the venv on PATH and the app's .env loaded."""
     return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.src} && {command}"
@@ -531,7 +561,6 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
     venv_op = venv(name=f"{n}: venv (Python {python_version})", path=paths.venv, python=python, version=python_version, user=user)
 
     keys = stamp_keys(app, paths, python_version)
-    known = host.get_fact(Stamps, stamps=keys)
     code_moves = code.will_change
     pip = " ".join(shlex.quote(p) for p in pip_packages(app))
     # Migrations and seeds reach the app's PostgreSQL with the URL the gunicorn unit gets.
@@ -549,21 +578,7 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
         ("migrate", "migrations", _in_app_env(paths, app.migrate), code_moves, db_env),
         ("seed", "seed data (once)", _in_app_env(paths, app.seed), False, db_env),
     ]
-    steps = [
-        stamped_step(
-            name=f"{n}: {label}",
-            command=command,
-            key_cmd=keys[stamp][1],
-            stamp=keys[stamp][0],
-            cwd=paths.src,
-            user=user,
-            known=known[stamp],
-            force=force,
-            secret_env=secret_env,
-        )
-        for stamp, label, command, force, secret_env in plan
-        if stamp in keys
-    ]
+    steps = stamped_steps(n, plan, keys, cwd=paths.src, user=user)
 
     unit = checked_file(
         name=f"{n}: gunicorn unit",

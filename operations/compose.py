@@ -20,7 +20,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import files
 
-from .app import GIT, AppPaths, Stamps, app_code, app_paths, short_hash, stamped_step
+from .app import GIT, AppPaths, app_code, app_paths, short_hash, stamped_steps
 from .config import App, Web
 from .facts import OutputLines
 from .render import FILES_DIR
@@ -99,25 +99,13 @@ def compose_app(app: App, web: Web, user: str, deploy_key: str = ""):
     check = files.put(name="Compose checks (ports, readiness)", src=str(FILES_DIR / "vpskit-compose-check"), dest=CHECK_SCRIPT, mode="755")
     code, env_op = app_code(app, web, user, deploy_key)
     keys = compose_stamp_keys(app, paths)
-    known = host.get_fact(Stamps, stamps=keys)
     changed = code.will_change or env_op.will_change
     plan = [
-        ("up", "docker compose up --build (ports checked first, then waits until running)", up_command(app, paths), changed),
-        ("migrate", "migrations in the container", exec_command(app, paths, app.migrate), code.will_change),
-        ("seed", "seed data in the container (once)", exec_command(app, paths, app.seed), False),
+        ("up", "docker compose up --build (ports checked first, then waits until running)", up_command(app, paths), changed, ""),
+        ("migrate", "migrations in the container", exec_command(app, paths, app.migrate), code.will_change, ""),
+        ("seed", "seed data in the container (once)", exec_command(app, paths, app.seed), False, ""),
     ]
-    for stamp, label, command, force in plan:
-        if stamp in keys:
-            stamped_step(
-                name=f"{n}: {label}",
-                command=command,
-                key_cmd=keys[stamp][1],
-                stamp=keys[stamp][0],
-                cwd=paths.src,
-                user="root",
-                known=known[stamp],
-                force=force,
-            )
+    stamped_steps(n, plan, keys, cwd=paths.src, user="root")
     return check
 
 
