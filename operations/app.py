@@ -628,5 +628,11 @@ def app_absent(app: App, web: Web):
         systemd.daemon_reload(name=f"{app.name}: reload systemd", _if=lambda: any(op.did_change() for op in removed))
     files.file(name=f"{app.name}: remove logrotate", path=paths.logrotate, present=False)
     if app.purge:
-        files.directory(name=f"{app.name}: purge code and data", path=paths.root, present=False)
-        files.directory(name=f"{app.name}: purge logs", path=paths.logs, present=False)
+        app_files_purged(app, web)
+
+
+def app_files_purged(app: App, web: Web):
+    """Remove an absent app's code, data and logs (``purge = true``); used inside a ``@deploy`` of the app's removal."""
+    paths = app_paths(app, web)
+    files.directory(name=f"{app.name}: purge code and data", path=paths.root, present=False)
+    files.directory(name=f"{app.name}: purge logs", path=paths.logs, present=False)

@@ -20,7 +20,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import files
 
-from .app import GIT, AppPaths, app_code, app_paths, short_hash, stamped_steps
+from .app import GIT, AppPaths, app_code, app_files_purged, app_paths, short_hash, stamped_steps
 from .config import App, Web
 from .facts import OutputLines
 from .render import FILES_DIR
@@ -123,11 +123,9 @@ def compose_app_absent(app: App, web: Web):
 
         compose_app_absent(app, config.web)
     """
-    paths = app_paths(app, web)
     compose_down(name=f"{app.name}: compose project down", app=app, web=web)
     if app.purge:
-        files.directory(name=f"{app.name}: purge code and data", path=paths.root, present=False)
-        files.directory(name=f"{app.name}: purge logs", path=paths.logs, present=False)
+        app_files_purged(app, web)
 
 
 @operation()
