@@ -45,7 +45,7 @@ def docker_packages(cfg: DockerEngine, distro: Distro) -> list[str]:
 
 def has_compose(cfg: DockerEngine, distro: Distro) -> bool:
     """Whether ``docker compose`` (v2) comes with the configured source on this distro."""
-    return "docker-compose-plugin" in docker_packages(cfg, distro) or "docker-compose-v2" in docker_packages(cfg, distro)
+    return bool({"docker-compose-plugin", "docker-compose-v2"} & set(docker_packages(cfg, distro)))
 
 
 def compose_problem(cfg: DockerEngine, distro: Distro, compose_apps: list[App]) -> str:
