@@ -43,8 +43,8 @@ def test_one_command_reads_each_fact_as_its_own_command_would(tmp_path):
     present = tmp_path / "a file"
     present.write_text("x\n")
     wanted = (
-        (FileState, (("path", f"'{present}'"),)),
-        (FileState, (("path", f"'{tmp_path / 'missing'}'"),)),
+        (FileState, (("path", str(present)),)),
+        (FileState, (("path", str(tmp_path / "missing")),)),
         (Fails, ()),
         (NeedsMissingTool, ()),
     )
@@ -52,7 +52,7 @@ def test_one_command_reads_each_fact_as_its_own_command_would(tmp_path):
     out = bash(batch.command(facts=wanted), tmp_path)
     assert out.returncode == 0, out.stderr
     values = batch.process(out.stdout.splitlines())
-    alone = FileState().process(bash(FileState().command(f"'{present}'"), tmp_path).stdout.splitlines())
+    alone = FileState().process(bash(FileState().command(str(present)), tmp_path).stdout.splitlines())
     assert values[0] == alone and values[0]["sha256"]
     assert values[1] is None
     assert 2 not in values
