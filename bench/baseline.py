@@ -18,8 +18,8 @@ from pathlib import Path
 
 from operations.app import _in_app_env, app_paths, pip_packages
 from operations.backup import BACKUP_CONF, BACKUP_SCRIPT, BACKUP_UNIT, CONFIG_DIR, DRILL_UNIT, STATUS_DIR, backup_items
-from operations.config import Config
 from operations.certbot import ACME_WEBROOT, CERTBOT_ENV_DROPIN, DEPLOY_HOOK, certbot_command
+from operations.config import Config
 from operations.fail2ban import JAIL_LOCAL
 from operations.firewall import wanted_rules
 from operations.monitor import HEALTH_CONF, HEALTH_SCRIPT

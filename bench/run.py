@@ -40,13 +40,12 @@ from pathlib import Path
 import pyinfra
 
 from operations.config import App, load_config
+from tests import web_fixtures  # sample app repos, local DNS, an ACME server
 from tests.images import RECIPES, build_image
 from tests.rig import CACHE, LABEL, ROOT, Run, Target, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
 
 from . import baseline
 from .measure import Figure, count_commands, count_facts, parse_wrk, ratio, slope
-
-from tests import web_fixtures  # sample app repos, local DNS, an ACME server
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 EXAMPLE = ROOT / "examples" / "vpskit.toml"
@@ -166,7 +165,7 @@ class Bench:
             upgrade.add(upgrade_secs)
             log(f"  {bound:.1f}s (+{upgrade_secs:.1f}s for the dist-upgrade a fresh image also needs)")
         self.deployed = deployed
-        with_upgrade = Figure([a + b for a, b in zip(lower.runs, upgrade.runs)])
+        with_upgrade = Figure([a + b for a, b in zip(lower.runs, upgrade.runs, strict=True)])
         self.results.update(
             first_deploy=first.as_dict(),
             first_deploy_commands=first_commands.as_dict(),

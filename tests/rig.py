@@ -36,7 +36,7 @@ def docker_client() -> docker.DockerClient:
 class Target:
     """One running systemd container."""
 
-    container: "docker.models.containers.Container"
+    container: docker.models.containers.Container
     distro: str
     ports: dict[int, int] = field(default_factory=dict)  # container port -> 127.0.0.1 port
 

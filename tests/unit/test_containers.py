@@ -152,7 +152,7 @@ def calls(monkeypatch):
 
     def record(name):
         def op(*args, **kwargs):
-            seen.append((name, {**dict(zip(("name",), args)), **kwargs}))
+            seen.append((name, {**dict(zip(("name",), args, strict=False)), **kwargs}))
             return type("Op", (), {"will_change": True})()
 
         return op

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 from pyinfra.api import FactBase, OperationError
-
 from pyinfra.facts.files import Directory
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
