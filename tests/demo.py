@@ -26,9 +26,24 @@ import docker
 
 from operations.config import load_config
 from operations.connect import choose_way_in
-from tests.images import RECIPES, build_compose_base, build_image
-from tests.rig import CACHE, ROOT, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
-from tests.web_fixtures import PEBBLE_ROOT, load_images, prepare_web_target, use_local_images, venv_apps
+from tests.harness import (
+    CACHE,
+    PEBBLE_ROOT,
+    RECIPES,
+    ROOT,
+    build_compose_base,
+    build_image,
+    docker_client,
+    dump_toml,
+    load_images,
+    prepare_web_target,
+    run_pyinfra,
+    ssh_keypair,
+    start_target,
+    target_config,
+    use_local_images,
+    venv_apps,
+)
 
 NAME = os.environ.get("VPSKIT_DEMO_NAME", "vpskit-demo")
 PUBLISH = (22, 2222, 80, 443)
@@ -100,7 +115,7 @@ def main(argv: list[str]) -> int:
     shell:        docker exec -it {NAME} bash
     health:       docker exec {NAME} vpskit-health
     backups:      docker exec {NAME} vpskit-backup list
-    log in:       ssh -i {way.key or '~/.ssh/id_ed25519'} -p {way.port} {way.user}@127.0.0.1
+    log in:       ssh -i {way.key or "~/.ssh/id_ed25519"} -p {way.port} {way.user}@127.0.0.1
     re-deploy:    VPSKIT_CONFIG={config} .venv/bin/pyinfra inventory.py deploy.py
     apps over HTTPS (certificates from the pebble ACME server in the container, root {root.name}):
 {listing}
