@@ -84,15 +84,16 @@ def main(argv: list[str]) -> int:
 
     print(f"==> deploying examples/vpskit.toml into {NAME} ({distro}) with: pyinfra inventory.py deploy.py")
     for step, path in (("engine and venv apps", engine_config), ("with the compose app", config)):
-        first = run_pyinfra(path, check=False)
-        print(first.output)
+        print(f"==> pyinfra run: {step}")
+        first = run_pyinfra(path, check=False, stream=True)
         if first.returncode != 0:
             print(f"deploy ({step}) failed (exit {first.returncode}); the container is left running for a look", file=sys.stderr)
             return first.returncode
         if path == engine_config:
             print(f"==> loading {base} into the Docker Engine of {NAME} (no registry)")
             load_images(target, [base])
-    second = run_pyinfra(config)
+    print("==> pyinfra run again: nothing should change")
+    second = run_pyinfra(config, stream=True)
     health = target.exec("vpskit-health", check=False)
     print(f"==> vpskit-health on {NAME} (exit {health.returncode}):\n{health.stdout}")
     way, _ = choose_way_in(load_config(config))
