@@ -484,7 +484,7 @@ def in_app_env(paths: AppPaths, command: str) -> str:
 def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tuple[str, str]]:
     """Each checkout-dependent step: (stamp file, shell printing its key)."""
     req = shlex.quote(f"{paths.src}/{app.requirements}")
-    head = f"{GIT} -C {paths.src} rev-parse HEAD"
+    head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
     steps = {
         "requirements": (
             f"{paths.venv}/.vpskit-requirements",

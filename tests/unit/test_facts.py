@@ -6,9 +6,13 @@ import hashlib
 import os
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from operations.app import AppPaths, Stamps, stamp_keys
+from operations.compose import compose_stamp_keys
+from operations.config import App
 from operations.facts import FileState
 from operations.render import sha256
 from operations.validated import checked_file
@@ -70,3 +74,28 @@ def test_checked_file_stages_then_installs_a_new_or_changed_file(current):
     staged = upload[2]
     assert install.startswith(f"chmod 644 {shlex.quote(staged)} && chown root:root {shlex.quote(staged)} && ")
     assert f"mv -f {shlex.quote(staged)} {shlex.quote(ODD_PATH)}" in install and "if nginx -t; then" in install
+
+
+# ---------------------------------------------------------------- Stamps
+
+
+@pytest.mark.parametrize("kind", ["venv", "compose"])
+def test_stamps_read_each_steps_stored_and_current_key_under_an_apps_dir_with_a_space(tmp_path, kind):
+    """Run for real: the stamp files and the git checkout sit below "my apps"; every key comes back whole."""
+    paths = AppPaths("shop", str(tmp_path / "my apps"), str(tmp_path / "logs"))
+    src = Path(paths.src)
+    src.mkdir(parents=True)
+    (src / "requirements.txt").write_text("flask\n")
+    Path(paths.env).write_text("A=1\n")
+    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "x"]):
+        subprocess.run([*git, *args], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    app = App(name="shop", port=8000, domains=("shop.example.com",), repo="https://g.example/s.git", migrate="flask db upgrade",
+              **({"kind": "compose", "compose_file": "compose.yaml", "service": "web"} if kind == "compose" else {}))  # fmt: skip
+    keys = compose_stamp_keys(app, paths) if kind == "compose" else stamp_keys(app, paths, "3.12")
+    Path(keys["migrate"][0]).write_text("stored key\n")
+
+    stamps = Stamps().process(bash(Stamps().command(keys), tmp_path))
+    assert stamps["migrate"][0] == "stored key"
+    assert stamps["migrate"][1].startswith(head + " ")
