@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from pyinfra.api import FactBase, OperationError
-from pyinfra.facts.files import Directory
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import Directory, File
+from pyinfra.facts.server import Date
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from pyinfra.operations.apt import APT_UPDATE_FILENAME
 
 from operations import facts as facts_mod
 from operations import snapshot
-from operations.batched import directory_present, unit_running
+from operations.batched import apt_updated, directory_present, packages_installed, unit_running
 from operations.facts import AptUpgradable, FileState
 from operations.snapshot import Facts, parse_facts
 from tests.unit.hoststub import fact, on_stub, run_op
@@ -199,3 +203,26 @@ def test_unit_running_reloads_systemd_before_restarting_a_changed_unit():
     done = run_op(unit_running, facts, unit="app-shop.service", daemon_reload=True, restarted=True)
     assert done.commands == ["systemctl daemon-reload", "systemctl restart app-shop.service"]
     assert run_op(unit_running, facts, unit="app-shop.service").commands == []
+
+
+NOW = datetime(2026, 11, 30, 4, 0)
+INSTALL = 'DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" install'
+
+
+@pytest.mark.parametrize("op, facts, arguments, commands", [
+    pytest.param(packages_installed, {DebPackages: {"ufw": ["0.36"]}}, {"packages": ["ufw"]}, [], id="installed: nothing to do"),
+    pytest.param(packages_installed, {DebPackages: {"ufw": ["0.36"]}}, {"packages": ["ufw", "fail2ban"]}, [f"{INSTALL} fail2ban"],
+                 id="only the missing package is installed"),
+    pytest.param(apt_updated, {File: {"mtime": NOW - timedelta(hours=1)}, Date: NOW}, {"cache_time": 86400}, [],
+                 id="lists updated within cache_time: nothing to do"),
+    pytest.param(apt_updated, {File: {"mtime": NOW - timedelta(days=2)}, Date: NOW}, {"cache_time": 86400},
+                 ["apt-get update", f"touch {APT_UPDATE_FILENAME}"], id="stale lists are updated"),
+    pytest.param(apt_updated, {File: None, Date: NOW}, {"cache_time": 86400}, ["apt-get update", f"touch {APT_UPDATE_FILENAME}"],
+                 id="never updated"),
+    pytest.param(directory_present, {fact(Directory, path="/srv/my apps"): None}, {"path": "/srv/my apps", "user": "a", "group": "b", "mode": "750"},
+                 ["mkdir -p '/srv/my apps'", "chmod 750 '/srv/my apps'", "chown a:b '/srv/my apps'"], id="a path with a space is quoted"),
+])  # fmt: skip
+def test_batched_operations(op, facts, arguments, commands):
+    done = run_op(op, facts, **arguments)
+    assert done.commands == commands
+    assert done.is_noop is (not commands)
