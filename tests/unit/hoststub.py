@@ -109,3 +109,11 @@ def run_op(op, facts: dict | None = None, **arguments) -> Done:
     with on_stub(facts) as stub:
         commands = [shown(c) for c in op._inner(**arguments)]
     return Done(commands, stub.noops, stub.asked)
+
+
+def check_spec(op, facts: dict, arguments: dict, commands: list) -> Done:
+    """One operation spec: ``op`` yields exactly ``commands``, and is a no-op (with its reason) when there are none."""
+    done = run_op(op, facts, **arguments)
+    assert done.commands == commands
+    assert done.is_noop is (not commands), f"no-op {done.is_noop} with commands {done.commands} and messages {done.noops}"
+    return done

@@ -21,7 +21,7 @@ from operations.config import TLS, App, BasicAuth, ConfigError, ContainerDatabas
 from operations.distro import Distro
 from operations.docker import DOCKER_FINGERPRINT, compose_problem, daemon_json_text, docker_packages, has_compose
 from operations.render import FILES_DIR, render
-from tests.unit.hoststub import fact, run_op
+from tests.unit.hoststub import check_spec, fact
 
 UBUNTU = Distro("ubuntu", "24.04", "noble")
 DEBIAN = Distro("debian", "12", "bookworm")
@@ -230,8 +230,7 @@ def test_stamps_key_up_by_commit_env_and_settings_and_seed_once():
     (["abc"], True, ["docker compose --project-name memo down --remove-orphans --volumes"]),
 ])  # fmt: skip
 def test_compose_down_only_when_the_project_has_containers(containers, purge, expected):
-    done = run_op(compose_down, {fact(ComposeProject, project="memo"): containers}, app=compose_app(state="absent", purge=purge), web=Web())
-    assert done.commands == expected and done.is_noop is (not expected)
+    check_spec(compose_down, {fact(ComposeProject, project="memo"): containers}, {"app": compose_app(state="absent", purge=purge), "web": Web()}, expected)
 
 
 def test_compose_project_fact():

@@ -9,7 +9,7 @@ import pytest
 import operations.firewall as fw
 from operations.config import FirewallRule
 from operations.firewall import UfwRule, UfwState, parse_ufw_state, rule_changes, ufw_enabled, ufw_rules, wanted_rules
-from tests.unit.hoststub import run_op
+from tests.unit.hoststub import check_spec, run_op
 
 VPSKIT = "comment=7670736b6974"  # "vpskit", hex-encoded as ufw stores comments
 
@@ -240,70 +240,68 @@ def ufw_state(rules=None, enabled=True, defaults=fw.WANTED_DEFAULTS):
     return {"enabled": enabled, "defaults": dict(defaults), "rules": dict(rules or {})}
 
 
-@pytest.mark.parametrize("ufw, arguments, commands", [
+@pytest.mark.parametrize("op, ufw, arguments, commands", [
     pytest.param(
+        ufw_rules,
         ufw_state({UfwRule(22): "vpskit", UfwRule(80): "vpskit", UfwRule(443): "vpskit"}),
         {"rules": [UfwRule(80), UfwRule(443), UfwRule(2222)]},
         ["ufw allow proto tcp from any to any port 2222 comment vpskit", "ufw delete allow proto tcp from any to any port 22"],
-        id="a port move allows the new port before it deletes the old one",
+        id="rules: a port move allows the new port before it deletes the old one",
     ),
     pytest.param(
+        ufw_rules,
         ufw_state({UfwRule(22): "vpskit", UfwRule(80): "vpskit", UfwRule(443): "", UfwRule(8080): ""}),
         {"rules": [UfwRule(22), UfwRule(80), UfwRule(443)]},
         [],
-        id="every rule present and no stray vpskit rule: nothing to do",
+        id="rules: every rule present and no stray vpskit rule: nothing to do",
     ),
     pytest.param(
+        ufw_rules,
         ufw_state({UfwRule(22, "tcp", "limit"): "vpskit", UfwRule(3000): "", UfwRule(2222): "vpskit"}),
         {"rules": [UfwRule(2222), UfwRule(80), UfwRule(443)], "keep": [UfwRule(22, "tcp", "limit")]},
         [UfwRule(80).add_command(), UfwRule(443).add_command()],
-        id="keep protects the ssh port in use; untagged rules are never deleted",
+        id="rules: keep protects the ssh port in use; untagged rules are never deleted",
     ),
     pytest.param(
+        ufw_rules,
         None,
         {"rules": [UfwRule(22), UfwRule(80)]},
         [UfwRule(22).add_command(), UfwRule(80).add_command()],
-        id="no ufw yet (a dry run before the install): every wanted rule is added",
+        id="rules: no ufw yet (a dry run before the install): every wanted rule is added",
     ),
     pytest.param(
+        ufw_rules,
         ufw_state({UfwRule(22): "vpskit", UfwRule(2222): "vpskit"}),
         {"rules": [UfwRule(22)]},
         [UfwRule(2222).delete_command()],
-        id="a vpskit rule no longer wanted is deleted",
+        id="rules: a vpskit rule no longer wanted is deleted",
     ),
-])  # fmt: skip
-def test_ufw_rules(ufw, arguments, commands):
-    done = run_op(ufw_rules, {UfwState: ufw}, **arguments)
-    assert done.commands == commands
-    assert done.is_noop is (not commands)
-
-
-@pytest.mark.parametrize("ufw, arguments, commands", [
-    pytest.param(ufw_state(enabled=False), {}, ["ufw --force enable"], id="disabled with the right defaults: enable only"),
-    pytest.param(ufw_state(enabled=True), {}, [], id="enabled with the right defaults: nothing to do"),
+    pytest.param(ufw_enabled, ufw_state(enabled=False), {}, ["ufw --force enable"], id="enabled: the right defaults, enable only"),
+    pytest.param(ufw_enabled, ufw_state(enabled=True), {}, [], id="enabled: already, with the right defaults: nothing to do"),
     pytest.param(
+        ufw_enabled,
         ufw_state(enabled=False, defaults={"incoming": "allow", "outgoing": "allow", "routed": "deny"}),
         {},
         ["ufw default deny incoming", "ufw --force enable"],
-        id="a mismatched direction is set before enabling",
+        id="enabled: a mismatched direction is set before enabling",
     ),
     pytest.param(
+        ufw_enabled,
         ufw_state(enabled=True, defaults={"incoming": "deny", "outgoing": "allow"}),
         {"defaults": {"outgoing": "deny"}},
         ["ufw default deny outgoing", "ufw default deny routed"],
-        id="only directions whose policy differs",
+        id="enabled: only directions whose policy differs",
     ),
     pytest.param(
+        ufw_enabled,
         None,
         {},
         ["ufw default deny incoming", "ufw default allow outgoing", "ufw default deny routed", "ufw --force enable"],
-        id="no ufw state yet: every default, then enable",
+        id="enabled: no ufw state yet: every default, then enable",
     ),
 ])  # fmt: skip
-def test_ufw_enabled(ufw, arguments, commands):
-    done = run_op(ufw_enabled, {UfwState: ufw}, **arguments)
-    assert done.commands == commands
-    assert done.is_noop is (not commands)
+def test_ufw_operation(op, ufw, arguments, commands):
+    check_spec(op, {UfwState: ufw}, arguments, commands)
 
 
 def test_ufw_operations_read_the_ufw_state_once():
