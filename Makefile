@@ -2,11 +2,16 @@
 PY := .venv/bin/python
 DISTRO ?= ubuntu2404
 
-.PHONY: test unit e2e demo demo-clean bench setup
+.PHONY: test lint unit e2e demo demo-clean bench setup
 
-# Everything: set up this machine (packages, dockerd, venv, images), then every test.
-test: setup
+# Everything: set up this machine (packages, dockerd, venv, images), lint, then every test.
+test: setup lint
 	./scripts/test.sh
+
+# Style: ruff's lint rules and its formatting (settings in pyproject.toml); `ruff format .` fixes the latter.
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 setup:
 	./scripts/test-host-setup.sh

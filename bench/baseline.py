@@ -16,10 +16,10 @@ import tarfile
 import time
 from pathlib import Path
 
-from operations.app import _in_app_env, app_paths, pip_packages
+from operations.app import app_paths, in_app_env, pip_packages
 from operations.backup import BACKUP_CONF, BACKUP_SCRIPT, BACKUP_UNIT, CONFIG_DIR, DRILL_UNIT, STATUS_DIR, backup_items
-from operations.config import Config
 from operations.certbot import ACME_WEBROOT, CERTBOT_ENV_DROPIN, DEPLOY_HOOK, certbot_command
+from operations.config import Config
 from operations.fail2ban import JAIL_LOCAL
 from operations.firewall import wanted_rules
 from operations.monitor import HEALTH_CONF, HEALTH_SCRIPT
@@ -29,7 +29,7 @@ from operations.schedule import UNIT_DIR, cron_file, job_unit
 from operations.ssh import DROPIN
 from operations.system import APT_LOCK_CONF, AUTO_UPGRADES_CONF, UNATTENDED_CONF
 from operations.users import sudoers_path
-from tests.rig import Target
+from tests.harness import Target
 
 from .measure import parse_recap
 
@@ -139,7 +139,7 @@ def migrate(app, paths) -> str:
     """The app's migrations with its .env and, for a PostgreSQL app, its DATABASE_URL."""
     if not app.migrate:
         return ""
-    command = _in_app_env(paths, app.migrate)
+    command = in_app_env(paths, app.migrate)
     if app.database.uses_postgres:
         command = f"set -a && . {secret_env_path(app.name)} && set +a && {command}"
     return command

@@ -64,7 +64,7 @@ def slope(points: dict[int, float]) -> float | None:
     xs, ys = list(points), list(points.values())
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     den = sum((x - mx) ** 2 for x in xs)
-    return round(sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den, 3) if den else None
+    return round(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den, 3) if den else None
 
 
 # ----------------------------------------------------------------------- wrk
@@ -116,9 +116,8 @@ _RECAP = re.compile(
 
 def parse_recap(output: str) -> dict[str, int]:
     """ansible-playbook's PLAY RECAP line for the (one) host: ok, changed, unreachable, failed, skipped."""
-    m = None
-    for m in _RECAP.finditer(_ANSI.sub("", output)):
-        pass
-    if m is None:
+    recaps = list(_RECAP.finditer(_ANSI.sub("", output)))
+    if not recaps:
         raise ValueError(f"no PLAY RECAP in ansible-playbook output:\n{output[-3000:]}")
+    m = recaps[-1]
     return {k: int(v) for k, v in m.groupdict().items() if k != "host"}

@@ -40,13 +40,27 @@ from pathlib import Path
 import pyinfra
 
 from operations.config import App, load_config
-from tests.images import RECIPES, build_image
-from tests.rig import CACHE, LABEL, ROOT, Run, Target, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
+from tests.harness import (
+    CACHE,
+    LABEL,
+    RECIPES,
+    ROOT,
+    Run,
+    Target,
+    build_image,
+    docker_client,
+    dump_toml,
+    prepare_web_target,
+    resolve_locally,
+    run_pyinfra,
+    ssh_keypair,
+    start_target,
+    target_config,
+    venv_apps,
+)
 
 from . import baseline
 from .measure import Figure, count_commands, count_facts, parse_wrk, ratio, slope
-
-from tests import web_fixtures  # sample app repos, local DNS, an ACME server
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 EXAMPLE = ROOT / "examples" / "vpskit.toml"
@@ -85,7 +99,7 @@ class Bench:
         self.example = tomllib.loads(EXAMPLE.read_text())
         # The venv stack of the example: its compose app needs a nested engine and a
         # pre-loaded image, which a fresh VPS would pull from a registry instead.
-        self.example["apps"] = web_fixtures.venv_apps(self.example)
+        self.example["apps"] = venv_apps(self.example)
         self.example.pop("docker", None)
         self.targets: list[Target] = []
         self.results: dict = {"conditions": {"start": conditions()}}
@@ -104,7 +118,7 @@ class Bench:
         """``raw`` with the app repos, domains and ACME server the target now has (web stack only)."""
         if not raw.get("apps") or "repo" not in raw["apps"][0]:
             return raw
-        return web_fixtures.prepare_web_target(target, raw)
+        return prepare_web_target(target, raw)
 
     def drop(self, target: Target) -> None:
         target.remove()
@@ -166,7 +180,7 @@ class Bench:
             upgrade.add(upgrade_secs)
             log(f"  {bound:.1f}s (+{upgrade_secs:.1f}s for the dist-upgrade a fresh image also needs)")
         self.deployed = deployed
-        with_upgrade = Figure([a + b for a, b in zip(lower.runs, upgrade.runs)])
+        with_upgrade = Figure([a + b for a, b in zip(lower.runs, upgrade.runs, strict=True)])
         self.results.update(
             first_deploy=first.as_dict(),
             first_deploy_commands=first_commands.as_dict(),
@@ -311,7 +325,7 @@ class Bench:
         for n in APP_COUNTS:
             raw = generated_apps(base, n)
             if any(a.get("domains") for a in raw["apps"]):
-                web_fixtures.resolve_locally(target, [d for a in raw["apps"] for d in a.get("domains", [])])
+                resolve_locally(target, [d for a in raw["apps"] for d in a.get("domains", [])])
             config = self.config(raw, target, f"apps{n}", "docker")
             log(f"{n} apps: deploying (not timed) ...")
             run_pyinfra(config)

@@ -476,7 +476,7 @@ def stamped_steps(app_name: str, plan: list[tuple], keys: dict[str, tuple[str, s
     ]
 
 
-def _in_app_env(paths: AppPaths, command: str) -> str:
+def in_app_env(paths: AppPaths, command: str) -> str:
     """``command`` in the checkout with the venv on PATH and the app's .env loaded."""
     return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.src} && {command}"
 
@@ -484,7 +484,7 @@ def _in_app_env(paths: AppPaths, command: str) -> str:
 def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tuple[str, str]]:
     """Each checkout-dependent step: (stamp file, shell printing its key)."""
     req = shlex.quote(f"{paths.src}/{app.requirements}")
-    head = f"{GIT} -C {paths.src} rev-parse HEAD"
+    head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
     steps = {
         "requirements": (
             f"{paths.venv}/.vpskit-requirements",
@@ -575,8 +575,8 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
             "",
         ),
         ("build", "front-end build", f"cd {shlex.quote(app.build_dir)} && {app.build}", code_moves, ""),
-        ("migrate", "migrations", _in_app_env(paths, app.migrate), code_moves, db_env),
-        ("seed", "seed data (once)", _in_app_env(paths, app.seed), False, db_env),
+        ("migrate", "migrations", in_app_env(paths, app.migrate), code_moves, db_env),
+        ("seed", "seed data (once)", in_app_env(paths, app.seed), False, db_env),
     ]
     steps = stamped_steps(n, plan, keys, cwd=paths.src, user=user)
 

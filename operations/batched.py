@@ -8,7 +8,7 @@ other facts, in one round trip (see ``operations.snapshot``).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
@@ -42,7 +42,7 @@ def apt_updated(cache_time: int):
     stamp = snapshot_fact(File, path=APT_UPDATE_FILENAME)
     if cache_time and stamp and stamp["mtime"]:
         # As apt.update: the host's clock read as UTC, like the stamp's mtime.
-        now = datetime.fromtimestamp(snapshot_fact(Date).timestamp(), timezone.utc).replace(tzinfo=None)
+        now = datetime.fromtimestamp(snapshot_fact(Date).timestamp(), UTC).replace(tzinfo=None)
         if stamp["mtime"] > now - timedelta(seconds=cache_time):
             host.noop("apt is already up to date")
             return

@@ -14,7 +14,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, server, systemd
 
 from .certbot import acme_server
-from .config import App, TLS
+from .config import TLS, App
 from .render import render, render_text
 from .validated import checked_file
 

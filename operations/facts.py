@@ -36,9 +36,9 @@ class FileState(FactBase):
     """
 
     def command(self, path):
-        return (
-            f"if [ -f {path} ]; then sha256sum {path} | cut -d' ' -f1; stat -c '%a %U %G' {path}; fi"
-        )
+        p = shlex.quote(path)
+        # Hashed from stdin: sha256sum escapes some names it prints (a backslash in front).
+        return f"if [ -f {p} ]; then sha256sum < {p} | cut -d' ' -f1; stat -c '%a %U %G' {p}; fi"
 
     def process(self, output):
         if len(output) < 2:
@@ -104,9 +104,9 @@ class AptLockHolders(FactBase):
 
     def command(self):
         # /proc/locks lists every POSIX lock by inode; match the lock files' inodes.
-        paths = " ".join(self.locks)
+        paths = " ".join(shlex.quote(p) for p in self.locks)
         return (
-            f"for f in {paths}; do [ -e $f ] && stat -c '%i' $f; done | "
+            f"for f in {paths}; do [ -e \"$f\" ] && stat -c '%i' \"$f\"; done | "
             "while read ino; do awk -v ino=\"$ino\" '{split($6, a, \":\"); if (a[3] == ino) print $5}' /proc/locks; done "
             "| sort -u"
         )

@@ -3,8 +3,7 @@
 Each app's password is generated on the host, once, into a root-only env file
 (``secret_env_path``) holding ``DATABASE_URL``; it never passes through the
 controller's command lines or pyinfra's output, and later runs keep it. The app
-layer gets the URL with ``app_database_env`` (inside an operation) or lists the
-file as an extra systemd ``EnvironmentFile=``.
+layer lists that file as an extra systemd ``EnvironmentFile=``.
 """
 
 from __future__ import annotations
@@ -61,30 +60,6 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def app_database_env(app: App) -> dict[str, str]:
-    """
-    The .env lines of the app's database: ``{"DATABASE_URL": ...}``, or ``{}``.
-
-    PostgreSQL URLs are read back from the host's secret file, so call this inside
-    an operation body (at execution time, after ``app_database`` made the file);
-    on a host where it does not exist yet (``--dry`` on a fresh VPS) it gives ``{}``.
-
-    + app: the app from the config
-
-    **Example:**
-
-    .. code:: python
-
-        lines = app_database_env(app)   # {"DATABASE_URL": "postgresql://dibby:…@127.0.0.1:5432/dibby"}
-    """
-    if app.database.engine == "sqlite":
-        return {"DATABASE_URL": f"sqlite:///{app.database.path}"}
-    if not app.database.uses_postgres:
-        return {}
-    url = host.get_fact(SecretEnvValue, path=secret_env_path(app.name), key="DATABASE_URL")
-    return {"DATABASE_URL": url} if url else {}
-
-
 def database_driver_packages(app: App) -> list[str]:
     """The pip requirements the app's venv needs for its database engine."""
     if app.database.engine == "none" or not app.database.driver:
@@ -95,18 +70,6 @@ def database_driver_packages(app: App) -> list[str]:
 
 
 # ------------------------------------------------------------------ facts
-
-
-class SecretEnvValue(FactBase):
-    """
-    Returns one value from a root-only env file (a secret: never log it), or None.
-    """
-
-    def command(self, path, key):
-        return f"[ ! -f {shlex.quote(path)} ] || sed -n 's/^{key}=//p' {shlex.quote(path)}"
-
-    def process(self, output):
-        return output[0] if output and output[0] else None
 
 
 class AppDatabaseState(FactBase):

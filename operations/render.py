@@ -1,15 +1,38 @@
-"""Render vpskit's Jinja2 templates (templates/*.j2) to text."""
+"""Render vpskit's Jinja2 templates (templates/*.j2) to text, and find the files it ships (files/)."""
 
 from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import jinja2
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-FILES_DIR = Path(__file__).resolve().parent.parent / "files"
+
+def shipped_dir(name: str) -> Path:
+    """
+    The folder ``templates`` or ``files`` as this copy of vpskit has it.
+
+    An installed wheel carries them inside the package (``operations/templates``);
+    a source checkout, editable install included, keeps them at its top level.
+
+    + name: ``"templates"`` or ``"files"``
+
+    **Example:**
+
+    .. code:: python
+
+        script = (shipped_dir("files") / "vpskit-health").read_bytes()
+    """
+    installed = resources.files(__package__) / name
+    if installed.is_dir():
+        return Path(str(installed))
+    return Path(__file__).resolve().parent.parent / name
+
+
+TEMPLATES_DIR = shipped_dir("templates")
+FILES_DIR = shipped_dir("files")
 
 
 @lru_cache(maxsize=1)

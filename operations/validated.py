@@ -6,7 +6,7 @@ import shlex
 from io import BytesIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
+from pyinfra.api import FileUploadCommand, StringCommand, operation
 
 from .facts import FileState
 from .render import sha256
@@ -95,8 +95,3 @@ def checked_file(
     yield FileUploadCommand(BytesIO(data), staged, remote_temp_filename=host.get_temp_filename(staged))
     yield StringCommand(install_checked_command(dest, staged, validate, mode, user, group))
 
-
-def require(condition: bool, message: str) -> None:
-    """Fail the operation being built with ``message`` unless ``condition``."""
-    if not condition:
-        raise OperationError(message)

@@ -26,9 +26,24 @@ import docker
 
 from operations.config import load_config
 from operations.connect import choose_way_in
-from tests.images import RECIPES, build_compose_base, build_image
-from tests.rig import CACHE, ROOT, docker_client, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
-from tests.web_fixtures import PEBBLE_ROOT, load_images, prepare_web_target, use_local_images, venv_apps
+from tests.harness import (
+    CACHE,
+    PEBBLE_ROOT,
+    RECIPES,
+    ROOT,
+    build_compose_base,
+    build_image,
+    docker_client,
+    dump_toml,
+    load_images,
+    prepare_web_target,
+    run_pyinfra,
+    ssh_keypair,
+    start_target,
+    target_config,
+    use_local_images,
+    venv_apps,
+)
 
 NAME = os.environ.get("VPSKIT_DEMO_NAME", "vpskit-demo")
 PUBLISH = (22, 2222, 80, 443)
@@ -69,15 +84,16 @@ def main(argv: list[str]) -> int:
 
     print(f"==> deploying examples/vpskit.toml into {NAME} ({distro}) with: pyinfra inventory.py deploy.py")
     for step, path in (("engine and venv apps", engine_config), ("with the compose app", config)):
-        first = run_pyinfra(path, check=False)
-        print(first.output)
+        print(f"==> pyinfra run: {step}")
+        first = run_pyinfra(path, check=False, stream=True)
         if first.returncode != 0:
             print(f"deploy ({step}) failed (exit {first.returncode}); the container is left running for a look", file=sys.stderr)
             return first.returncode
         if path == engine_config:
             print(f"==> loading {base} into the Docker Engine of {NAME} (no registry)")
             load_images(target, [base])
-    second = run_pyinfra(config)
+    print("==> pyinfra run again: nothing should change")
+    second = run_pyinfra(config, stream=True)
     health = target.exec("vpskit-health", check=False)
     print(f"==> vpskit-health on {NAME} (exit {health.returncode}):\n{health.stdout}")
     way, _ = choose_way_in(load_config(config))
@@ -100,7 +116,7 @@ def main(argv: list[str]) -> int:
     shell:        docker exec -it {NAME} bash
     health:       docker exec {NAME} vpskit-health
     backups:      docker exec {NAME} vpskit-backup list
-    log in:       ssh -i {way.key or '~/.ssh/id_ed25519'} -p {way.port} {way.user}@127.0.0.1
+    log in:       ssh -i {way.key or "~/.ssh/id_ed25519"} -p {way.port} {way.user}@127.0.0.1
     re-deploy:    VPSKIT_CONFIG={config} .venv/bin/pyinfra inventory.py deploy.py
     apps over HTTPS (certificates from the pebble ACME server in the container, root {root.name}):
 {listing}

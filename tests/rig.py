@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ def docker_client() -> docker.DockerClient:
 class Target:
     """One running systemd container."""
 
-    container: "docker.models.containers.Container"
+    container: docker.models.containers.Container
     distro: str
     ports: dict[int, int] = field(default_factory=dict)  # container port -> 127.0.0.1 port
 
@@ -239,26 +240,48 @@ def parse_detected(output: str) -> list[str]:
     return ops
 
 
-def run_pyinfra(config_path: Path, *extra: str, env: dict | None = None, timeout: int = 1500, check: bool = True) -> Run:
+def _execute(cmd: list[str], env: dict, timeout: int, stream: bool) -> tuple[int, str]:
+    """Run ``cmd`` in the project root: (exit code, its output); with ``stream`` the output is also shown as it comes."""
+    if not stream:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        return proc.returncode, proc.stdout + proc.stderr
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    expired = threading.Event()
+    timer = threading.Timer(timeout, lambda: (expired.set(), proc.kill()))
+    timer.start()
+    lines = []
+    try:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+    finally:
+        timer.cancel()
+        returncode = proc.wait()
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(cmd, timeout, output="".join(lines))
+    return returncode, "".join(lines)
+
+
+def run_pyinfra(
+    config_path: Path, *extra: str, env: dict | None = None, timeout: int = 1500, check: bool = True, stream: bool = False
+) -> Run:
     """Run ``pyinfra -y inventory.py deploy.py`` from the project root with this config.
 
     With ``--dry`` (no ``-y``: pyinfra then detects changes and stops) the result's
-    ``changed_ops`` are the operations pyinfra says would change.
+    ``changed_ops`` are the operations pyinfra says would change. With ``stream``
+    pyinfra's output is shown as it runs, and still returned whole in the result.
     """
-    if "--dry" in extra:
-        cmd = [PYINFRA, *extra, "inventory.py", "deploy.py"]
-        full_env = {**os.environ, "VPSKIT_CONFIG": str(config_path), "NO_COLOR": "1", **(env or {})}
-        proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
-        output = proc.stdout + proc.stderr
-        if check and proc.returncode != 0:
-            raise AssertionError(f"pyinfra --dry exited {proc.returncode}:\n{output[-6000:]}")
-        ops = parse_detected(output) if proc.returncode == 0 else []
-        return Run(proc.returncode, output, len(ops), 0, -1, ops)
-    cmd = [PYINFRA, "-y", *extra, "inventory.py", "deploy.py"]
+    dry = "--dry" in extra
+    cmd = [PYINFRA, *([] if dry else ["-y"]), *extra, "inventory.py", "deploy.py"]
     full_env = {**os.environ, "VPSKIT_CONFIG": str(config_path), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {})}
-    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
-    output = proc.stdout + proc.stderr
-    if proc.returncode == 0 or "Operation" in output:
+    returncode, output = _execute(cmd, full_env, timeout, stream)
+    if dry:
+        if check and returncode != 0:
+            raise AssertionError(f"pyinfra --dry exited {returncode}:\n{output[-6000:]}")
+        ops = parse_detected(output) if returncode == 0 else []
+        return Run(returncode, output, len(ops), 0, -1, ops)
+    if returncode == 0 or "Operation" in output:
         try:
             changed, errors, unchanged, ops = parse_results(output)
         except AssertionError:
@@ -269,9 +292,9 @@ def run_pyinfra(config_path: Path, *extra: str, env: dict | None = None, timeout
     else:
         changed = errors = unchanged = -1
         ops = []
-    run = Run(proc.returncode, output, changed, errors, unchanged, ops)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"pyinfra exited {proc.returncode}:\n{run}")
+    run = Run(returncode, output, changed, errors, unchanged, ops)
+    if check and returncode != 0:
+        raise AssertionError(f"pyinfra exited {returncode}:\n{run}")
     return run
 
 

@@ -198,7 +198,7 @@ def test_switching_to_caddy_serves_the_app_with_pebble_certificates_and_headers(
     issuer = t.out(f"echo | openssl s_client -connect 127.0.0.1:443 -servername {MEMO} 2>/dev/null | openssl x509 -noout -issuer")
     assert "Pebble" in issuer, issuer
     only_proxy_on_80_443(t, "caddy")
-    log = t.out(f"tail -n 1 /var/log/caddy/memo.access.log")
+    log = t.out("tail -n 1 /var/log/caddy/memo.access.log")
     assert json.loads(log)["request"]["host"] == MEMO
     again = ubuntu.deploy("caddy-again", raw)
     assert (again.changed, again.errors) == (0, 0), f"changed: {again.changed_ops}\n{again}"

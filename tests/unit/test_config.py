@@ -13,9 +13,9 @@ from operations.config import (
     DeployUser,
     Firewall,
     FirewallRule,
-    Ssh,
     FirstLogin,
     Server,
+    Ssh,
     load_config,
     parse_config,
 )

@@ -11,7 +11,6 @@ import subprocess
 
 import pytest
 
-import operations.compose as compose_mod
 import operations.docker as docker_mod
 from operations.app import AppPaths
 from operations.aptrepo import source_file_text
@@ -22,6 +21,7 @@ from operations.config import TLS, App, BasicAuth, ConfigError, ContainerDatabas
 from operations.distro import Distro
 from operations.docker import DOCKER_FINGERPRINT, compose_problem, daemon_json_text, docker_packages, has_compose
 from operations.render import FILES_DIR, render
+from tests.unit.hoststub import check_spec, fact
 
 UBUNTU = Distro("ubuntu", "24.04", "noble")
 DEBIAN = Distro("debian", "12", "bookworm")
@@ -152,7 +152,7 @@ def calls(monkeypatch):
 
     def record(name):
         def op(*args, **kwargs):
-            seen.append((name, {**dict(zip(("name",), args)), **kwargs}))
+            seen.append((name, {**dict(zip(("name",), args, strict=False)), **kwargs}))
             return type("Op", (), {"will_change": True})()
 
         return op
@@ -224,27 +224,13 @@ def test_stamps_key_up_by_commit_env_and_settings_and_seed_once():
     assert set(compose_stamp_keys(compose_app(migrate="", seed="", service=""), PATHS)) == {"up"}
 
 
-class FakeHost:
-    def __init__(self, facts):
-        self.facts, self.noops = facts, []
-
-    def get_fact(self, fact, **kwargs):
-        return self.facts[fact]
-
-    def noop(self, message):
-        self.noops.append(message)
-
-
 @pytest.mark.parametrize("containers, purge, expected", [
     ([], False, []),
     (["abc"], False, ["docker compose --project-name memo down --remove-orphans"]),
     (["abc"], True, ["docker compose --project-name memo down --remove-orphans --volumes"]),
 ])  # fmt: skip
-def test_compose_down_only_when_the_project_has_containers(monkeypatch, containers, purge, expected):
-    fake = FakeHost({ComposeProject: containers})
-    monkeypatch.setattr(compose_mod, "host", fake)
-    commands = [str(c) for c in compose_down._inner(app=compose_app(state="absent", purge=purge), web=Web())]
-    assert commands == expected and len(fake.noops) == (0 if expected else 1)
+def test_compose_down_only_when_the_project_has_containers(containers, purge, expected):
+    check_spec(compose_down, {fact(ComposeProject, project="memo"): containers}, {"app": compose_app(state="absent", purge=purge), "web": Web()}, expected)
 
 
 def test_compose_project_fact():

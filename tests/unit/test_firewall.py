@@ -9,6 +9,7 @@ import pytest
 import operations.firewall as fw
 from operations.config import FirewallRule
 from operations.firewall import UfwRule, UfwState, parse_ufw_state, rule_changes, ufw_enabled, ufw_rules, wanted_rules
+from tests.unit.hoststub import check_spec, run_op
 
 VPSKIT = "comment=7670736b6974"  # "vpskit", hex-encoded as ufw stores comments
 
@@ -235,107 +236,77 @@ def test_wanted_rules_ssh_limit_and_extras_with_source_and_proto():
 # --------------------------------------------------------------- operations
 
 
-class FakeHost:
-    """Stands in for pyinfra's host: get_fact returns the given UfwState, noop records its message."""
-
-    def __init__(self, ufw_state):
-        self.ufw_state = ufw_state
-        self.noops: list[str] = []
-
-    def get_fact(self, fact, **kwargs):
-        assert fact is UfwState and not kwargs
-        return self.ufw_state
-
-    def noop(self, message):
-        self.noops.append(message)
-
-
-@pytest.fixture
-def on_host(monkeypatch):
-    """Run an operation's generator against a FakeHost with the given UfwState: (commands, noops)."""
-
-    def run(op, ufw_state, **kwargs):
-        fake = FakeHost(ufw_state)
-        monkeypatch.setattr(fw, "host", fake)
-        commands = [str(c) for c in op._inner(**kwargs)]
-        return commands, fake.noops
-
-    return run
-
-
 def ufw_state(rules=None, enabled=True, defaults=fw.WANTED_DEFAULTS):
     return {"enabled": enabled, "defaults": dict(defaults), "rules": dict(rules or {})}
 
 
-def test_ufw_rules_allows_new_port_before_deleting_old_one(on_host):
-    """A port move yields the allow first, then the delete: the old port is never closed before the new one opens."""
-    commands, noops = on_host(
+@pytest.mark.parametrize("op, ufw, arguments, commands", [
+    pytest.param(
         ufw_rules,
         ufw_state({UfwRule(22): "vpskit", UfwRule(80): "vpskit", UfwRule(443): "vpskit"}),
-        rules=[UfwRule(80), UfwRule(443), UfwRule(2222)],
-    )
-    assert commands == [
-        "ufw allow proto tcp from any to any port 2222 comment vpskit",
-        "ufw delete allow proto tcp from any to any port 22",
-    ]
-    assert noops == []
-
-
-def test_ufw_rules_noop_when_rules_match(on_host):
-    """Every rule present and no stray vpskit rule: no command, a noop instead."""
-    commands, noops = on_host(
+        {"rules": [UfwRule(80), UfwRule(443), UfwRule(2222)]},
+        ["ufw allow proto tcp from any to any port 2222 comment vpskit", "ufw delete allow proto tcp from any to any port 22"],
+        id="rules: a port move allows the new port before it deletes the old one",
+    ),
+    pytest.param(
         ufw_rules,
         ufw_state({UfwRule(22): "vpskit", UfwRule(80): "vpskit", UfwRule(443): "", UfwRule(8080): ""}),
-        rules=[UfwRule(22), UfwRule(80), UfwRule(443)],
-    )
-    assert (commands, len(noops)) == ([], 1)
-
-
-def test_ufw_rules_keeps_in_use_ssh_port_and_untagged_rules(on_host):
-    """keep protects a vpskit rule from deletion; untagged rules are never deleted."""
-    commands, _ = on_host(
+        {"rules": [UfwRule(22), UfwRule(80), UfwRule(443)]},
+        [],
+        id="rules: every rule present and no stray vpskit rule: nothing to do",
+    ),
+    pytest.param(
         ufw_rules,
         ufw_state({UfwRule(22, "tcp", "limit"): "vpskit", UfwRule(3000): "", UfwRule(2222): "vpskit"}),
-        rules=[UfwRule(2222), UfwRule(80), UfwRule(443)],
-        keep=[UfwRule(22, "tcp", "limit")],
-    )
-    assert commands == [UfwRule(80).add_command(), UfwRule(443).add_command()]
+        {"rules": [UfwRule(2222), UfwRule(80), UfwRule(443)], "keep": [UfwRule(22, "tcp", "limit")]},
+        [UfwRule(80).add_command(), UfwRule(443).add_command()],
+        id="rules: keep protects the ssh port in use; untagged rules are never deleted",
+    ),
+    pytest.param(
+        ufw_rules,
+        None,
+        {"rules": [UfwRule(22), UfwRule(80)]},
+        [UfwRule(22).add_command(), UfwRule(80).add_command()],
+        id="rules: no ufw yet (a dry run before the install): every wanted rule is added",
+    ),
+    pytest.param(
+        ufw_rules,
+        ufw_state({UfwRule(22): "vpskit", UfwRule(2222): "vpskit"}),
+        {"rules": [UfwRule(22)]},
+        [UfwRule(2222).delete_command()],
+        id="rules: a vpskit rule no longer wanted is deleted",
+    ),
+    pytest.param(ufw_enabled, ufw_state(enabled=False), {}, ["ufw --force enable"], id="enabled: the right defaults, enable only"),
+    pytest.param(ufw_enabled, ufw_state(enabled=True), {}, [], id="enabled: already, with the right defaults: nothing to do"),
+    pytest.param(
+        ufw_enabled,
+        ufw_state(enabled=False, defaults={"incoming": "allow", "outgoing": "allow", "routed": "deny"}),
+        {},
+        ["ufw default deny incoming", "ufw --force enable"],
+        id="enabled: a mismatched direction is set before enabling",
+    ),
+    pytest.param(
+        ufw_enabled,
+        ufw_state(enabled=True, defaults={"incoming": "deny", "outgoing": "allow"}),
+        {"defaults": {"outgoing": "deny"}},
+        ["ufw default deny outgoing", "ufw default deny routed"],
+        id="enabled: only directions whose policy differs",
+    ),
+    pytest.param(
+        ufw_enabled,
+        None,
+        {},
+        ["ufw default deny incoming", "ufw default allow outgoing", "ufw default deny routed", "ufw --force enable"],
+        id="enabled: no ufw state yet: every default, then enable",
+    ),
+])  # fmt: skip
+def test_ufw_operation(op, ufw, arguments, commands):
+    check_spec(op, {UfwState: ufw}, arguments, commands)
 
 
-def test_ufw_rules_without_ufw_adds_every_rule(on_host):
-    """No ufw yet (fact None, as in a dry run before the install): every wanted rule is added."""
-    commands, _ = on_host(ufw_rules, None, rules=[UfwRule(22), UfwRule(80)])
-    assert commands == [UfwRule(22).add_command(), UfwRule(80).add_command()]
-
-
-def test_ufw_enabled_enables_only_when_disabled(on_host):
-    """A disabled ufw with the right defaults gets just ``ufw --force enable``; an enabled one gets nothing."""
-    commands, noops = on_host(ufw_enabled, ufw_state(enabled=False))
-    assert (commands, noops) == (["ufw --force enable"], [])
-    commands, noops = on_host(ufw_enabled, ufw_state(enabled=True))
-    assert (commands, len(noops)) == ([], 1)
-
-
-def test_ufw_enabled_sets_only_mismatched_default_directions(on_host):
-    """Only directions whose policy differs get ``ufw default``; they come before enabling."""
-    state = ufw_state(enabled=False, defaults={"incoming": "allow", "outgoing": "allow", "routed": "deny"})
-    commands, _ = on_host(ufw_enabled, state)
-    assert commands == ["ufw default deny incoming", "ufw --force enable"]
-
-    state = ufw_state(enabled=True, defaults={"incoming": "deny", "outgoing": "allow"})
-    commands, _ = on_host(ufw_enabled, state, defaults={"outgoing": "deny"})
-    assert commands == ["ufw default deny outgoing", "ufw default deny routed"]
-
-
-def test_ufw_enabled_without_ufw_sets_every_default_and_enables(on_host):
-    """No ufw state (not installed yet): all three defaults, then enable."""
-    commands, _ = on_host(ufw_enabled, None)
-    assert commands == [
-        "ufw default deny incoming",
-        "ufw default allow outgoing",
-        "ufw default deny routed",
-        "ufw --force enable",
-    ]
+def test_ufw_operations_read_the_ufw_state_once():
+    assert run_op(ufw_rules, {UfwState: None}, rules=[UfwRule(22)]).asked == ["UfwState"]
+    assert run_op(ufw_enabled, {UfwState: None}).asked == ["UfwState"]
 
 
 # ---------------------------------------------------------- the firewall deploy
@@ -366,29 +337,29 @@ def test_firewall_adds_rule_for_ssh_port_in_use_during_a_move(firewall_calls):
     assert calls["apt.packages"]["packages"] == ["ufw"]
 
 
-def test_firewall_on_fresh_host_opens_in_use_port_before_enabling(firewall_calls, on_host):
+def test_firewall_on_fresh_host_opens_in_use_port_before_enabling(firewall_calls):
     """On a host with no rules, the commands for a 22 -> 2222 move allow 22 and 2222 before ufw is enabled."""
     rules = firewall_calls(ssh_port=2222, ssh_ports_in_use=[22])["ufw_rules"]
-    commands, _ = on_host(ufw_rules, ufw_state(enabled=False), rules=rules["rules"], keep=rules["keep"])
+    commands = run_op(ufw_rules, {UfwState: ufw_state(enabled=False)}, rules=rules["rules"], keep=rules["keep"]).commands
     assert UfwRule(22).add_command() in commands and UfwRule(2222).add_command() in commands
     assert not any(c.startswith("ufw delete") for c in commands)
 
 
-def test_firewall_keeps_existing_limit_rule_on_in_use_port(firewall_calls, on_host):
+def test_firewall_keeps_existing_limit_rule_on_in_use_port(firewall_calls):
     """A limit rule vpskit put on the old port (ssh_limit before) survives until sshd has moved."""
     rules = firewall_calls(ssh_port=2222, ssh_ports_in_use=[22], ssh_limit=True)["ufw_rules"]
     assert UfwRule(2222, "tcp", "limit") in rules["rules"]
     current = {UfwRule(22, "tcp", "limit"): "vpskit", UfwRule(2222, "tcp", "limit"): "vpskit"}
-    commands, _ = on_host(ufw_rules, ufw_state(current), rules=rules["rules"], keep=rules["keep"])
+    commands = run_op(ufw_rules, {UfwState: ufw_state(current)}, rules=rules["rules"], keep=rules["keep"]).commands
     assert not any(c.startswith("ufw delete") for c in commands)
 
 
-def test_firewall_after_the_move_drops_old_port_rule(firewall_calls, on_host):
+def test_firewall_after_the_move_drops_old_port_rule(firewall_calls):
     """sshd only on 2222 now: the vpskit rule for 22 is no longer wanted nor kept, so it is deleted."""
     rules = firewall_calls(ssh_port=2222, ssh_ports_in_use=[2222])["ufw_rules"]
     assert (rules["rules"], rules["keep"]) == ([UfwRule(80), UfwRule(443), UfwRule(2222)], [])
     current = {UfwRule(22): "vpskit", UfwRule(80): "vpskit", UfwRule(443): "vpskit", UfwRule(2222): "vpskit"}
-    commands, _ = on_host(ufw_rules, ufw_state(current), rules=rules["rules"], keep=rules["keep"])
+    commands = run_op(ufw_rules, {UfwState: ufw_state(current)}, rules=rules["rules"], keep=rules["keep"]).commands
     assert commands == [UfwRule(22).delete_command()]
 
 

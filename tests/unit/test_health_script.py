@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -116,7 +116,7 @@ def test_certificate_expiry(tmp_path):
     pattern = str(tmp_path / "live" / "*" / "cert.pem")
     assert statuses(health.check_certs(pattern, 14)) == [("FAIL", "cert dibby.example.test")]
     assert statuses(health.check_certs(pattern, 5)) == [("ok", "cert dibby.example.test")]
-    later = datetime.now(timezone.utc).replace(year=datetime.now().year + 1)
+    later = datetime.now(UTC).replace(year=datetime.now().year + 1)
     assert statuses(health.check_certs(pattern, 0, now=later)) == [("FAIL", "cert dibby.example.test")]
 
 

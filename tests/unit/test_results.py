@@ -1,12 +1,16 @@
-"""tests.rig.parse_results reads pyinfra's own result table (the e2e tests' idempotence checks rely on it)."""
+"""tests.rig reads pyinfra's own result table (the e2e tests' idempotence checks rely on it) and can show a run as it goes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 
+from tests import rig
 from tests.rig import parse_results
 
 OUTPUT = """\
@@ -104,3 +108,19 @@ def test_parse_results_header_without_grand_total_raises():
     output = "    Operation   Hosts   Success   Error   No Change\n    Base system | Set hostname   1   1   -   -\n"
     with pytest.raises(AssertionError):
         parse_results(output)
+
+
+def test_a_streamed_run_shows_each_line_as_it_comes_and_returns_the_whole_output(monkeypatch):
+    """make demo shows pyinfra's output while it runs: the first line is out before the command ends."""
+    shown = []
+    monkeypatch.setattr(sys, "stdout", SimpleNamespace(write=lambda s: shown.append((time.monotonic(), s)), flush=lambda: None))
+    script = "import sys, time; print('first', flush=True); time.sleep(1); print('error', file=sys.stderr)"
+    code, output = rig._execute([sys.executable, "-c", script], dict(os.environ), timeout=30, stream=True)
+    assert (code, output) == (0, "first\nerror\n")
+    assert [s for _, s in shown] == ["first\n", "error\n"]
+    assert shown[1][0] - shown[0][0] > 0.5
+
+
+def test_a_streamed_run_that_outlives_its_timeout_is_stopped():
+    with pytest.raises(subprocess.TimeoutExpired):
+        rig._execute([sys.executable, "-c", "import time; time.sleep(30)"], dict(os.environ), timeout=1, stream=True)

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from pyinfra.api import FactBase, OperationError
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import Directory, File
+from pyinfra.facts.server import Date
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from pyinfra.operations.apt import APT_UPDATE_FILENAME
 
 from operations import facts as facts_mod
 from operations import snapshot
+from operations.batched import apt_updated, directory_present, packages_installed, unit_running
 from operations.facts import AptUpgradable, FileState
 from operations.snapshot import Facts, parse_facts
+from tests.unit.hoststub import check_spec, fact, on_stub, run_op
 
 
 def bash(command: str, cwd, env=None) -> subprocess.CompletedProcess:
@@ -38,8 +46,8 @@ def test_one_command_reads_each_fact_as_its_own_command_would(tmp_path):
     present = tmp_path / "a file"
     present.write_text("x\n")
     wanted = (
-        (FileState, (("path", f"'{present}'"),)),
-        (FileState, (("path", f"'{tmp_path / 'missing'}'"),)),
+        (FileState, (("path", str(present)),)),
+        (FileState, (("path", str(tmp_path / "missing")),)),
         (Fails, ()),
         (NeedsMissingTool, ()),
     )
@@ -47,7 +55,7 @@ def test_one_command_reads_each_fact_as_its_own_command_would(tmp_path):
     out = bash(batch.command(facts=wanted), tmp_path)
     assert out.returncode == 0, out.stderr
     values = batch.process(out.stdout.splitlines())
-    alone = FileState().process(bash(FileState().command(f"'{present}'"), tmp_path).stdout.splitlines())
+    alone = FileState().process(bash(FileState().command(str(present)), tmp_path).stdout.splitlines())
     assert values[0] == alone and values[0]["sha256"]
     assert values[1] is None
     assert 2 not in values
@@ -66,73 +74,47 @@ def test_a_fact_counts_only_with_its_own_status_line():
 # ------------------------------------------------------------ the run's cache
 
 
-class FakeMeta:
+class Meta:
+    """An operation of this run that has executed: changed the host or not."""
+
     def __init__(self, changed: bool):
-        self.changed = changed
-
-    def is_complete(self):
-        return True
-
-    def did_change(self):
-        return self.changed
+        self.operation_meta = SimpleNamespace(is_complete=lambda: True, did_change=lambda: changed)
 
 
-class FakeHost:
-    """Counts get_fact calls; answers Facts with one value per wanted fact, others with ("live", kwargs)."""
-
-    name = "vps"
-
-    def __init__(self):
-        self.calls = []
-
-    def get_fact(self, cls, **kwargs):
-        self.calls.append(cls.__name__)
-        if cls is Facts:
-            return {i: ("batched", dict(kw)) for i, (_c, kw) in enumerate(kwargs["facts"])}
-        return ("live", kwargs)
+# FileState of three files, each a value of its own.
+FILES = {fact(FileState, path=p): {"sha256": p} for p in ("/a", "/b", "/c", "/z")}
 
 
-@pytest.fixture
-def run(monkeypatch):
-    """A fake host and state: ``ops`` holds FakeMeta of the operations done so far."""
-    fake_host = FakeHost()
-    ops = {}
-    fake_state = SimpleNamespace(ops={fake_host: ops})
-    fake_state._get_module = lambda: fake_state
-    monkeypatch.setattr(snapshot, "host", fake_host)
-    monkeypatch.setattr(snapshot, "state", fake_state)
-    monkeypatch.setattr(snapshot, "_runs", {})
-    return SimpleNamespace(host=fake_host, ops=ops)
+def test_planned_facts_are_read_in_one_round_trip_while_the_host_is_unchanged():
+    with on_stub(FILES) as host:
+        for path in ("/a", "/b", "/c"):
+            snapshot.plan(FileState, path=path)
+        assert [snapshot.snapshot_fact(FileState, path=p)["sha256"] for p in ("/b", "/a", "/c")] == ["/b", "/a", "/c"]
+    assert host.asked == ["Facts"]
 
 
-def test_planned_facts_are_read_in_one_round_trip_while_the_host_is_unchanged(run):
-    for path in ("/a", "/b", "/c"):
-        snapshot.plan(FileState, path=path)
-    assert snapshot.snapshot_fact(FileState, path="/b") == ("batched", {"path": "/b"})
-    assert snapshot.snapshot_fact(FileState, path="/a") == ("batched", {"path": "/a"})
-    assert snapshot.snapshot_fact(FileState, path="/c") == ("batched", {"path": "/c"})
-    assert run.host.calls == ["Facts"]
+def test_after_any_change_each_fact_is_read_again_on_its_own():
+    with on_stub(FILES) as host:
+        snapshot.plan(FileState, path="/a")
+        snapshot.plan(FileState, path="/b")
+        snapshot.snapshot_fact(FileState, path="/a")
+        host.ops["op1"] = Meta(changed=False)
+        assert snapshot.snapshot_fact(FileState, path="/b") == {"sha256": "/b"}
+        assert host.asked == ["Facts"]
+        host.ops["op2"] = Meta(changed=True)
+        assert snapshot.snapshot_fact(FileState, path="/b") == {"sha256": "/b"}
+    assert host.asked == ["Facts", "FileState"]
 
 
-def test_after_any_change_each_fact_is_read_again_on_its_own(run):
-    snapshot.plan(FileState, path="/a")
-    snapshot.plan(FileState, path="/b")
-    snapshot.snapshot_fact(FileState, path="/a")
-    run.ops["op1"] = SimpleNamespace(operation_meta=FakeMeta(changed=False))
-    assert snapshot.snapshot_fact(FileState, path="/b") == ("batched", {"path": "/b"})
-    run.ops["op2"] = SimpleNamespace(operation_meta=FakeMeta(changed=True))
-    assert snapshot.snapshot_fact(FileState, path="/b") == ("live", {"path": "/b"})
-    assert run.host.calls == ["Facts", "FileState"]
+def test_an_unplanned_fact_is_read_with_the_planned_ones_not_yet_read():
+    with on_stub(FILES) as host:
+        snapshot.plan(FileState, path="/a")
+        assert snapshot.snapshot_fact(FileState, path="/z") == {"sha256": "/z"}
+        assert snapshot.snapshot_fact(FileState, path="/a") == {"sha256": "/a"}
+    assert host.asked == ["Facts"]
 
 
-def test_an_unplanned_fact_is_read_with_the_planned_ones_not_yet_read(run):
-    snapshot.plan(FileState, path="/a")
-    assert snapshot.snapshot_fact(FileState, path="/z") == ("batched", {"path": "/z"})
-    assert snapshot.snapshot_fact(FileState, path="/a") == ("batched", {"path": "/a"})
-    assert run.host.calls == ["Facts"]
-
-
-def test_planned_decorator_plans_before_the_operation_is_called(run):
+def test_planned_decorator_plans_before_the_operation_is_called():
     seen = []
 
     def op(dest, content):
@@ -141,7 +123,8 @@ def test_planned_decorator_plans_before_the_operation_is_called(run):
 
     op._inner = op
     wrapped = snapshot.planned(lambda dest, **_: [(FileState, {"path": dest})])(op)
-    assert wrapped(dest="/etc/x", content="y") == "meta"
+    with on_stub():
+        assert wrapped(dest="/etc/x", content="y") == "meta"
     assert seen == [[(FileState, (("path", "/etc/x"),))]]
     assert wrapped._inner is op
 
@@ -203,38 +186,41 @@ def test_apt_upgradable_never_keeps_a_failed_simulation(fake_apt):
 # ------------------------------------------------------------ batched operations
 
 
-@pytest.fixture
-def batched_on(monkeypatch):
-    """Run a batched operation's generator with the given snapshot values: (commands, noops)."""
-    from operations import batched
-
-    def run(op, facts: dict, **kwargs):
-        noops = []
-        monkeypatch.setattr(batched, "snapshot_fact", lambda cls, **kw: facts[cls.__name__])
-        monkeypatch.setattr(batched, "host", SimpleNamespace(noop=noops.append))
-        return [str(c) for c in op._inner(**kwargs)], noops
-
-    return run
-
-
-def test_directory_present_creates_fixes_or_leaves_alone_as_files_directory_does(batched_on):
-    from operations.batched import directory_present
-
+def test_directory_present_creates_fixes_or_leaves_alone_as_files_directory_does():
     want = dict(path="/srv/a", user="app", group="www-data", mode="750")
-    made, _ = batched_on(directory_present, {"Directory": None}, **want)
-    assert made == ["mkdir -p /srv/a", "chmod 750 /srv/a", "chown app:www-data /srv/a"]
-    same, noops = batched_on(directory_present, {"Directory": {"mode": 750, "user": "app", "group": "www-data"}}, **want)
-    assert same == [] and noops == ["directory /srv/a already exists"]
-    fixed, _ = batched_on(directory_present, {"Directory": {"mode": 755, "user": "app", "group": "app"}}, **want)
-    assert fixed == ["chmod 750 /srv/a", "chown app:www-data /srv/a"]
+    made = run_op(directory_present, {fact(Directory, path="/srv/a"): None}, **want)
+    assert made.commands == ["mkdir -p /srv/a", "chmod 750 /srv/a", "chown app:www-data /srv/a"]
+    same = run_op(directory_present, {Directory: {"mode": 750, "user": "app", "group": "www-data"}}, **want)
+    assert same.is_noop and same.noops == ["directory /srv/a already exists"]
+    fixed = run_op(directory_present, {Directory: {"mode": 755, "user": "app", "group": "app"}}, **want)
+    assert fixed.commands == ["chmod 750 /srv/a", "chown app:www-data /srv/a"]
     with pytest.raises(OperationError):
-        batched_on(directory_present, {"Directory": False}, **want)
+        run_op(directory_present, {Directory: False}, **want)
 
 
-def test_unit_running_reloads_systemd_before_restarting_a_changed_unit(batched_on):
-    from operations.batched import unit_running
+def test_unit_running_reloads_systemd_before_restarting_a_changed_unit():
+    facts = {SystemdStatus: {"app-shop.service": True}, SystemdEnabled: {"app-shop.service": True}}
+    done = run_op(unit_running, facts, unit="app-shop.service", daemon_reload=True, restarted=True)
+    assert done.commands == ["systemctl daemon-reload", "systemctl restart app-shop.service"]
+    assert run_op(unit_running, facts, unit="app-shop.service").commands == []
 
-    facts = {"SystemdStatus": {"app-shop.service": True}, "SystemdEnabled": {"app-shop.service": True}}
-    commands, _ = batched_on(unit_running, facts, unit="app-shop.service", daemon_reload=True, restarted=True)
-    assert commands == ["systemctl daemon-reload", "systemctl restart app-shop.service"]
-    assert batched_on(unit_running, facts, unit="app-shop.service")[0] == []
+
+NOW = datetime(2026, 11, 30, 4, 0)
+INSTALL = 'DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold" install'
+
+
+@pytest.mark.parametrize("op, facts, arguments, commands", [
+    pytest.param(packages_installed, {DebPackages: {"ufw": ["0.36"]}}, {"packages": ["ufw"]}, [], id="installed: nothing to do"),
+    pytest.param(packages_installed, {DebPackages: {"ufw": ["0.36"]}}, {"packages": ["ufw", "fail2ban"]}, [f"{INSTALL} fail2ban"],
+                 id="only the missing package is installed"),
+    pytest.param(apt_updated, {File: {"mtime": NOW - timedelta(hours=1)}, Date: NOW}, {"cache_time": 86400}, [],
+                 id="lists updated within cache_time: nothing to do"),
+    pytest.param(apt_updated, {File: {"mtime": NOW - timedelta(days=2)}, Date: NOW}, {"cache_time": 86400},
+                 ["apt-get update", f"touch {APT_UPDATE_FILENAME}"], id="stale lists are updated"),
+    pytest.param(apt_updated, {File: None, Date: NOW}, {"cache_time": 86400}, ["apt-get update", f"touch {APT_UPDATE_FILENAME}"],
+                 id="never updated"),
+    pytest.param(directory_present, {fact(Directory, path="/srv/my apps"): None}, {"path": "/srv/my apps", "user": "a", "group": "b", "mode": "750"},
+                 ["mkdir -p '/srv/my apps'", "chmod 750 '/srv/my apps'", "chown a:b '/srv/my apps'"], id="a path with a space is quoted"),
+])  # fmt: skip
+def test_batched_operations(op, facts, arguments, commands):
+    check_spec(op, facts, arguments, commands)

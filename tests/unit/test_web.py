@@ -11,19 +11,19 @@ from operations.app import (
     EnvSecrets,
     GitCheckout,
     Stamps,
+    as_user,
     default_workers,
     env_file_text,
     env_value,
     pip_packages,
     stamped_command,
-    as_user,
     unit_text,
 )
 from operations.certbot import (
     LETSENCRYPT,
     LETSENCRYPT_STAGING,
-    Certificate,
     CertFiles,
+    Certificate,
     acme_server,
     cert_files,
     certbot_command,
@@ -31,8 +31,8 @@ from operations.certbot import (
     selfsigned_command,
 )
 from operations.config import TLS, App, ConfigError, parse_config
-from operations.nginx import CIPHERS, site_text
 from operations.distro import Distro
+from operations.nginx import CIPHERS, site_text
 from operations.render import render
 from operations.web import distro_packages, python_plans
 
