@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .schema import ENV_NAME, PORT, USER_NAME, setting
+from .schema import ENV_NAME, PORT, PYTHON_VERSION, USER_NAME, setting
 
 APP_NAME = r"^[a-z][a-z0-9-]{0,30}$"
 SERVICE = r"^[a-z0-9][a-z0-9_.-]*$"
+DB_IDENTIFIER = {"pattern": r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", "expect": "a database or user name"}
 ONE_LINE = r"^[^\n\r\0]*\Z"
 
 
@@ -89,8 +90,7 @@ class ContainerDatabase:
     )
     name: str = setting(
         doc="The database's name; the backup item is `<app>-<service>-<name>`.",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$",
-        expect="a database or user name",
+        **DB_IDENTIFIER,
     )
     engine: str = setting(
         "postgresql",
@@ -101,8 +101,7 @@ class ContainerDatabase:
         "postgres",
         "The user the dump connects as over the container's local socket; for MySQL its password is read from the "
         "container's `MYSQL_ROOT_PASSWORD` (root) or `MYSQL_PASSWORD`.",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$",
-        expect="a database or user name",
+        **DB_IDENTIFIER,
     )
 
 
@@ -174,9 +173,7 @@ class App:
     python: str = setting(
         "",
         'Python version of this app\'s venv (`"3.12"`); empty: the `[python]` version.',
-        pattern=r"^3\.\d{1,2}$",
-        expect="a Python version like '3.12'",
-        error="must be a Python version like '3.12', got {value!r}",
+        **PYTHON_VERSION,
     )
     deploy_key: str = setting(
         "",

@@ -77,6 +77,11 @@ PORT = {"minimum": 1, "maximum": 65535, "error": "must be a port number 1-65535,
 USER_NAME = r"^[a-z_][a-z0-9_-]{0,31}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ABSOLUTE = r"^/"
+PYTHON_VERSION = {
+    "pattern": r"^3\.\d{1,2}$",
+    "expect": "a Python version like '3.12'",
+    "error": "must be a Python version like '3.12', got {value!r}",
+}
 
 
 def setting(default=dataclasses.MISSING, doc: str = "", *, internal: bool = False, **rule):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .schema import ABSOLUTE, PORT, setting
+from .schema import ABSOLUTE, PORT, PYTHON_VERSION, setting
 
 # systemd OnCalendar: weekdays, dates, times, ranges, lists, repetitions, shorthands and a timezone.
 CALENDAR = r"(?=.*\S)[A-Za-z0-9*,./:~+_ -]+$"
@@ -19,9 +19,7 @@ class Python:
         "",
         "Python for the apps that do not set their own. Empty: the distro's python3. Another version comes from the "
         "deadsnakes PPA on Ubuntu; on Debian the run stops before touching the host, naming the version it can have.",
-        pattern=r"^3\.\d{1,2}$",
-        expect="a Python version like '3.12'",
-        error="must be a Python version like '3.12', got {value!r}",
+        **PYTHON_VERSION,
     )
 
 
