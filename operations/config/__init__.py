@@ -12,6 +12,12 @@ Layout:
 - ``checks``: one module per section with the rules that involve more than one field;
 - ``loader``: TOML to dataclasses, and the file reads;
 - ``reference``: docs/config.md, generated from the schema.
+
+Adding a field is one declaration in its section class, e.g. in ``Ssh``::
+
+    max_sessions: int = setting(10, "Sessions per connection.", minimum=1, maximum=100)
+
+then ``make docs``. A rule that involves other fields or files goes into that section's module in ``checks``.
 """
 
 from .apps import App, AppBackup, BasicAuth, ContainerDatabase, Database, Job

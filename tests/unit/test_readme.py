@@ -57,10 +57,11 @@ def test_readme_commands_name_real_files_and_make_targets():
     """The quick start's commands refer to files that exist and make targets the Makefile has."""
     commands = "\n".join(_blocks(README.read_text(), "sh"))
     for needed in (
-        "pip install -e .",
+        ".venv/bin/pip install",
         "cp examples/vpskit.toml vpskit.toml",
         "pyinfra inventory.py deploy.py",
         "make demo",
+        "make test",
     ):
         assert needed in commands
     for name in ("examples/vpskit.toml", "inventory.py", "deploy.py"):
