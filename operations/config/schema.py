@@ -86,6 +86,8 @@ PYTHON_VERSION = {
 
 def setting(default=dataclasses.MISSING, doc: str = "", *, internal: bool = False, **rule):
     """A config field: its default (a section class for a nested table), one-line description and rule."""
+    if rule.get("pattern") and not rule.get("expect"):
+        raise TypeError("a pattern needs expect=, what it accepts in words (for the message and the reference)")
     meta = {"doc": doc, "rule": Rule(**rule), "internal": internal}
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=meta)

@@ -99,3 +99,9 @@ def test_config_hints_resolve():
     for _, cls in sections():
         typing.get_type_hints(cls)
     assert typing.get_type_hints(Config)["apps"] == tuple[App, ...]
+
+
+def test_a_pattern_without_words_is_refused():
+    """A pattern alone would give users a regular expression to read: its expect= text is required."""
+    with pytest.raises(TypeError, match="expect="):
+        setting("", "A name.", pattern=r"^[a-z]+$")
