@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 
-from .base import Checker, is_cron_schedule
+from .base import SAFE_PATH_RE, Checker, is_cron_schedule
 
 PG_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PG_RESERVED = ("postgres", "template0", "template1", "public", "pg_signal_backend")
-SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 
 
 def check(c: Checker, where: str, app, databases: dict[str, str], roles: dict[str, str]) -> None:

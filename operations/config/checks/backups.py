@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from .base import Checker
-
-SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
+from .base import SAFE_PATH_RE, Checker
 
 
 def check(c: Checker, config) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from ..model import Config
 from ..stack import CALENDAR, CALENDAR_EXPECT
 
+# An absolute path of plain characters, safe in a shell line and a systemd unit.
+SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 KEY_PREFIXES = ("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@openssh.com ", "sk-ecdsa-sha2-")
 CRON_FIELD_RE = re.compile(r"^[A-Za-z0-9*/,-]+$")
