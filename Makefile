@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 DISTRO ?= ubuntu2404
 
-.PHONY: test lint unit e2e demo demo-clean bench setup
+.PHONY: test lint unit e2e demo demo-clean bench setup docs
 
 # Everything: set up this machine (packages, dockerd, venv, images), lint, then every test.
 test: setup lint
@@ -21,6 +21,10 @@ unit: setup
 
 e2e: setup
 	./scripts/test.sh tests/e2e
+
+# docs/config.md, the config reference, generated from the field declarations in operations/config/.
+docs:
+	$(PY) -m operations.config.reference
 
 # Deploy examples/vpskit.toml into a systemd container named vpskit-demo and leave it running.
 demo:

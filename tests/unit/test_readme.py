@@ -1,57 +1,83 @@
-"""The README's config reference lists every config field with its real default."""
+"""The README stays a newcomer's page: small, its commands and config example real, its links and the docs' links whole."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import typing
+import tomllib
+from pathlib import Path
 
-from operations import config as cfg
-from tests.rig import ROOT
+import pytest
 
+from operations.config import parse_config
+from operations.config.reference import anchor
 
-def _fields(cls, prefix=""):
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name == "base_dir":
-            continue
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            yield from _fields(tp, f"{prefix}{f.name}.")
-            continue
-        yield f"{prefix}{f.name}", f
-        args = typing.get_args(tp)
-        if typing.get_origin(tp) is tuple and args and dataclasses.is_dataclass(args[0]):
-            yield from _fields(args[0], f"{prefix}{f.name}[].")
+from .conftest import FAKE_PUBLIC_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+LINK_RE = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
-def _toml(value) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, str)):
-        return str(value) if isinstance(value, int) else f'"{value}"'
-    if value in ((), {}):
-        return "[]" if value == () else "{}"
-    return None  # long lists are described in words
+def _blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
 
 
-def test_every_config_field_is_in_the_readme_with_its_default():
-    readme = (ROOT / "README.md").read_text()
-    rows = {m[1]: m[2] for m in re.finditer(r"^\| `([a-z_.\[\]0-9]+)` \| ([^|]+) \|", readme, re.M)}
-    missing, wrong = [], []
-    for path, f in _fields(cfg.Config):
-        if path not in rows:
-            missing.append(path)
-            continue
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            expected = "(required)"
-        else:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            expected = _toml(default)
-            expected = expected and f"`{expected}`"
-        # A derived default is the code's default followed by what it means: `""` (the app name).
-        cell = rows[path].strip()
-        if expected and path != "deploy_user.public_keys" and cell != expected and not cell.startswith(expected + " ("):
-            wrong.append(f"{path}: README says {rows[path].strip()}, code says {expected}")
-    assert not missing, f"fields missing from the README's config reference: {missing}"
-    assert not wrong, wrong
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.MULTILINE | re.DOTALL)
+    return {anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+
+
+def test_readme_is_under_12_kb():
+    """What a newcomer needs fits on one page; reference material lives in docs/."""
+    assert README.stat().st_size < 12 * 1024
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_relative_link_resolves(page):
+    """Each link to a file of the repository (and to a heading in it) finds it."""
+    broken = []
+    for target in LINK_RE.findall(page.read_text()):
+        if re.match(r"^[a-z]+:", target):
+            continue  # https://, mailto:
+        path, _, fragment = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists() or fragment and dest.suffix == ".md" and fragment not in _anchors(dest):
+            broken.append(target)
+    assert not broken, f"{page.name}: broken links {broken}"
+
+
+def test_readme_links_every_docs_page():
+    """No page under docs/ is unreachable from the README."""
+    linked = {t.partition("#")[0] for t in LINK_RE.findall(README.read_text())}
+    assert {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} <= linked
+
+
+def test_readme_commands_name_real_files_and_make_targets():
+    """The quick start's commands refer to files that exist and make targets the Makefile has."""
+    commands = "\n".join(_blocks(README.read_text(), "sh"))
+    for needed in (
+        ".venv/bin/pip install",
+        "cp examples/vpskit.toml vpskit.toml",
+        "pyinfra inventory.py deploy.py",
+        "make demo",
+        "make test",
+    ):
+        assert needed in commands
+    for name in ("examples/vpskit.toml", "inventory.py", "deploy.py"):
+        assert (ROOT / name).is_file(), name
+    targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    for page in PAGES:
+        for target in re.findall(r"\bmake ([a-z][a-z-]*)", page.read_text()):
+            assert target in targets, f"{page.name}: make {target}"
+
+
+def test_readme_config_example_is_a_valid_config(tmp_path):
+    """The small config the README shows passes validation as it is (with its key file in place)."""
+    (example,) = _blocks(README.read_text(), "toml")
+    raw = tomllib.loads(example)
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text(FAKE_PUBLIC_KEY)
+    raw["deploy_user"]["public_keys"] = [str(key)]
+    config = parse_config(raw, base_dir=str(tmp_path))
+    assert config.apps[0].database.uses_postgres

@@ -1,0 +1,69 @@
+"""[[apps]]: names, ports and domains unique across apps; env and secrets; paths inside the repo.
+
+The app's data (database, backup, jobs) and its compose and Caddy-only fields have their own modules.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..schema import ENV_NAME
+from . import app_compose, app_data
+from .base import Checker, is_domain, is_port, relative_path
+
+ENV_NAME_RE = re.compile(ENV_NAME)
+# Set by vpskit itself in every app's .env.
+VPSKIT_ENV = ("DATA_DIR",)
+
+
+def check(c: Checker, config) -> None:
+    names: dict[str, str] = {}
+    ports: dict[int, str] = {}
+    domains: dict[str, str] = {}
+    databases: dict[str, str] = {}
+    roles: dict[str, str] = {}
+    for i, app in enumerate(config.apps):
+        where = f"apps[{i}]"
+        c.unique(f"{where}.name", app.name, names, where)
+        if is_port(app.port):
+            if app.port in (config.server.ssh_port, 80, 443):
+                c.add(f"{where}.port", f"{app.port} is reserved for sshd/nginx")
+            elif app.port in ports:
+                c.add(f"{where}.port", f"{app.port} is already used by app {ports[app.port]!r}")
+            ports.setdefault(app.port, app.name)
+        for j, d in enumerate(app.domains):
+            if not is_domain(d):
+                c.add(f"{where}.domains[{j}]", f"{d!r} is not a valid domain name")
+            elif d.lower() in domains:
+                c.add(f"{where}.domains[{j}]", f"{d!r} is already used by app {domains[d.lower()]!r}")
+            else:
+                domains[d.lower()] = app.name
+        app_data.check(c, where, app, databases, roles)
+        _check_venv_fields(c, where, app)
+        app_compose.check(c, where, app, config.web.proxy)
+
+
+def _check_venv_fields(c: Checker, where: str, app) -> None:
+    """The environment, secrets, key and repo paths of one app."""
+    if app.deploy_key:
+        c.key_file(f"{where}.deploy_key", app.deploy_key, public=False)
+    for k, v in app.env.items():
+        if not ENV_NAME_RE.match(k):
+            c.add(f"{where}.env.{k}", "is not an environment variable name (letters, digits, _)")
+        elif k in VPSKIT_ENV:
+            c.add(f"{where}.env.{k}", "is set by vpskit (the app's data directory)")
+        elif k == "DATABASE_URL" and app.database.uses_postgres:
+            c.add(f"{where}.env.{k}", 'is set by vpskit from the app\'s database (engine = "postgresql")')
+        elif any(ch in v for ch in "'\n\r\0"):
+            c.add(f"{where}.env.{k}", "must not contain single quotes or line breaks")
+    for j, name in enumerate(app.secrets):
+        if name == "DATABASE_URL" and app.database.uses_postgres:
+            c.add(f"{where}.secrets[{j}]", 'is set by vpskit from the app\'s database (engine = "postgresql")')
+        elif name in app.env or name in VPSKIT_ENV:
+            c.add(f"{where}.secrets[{j}]", f"{name!r} is also set in env: a secret is generated, not configured")
+    for name in ("requirements", "build_dir", "static_dir"):
+        value = getattr(app, name)
+        if value and not relative_path(value):
+            c.add(f"{where}.{name}", f"must be a path inside the repo, got {value!r}")
+    if not app.requirements:
+        c.add(f"{where}.requirements", "is required (the pip requirements file in the repo)")

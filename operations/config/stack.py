@@ -1,0 +1,201 @@
+"""Config sections of the services the apps share: runtimes, TLS, the front proxy, Docker, PostgreSQL, backups, health."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .schema import ABSOLUTE, PORT, PYTHON_VERSION, setting
+
+# systemd OnCalendar: weekdays, dates, times, ranges, lists, repetitions, shorthands and a timezone.
+CALENDAR = r"(?=.*\S)[A-Za-z0-9*,./:~+_ -]+$"
+CALENDAR_EXPECT = "a systemd calendar like '*-*-* 02:00:00' or 'Sun *-*-* 23:59:00'"
+
+
+@dataclass(frozen=True)
+class Python:
+    """The Python runtime the apps run on."""
+
+    version: str = setting(
+        "",
+        "Python for the apps that do not set their own. Empty: the distro's python3. Another version comes from the "
+        "deadsnakes PPA on Ubuntu; on Debian the run stops before touching the host, naming the version it can have.",
+        **PYTHON_VERSION,
+    )
+
+
+@dataclass(frozen=True)
+class NodeJS:
+    """Node.js, installed only when an app has a front-end `build`."""
+
+    source: str = setting(
+        "distro",
+        "`distro` (the distro's nodejs) or `nodesource` (NodeSource's apt repository, which includes npm).",
+        choices=("distro", "nodesource"),
+    )
+    version: int = setting(
+        22,
+        "NodeSource major version.",
+        minimum=18,
+        error="must be a Node.js major version (18 or later), got {value}",
+    )
+    npm: bool = setting(True, 'With `source = "distro"`: also install the distro\'s npm.')
+
+
+@dataclass(frozen=True)
+class TLS:
+    """HTTPS certificates for the app domains."""
+
+    mode: str = setting(
+        "letsencrypt",
+        "`letsencrypt`: one certificate per app (all its domains) by ACME http-01; `selfsigned`: for hosts without "
+        "public DNS.",
+        choices=("letsencrypt", "selfsigned"),
+    )
+    email: str = setting(
+        "",
+        "Account e-mail for expiry notices; empty: register without one.",
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        expect="an e-mail address",
+    )
+    staging: bool = setting(False, "Use Let's Encrypt's staging server (untrusted test certificates).")
+    acme_server: str = setting(
+        "",
+        "ACME directory URL of another CA; overrides `staging`. Changing it gets new certificates on the next run.",
+        pattern=r"^https://\S+$",
+        expect="an https:// ACME directory URL",
+        error="must be an https:// ACME directory URL, got {value!r}",
+    )
+    acme_ca_bundle: str = setting(
+        "",
+        "CA bundle file on the host trusted for the ACME server's own HTTPS (a private CA), renewals included.",
+        pattern=ABSOLUTE,
+        expect="an absolute path on the host",
+        error="must be an absolute path on the host, got {value!r}",
+    )
+    hsts_max_age: int = setting(
+        63072000, "`Strict-Transport-Security` max-age (two years); 0: no HSTS header.", minimum=0, unit="seconds"
+    )
+
+
+@dataclass(frozen=True)
+class Web:
+    """Where apps live on the host and how the front proxy (nginx or Caddy) serves them."""
+
+    apps_dir: str = setting("/srv/apps", "Where each app lives: `<apps_dir>/<app>/{src,venv,data,.env}`.")
+    log_dir: str = setting("/var/log/apps", "gunicorn's logs: `<log_dir>/<app>/{access,error}.log`, rotated weekly.")
+    site_template: str = setting(
+        "",
+        "Jinja2 file (on the controller) replacing vpskit's nginx site template (`templates/nginx-site.conf.j2` shows "
+        "the variables).",
+    )
+    ipv6: bool = setting(True, "Also listen on IPv6.")
+    proxy: str = setting(
+        "nginx",
+        "The front proxy on 80/443 for every app with domains: `nginx` (certificates from certbot) or `caddy` (its "
+        "own ACME client). The other one is stopped and disabled.",
+        choices=("nginx", "caddy"),
+    )
+    caddyfile_template: str = setting(
+        "",
+        "Jinja2 file (on the controller) replacing vpskit's Caddyfile template (`templates/Caddyfile.j2` shows the "
+        "variables).",
+    )
+
+
+@dataclass(frozen=True)
+class DockerEngine:
+    """Docker Engine: installed when an app has `kind = "compose"` or when `enabled`.
+
+    What it does on the host, and why the docker group and published ports need care:
+    [docs/containers.md](containers.md).
+    """
+
+    enabled: bool = setting(False, "Install the engine even without compose apps.")
+    source: str = setting(
+        "docker",
+        "`docker`: Docker's apt repository (key pinned), with the compose and buildx plugins; `distro`: the distro's "
+        "docker.io (Debian 12 has no compose v2 there).",
+        choices=("docker", "distro"),
+    )
+    log_max_size: str = setting(
+        "100m",
+        "daemon.json: each container's json-file log is rotated at this size ...",
+        pattern=r"^\d+[kmg]$",
+        expect="a size like '100m' (k, m or g)",
+        error="must be a size like '100m' (k, m or g), got {value!r}",
+    )
+    log_max_file: int = setting(3, "... keeping this many files.", minimum=1)
+    storage_driver: str = setting(
+        "",
+        "daemon.json `storage-driver`; empty: the engine's default (overlay2).",
+        choices=("overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs"),
+        error="must be empty (the engine's default) or one of {choices}, got {value!r}",
+    )
+    deploy_user_in_group: bool = setting(
+        False, "Put the deploy user in the docker group. **The docker group is root-equivalent.**"
+    )
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """The host's PostgreSQL server: the distro's version, on loopback only, with SCRAM password hashes.
+
+    Installed only when an app has `database.engine = "postgresql"`.
+    """
+
+    port: int = setting(5432, "Port PostgreSQL listens on (loopback only).", **PORT)
+
+
+@dataclass(frozen=True)
+class Backups:
+    """Host-wide backup settings: where, when, how long, and the restore drill ([docs/data.md](data.md))."""
+
+    dir: str = setting(
+        "/var/backups/vpskit", "Root-only directory (mode 700) holding one sub-directory per backup item."
+    )
+    schedule: str = setting(
+        "*-*-* 02:00:00",
+        "systemd OnCalendar of the backup run; missed runs are caught up at boot.",
+        pattern="^" + CALENDAR,
+        expect=CALENDAR_EXPECT,
+    )
+    keep_days: int = setting(
+        7,
+        "Backups older than this are deleted after a good run; the newest good one of an item never is.",
+        minimum=1,
+        unit="days",
+    )
+    drill_schedule: str = setting(
+        "Sun *-*-* 04:00:00",
+        "systemd OnCalendar of the restore drill into a scratch database; empty: no drill.",
+        pattern=r"^(\Z|" + CALENDAR + ")",
+        expect=CALENDAR_EXPECT + ", or empty",
+        error="{value!r} is not " + CALENDAR_EXPECT,
+    )
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """Thresholds of the health report (`vpskit-health` on the host)."""
+
+    max_load_per_core: float = setting(2.0, "Highest 5-minute load average per CPU core that still counts as healthy.")
+    min_memory_available: int = setting(
+        10, "Lowest share of memory available.", minimum=0, maximum=100, unit="percent",
+        error="must be a percentage 0-100, got {value}",
+    )  # fmt: skip
+    max_disk_used: int = setting(
+        90, "Highest usage of each checked filesystem.", minimum=0, maximum=100, unit="percent",
+        error="must be a percentage 0-100, got {value}",
+    )  # fmt: skip
+    disks: tuple[str, ...] = setting(
+        ("/",),
+        "Mount points whose usage is checked.",
+        pattern=ABSOLUTE,
+        expect="an absolute mount point",
+        error="must be an absolute mount point, got {value!r}",
+    )
+    max_backup_age_hours: int = setting(26, "Oldest acceptable newest backup of each item.", minimum=1, unit="hours")
+    min_cert_days: int = setting(14, "Fewest days a TLS certificate may have left.", minimum=1, unit="days")
+    journal_hours: int = setting(
+        24, "How far back error-level journal lines are listed (as a warning).", minimum=1, unit="hours"
+    )
