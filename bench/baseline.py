@@ -16,7 +16,8 @@ import tarfile
 import time
 from pathlib import Path
 
-from operations.app import _in_app_env, app_paths, pip_packages
+from operations.app import in_app_env, pip_packages
+from operations.checkout import app_paths
 from operations.backup import BACKUP_CONF, BACKUP_SCRIPT, BACKUP_UNIT, CONFIG_DIR, DRILL_UNIT, STATUS_DIR, backup_items
 from operations.config import Config
 from operations.certbot import ACME_WEBROOT, CERTBOT_ENV_DROPIN, DEPLOY_HOOK, certbot_command
@@ -139,7 +140,7 @@ def migrate(app, paths) -> str:
     """The app's migrations with its .env and, for a PostgreSQL app, its DATABASE_URL."""
     if not app.migrate:
         return ""
-    command = _in_app_env(paths, app.migrate)
+    command = in_app_env(paths, app.migrate)
     if app.database.uses_postgres:
         command = f"set -a && . {secret_env_path(app.name)} && set +a && {command}"
     return command

@@ -20,7 +20,8 @@ from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import files
 
-from .app import GIT, AppPaths, app_code, app_files_purged, app_paths, short_hash, stamped_steps
+from .checkout import GIT, AppPaths, app_code, app_files_purged, app_paths
+from .stamped import short_hash, stamped_steps
 from .config import App, Web
 from .facts import OutputLines
 from .render import FILES_DIR

@@ -11,11 +11,12 @@ from pyinfra.api import OperationError, deploy
 from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
-from .app import HostSize, app_absent, app_paths, app_present, default_workers, worker_class
+from .app import HostSize, app_absent, app_present, default_workers, worker_class
 from .batched import packages_installed
 from .caddy import caddy_proxy, caddy_stopped
 from .caddy import read_template as read_caddy_template
 from .certbot import Certificate, cert_files, certbot_installed, certificate, certificate_absent
+from .checkout import app_paths
 from .config import App, Config
 from .distro import Distro
 from .nginx import nginx_base, nginx_site, nginx_site_absent, read_template, site_text

@@ -13,7 +13,7 @@ import pytest
 
 import operations.compose as compose_mod
 import operations.docker as docker_mod
-from operations.app import AppPaths
+from operations.checkout import AppPaths
 from operations.aptrepo import source_file_text
 from operations.backup import BackupItem, backup_items
 from operations.caddy import caddyfile_text

@@ -6,19 +6,9 @@ import subprocess
 
 import pytest
 
-from operations.app import (
-    AppPaths,
-    EnvSecrets,
-    GitCheckout,
-    Stamps,
-    default_workers,
-    env_file_text,
-    env_value,
-    pip_packages,
-    stamped_command,
-    as_user,
-    unit_text,
-)
+from operations.app import default_workers, pip_packages, unit_text
+from operations.checkout import AppPaths, EnvSecrets, GitCheckout, env_file_text, env_value
+from operations.stamped import Stamps, as_user, stamped_command
 from operations.certbot import (
     LETSENCRYPT,
     LETSENCRYPT_STAGING,
