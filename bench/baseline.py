@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from operations.app import in_app_env, pip_packages
-from operations.checkout import app_paths
+from operations.plan import app_paths
 from operations.backup import BACKUP_CONF, BACKUP_SCRIPT, BACKUP_UNIT, CONFIG_DIR, DRILL_UNIT, STATUS_DIR, backup_items
 from operations.config import Config
 from operations.certbot import ACME_WEBROOT, CERTBOT_ENV_DROPIN, DEPLOY_HOOK, certbot_command

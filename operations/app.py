@@ -15,8 +15,8 @@ from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import files, systemd
 
 from .batched import unit_running
-from .checkout import GIT, AppPaths, app_code, app_files_purged, app_paths
-from .config import App, Web
+from .checkout import GIT, AppPaths, app_code, app_files_purged
+from .config import App
 from .facts import OutputLines
 from .postgres import database_driver_packages, secret_env_path
 from .render import render
@@ -172,12 +172,12 @@ def venv(path: str, python: str, version: str, user: str):
 
 
 @deploy("App")
-def app_present(app: App, web: Web, user: str, python: str, python_version: str, workers: int, deploy_key: str = ""):
+def app_present(app: App, paths: AppPaths, user: str, python: str, python_version: str, workers: int, deploy_key: str = ""):
     """
     Ensure ``app`` is deployed, configured and running; restart it only when its code, env or unit changed.
 
     + app: the app's config
-    + web: the ``[web]`` section (where apps and logs live)
+    + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir)``)
     + user: the deploy user who owns the app
     + python: interpreter for the venv (``/usr/bin/python3.12``)
     + python_version: its "3.X" version
@@ -188,11 +188,10 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
 
     .. code:: python
 
-        app_present(app, config.web, "appuser", "/usr/bin/python3.12", "3.12", workers=5)
+        app_present(app, AppPaths("shop", "/srv/apps", "/var/log/apps"), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
     """
-    paths = app_paths(app, web)
     n = app.name
-    code, env_op = app_code(app, web, user, deploy_key)
+    code, env_op = app_code(app, paths, user, deploy_key)
     venv_op = venv(name=f"{n}: venv (Python {python_version})", path=paths.venv, python=python, version=python_version, user=user)
 
     keys = stamp_keys(app, paths, python_version)
@@ -238,29 +237,29 @@ def app_present(app: App, web: Web, user: str, python: str, python_version: str,
 
 
 @deploy("Remove app")
-def app_absent(app: App, web: Web):
+def app_absent(paths: AppPaths, purge: bool = False):
     """
     Ensure an app marked absent is gone: unit and its timers, logrotate config (code and data kept unless ``purge``).
 
     The nginx site and certificate are removed with the web stack (``nginx``, ``certbot`` modules).
 
-    + app: the app's config (``state = "absent"``)
-    + web: the ``[web]`` section
+    + paths: where the app lives on the host
+    + purge: also delete its code, data and logs
 
     **Example:**
 
     .. code:: python
 
-        app_absent(app, config.web)
+        app_absent(AppPaths("oldapp", "/srv/apps", "/var/log/apps"), purge=True)
     """
-    paths = app_paths(app, web)
-    units = host.get_fact(UnitFiles, prefix=f"app-{app.name}")
-    mine = [u for u in units if u == paths.unit or u.startswith(f"app-{app.name}-")]
+    name = paths.name
+    units = host.get_fact(UnitFiles, prefix=f"app-{name}")
+    mine = [u for u in units if u == paths.unit or u.startswith(f"app-{name}-")]
     for unit in sorted(mine, key=lambda u: not u.endswith(".timer")):
-        systemd.service(name=f"{app.name}: stop {unit}", service=unit, running=False, enabled=False)
-    removed = [files.file(name=f"{app.name}: remove {u}", path=f"/etc/systemd/system/{u}", present=False) for u in mine]
+        systemd.service(name=f"{name}: stop {unit}", service=unit, running=False, enabled=False)
+    removed = [files.file(name=f"{name}: remove {u}", path=f"/etc/systemd/system/{u}", present=False) for u in mine]
     if removed:
-        systemd.daemon_reload(name=f"{app.name}: reload systemd", _if=lambda: any(op.did_change() for op in removed))
-    files.file(name=f"{app.name}: remove logrotate", path=paths.logrotate, present=False)
-    if app.purge:
-        app_files_purged(app, web)
+        systemd.daemon_reload(name=f"{name}: reload systemd", _if=lambda: any(op.did_change() for op in removed))
+    files.file(name=f"{name}: remove logrotate", path=paths.logrotate, present=False)
+    if purge:
+        app_files_purged(paths)

@@ -15,7 +15,7 @@ from pyinfra.api import FactBase, OperationError, StringCommand, operation
 from pyinfra.operations import files
 
 from .batched import directory_present
-from .config import App, Web
+from .config import App
 from .snapshot import planned, snapshot_fact
 from .stamped import as_user
 from .validated import checked_file
@@ -75,10 +75,6 @@ class AppPaths:
     @property
     def logrotate(self) -> str:
         return f"/etc/logrotate.d/app-{self.name}"
-
-
-def app_paths(app: App, web: Web) -> AppPaths:
-    return AppPaths(app.name, web.apps_dir, web.log_dir)
 
 
 def env_value(value: str) -> str:
@@ -236,12 +232,11 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
     yield StringCommand(as_user(user, " && ".join(commands)))
 
 
-def app_code(app: App, web: Web, user: str, deploy_key: str = ""):
+def app_code(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
     """The app's directories, deploy key, git checkout and .env (secrets kept); returns (checkout op, .env op).
 
     Shared by the venv apps (``app_present``) and the compose apps (``compose.compose_app``).
     """
-    paths = app_paths(app, web)
     n = app.name
     directory_present(name=f"{n}: app directory", path=paths.root, user=user, group="www-data", mode="750")
     directory_present(name=f"{n}: data directory", path=paths.data, user=user, group=user, mode="750")
@@ -272,8 +267,7 @@ def app_code(app: App, web: Web, user: str, deploy_key: str = ""):
     return code, env_op
 
 
-def app_files_purged(app: App, web: Web):
+def app_files_purged(paths: AppPaths):
     """Remove an absent app's code, data and logs (``purge = true``); used inside a ``@deploy`` of the app's removal."""
-    paths = app_paths(app, web)
-    files.directory(name=f"{app.name}: purge code and data", path=paths.root, present=False)
-    files.directory(name=f"{app.name}: purge logs", path=paths.logs, present=False)
+    files.directory(name=f"{paths.name}: purge code and data", path=paths.root, present=False)
+    files.directory(name=f"{paths.name}: purge logs", path=paths.logs, present=False)
