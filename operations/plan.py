@@ -114,7 +114,7 @@ class Plan:
         user = c.deploy_user
         docker_group = c.wants_docker and c.docker.deploy_user_in_group
         return dict(
-            name=user.name,
+            user=user.name,
             public_keys=c.public_keys(),
             shell=user.shell,
             groups=list(user.groups),

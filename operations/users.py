@@ -16,7 +16,7 @@ def sudoers_path(user: str) -> str:
 
 @deploy("Deploy user")
 def deploy_user(
-    name: str,
+    user: str,
     public_keys: list[str],
     shell: str = "/bin/bash",
     groups: list[str] = (),
@@ -27,7 +27,7 @@ def deploy_user(
     """
     Ensure the deploy user exists with sudo and exactly these SSH keys.
 
-    + name: the user
+    + user: the user's name
     + public_keys: the public key lines for authorized_keys (.ssh 700, file 600)
     + shell: login shell
     + groups: more groups the user is in
@@ -45,19 +45,19 @@ def deploy_user(
     for group in extra_groups:
         server.group(name=f"{group} group", group=group, system=True)
     server.user(
-        name=f"User {name}",
-        user=name,
+        name=f"User {user}",
+        user=user,
         shell=shell,
-        home=f"/home/{name}",
+        home=f"/home/{user}",
         groups=[sudo_group, *groups, *[g for g in extra_groups if g not in groups]],
         create_home=True,
         public_keys=public_keys,
         delete_keys=True,
     )
     checked_file(
-        name=f"Sudo rights for {name}",
-        dest=sudoers_path(name),
-        content=render("sudoers.j2", user=name, nopasswd=passwordless_sudo),
+        name=f"Sudo rights for {user}",
+        dest=sudoers_path(user),
+        content=render("sudoers.j2", user=user, nopasswd=passwordless_sudo),
         validate="visudo -cf {path}",
         mode="440",
     )

@@ -75,3 +75,23 @@ def test_sshd_hardened_alone_on_a_host_without_sshd_says_so(monkeypatch):
     monkeypatch.setattr(ssh_mod, "host", NoSshd())
     with pytest.raises(OperationError, match="sshd is not installed on this host"):
         ssh_mod.sshd_hardened._inner(port=2222, deploy_user="appuser")
+
+
+def test_no_operation_takes_an_argument_pyinfra_keeps_for_itself():
+    """``name`` (and every other global argument) is pyinfra's: an operation's own argument of that name never arrives."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import operations
+    from pyinfra.api.arguments import all_argument_meta
+
+    reserved = set(all_argument_meta) | {"name"}
+    clashes = []
+    for info in pkgutil.iter_modules(operations.__path__):
+        module = importlib.import_module(f"operations.{info.name}")
+        for attr, obj in vars(module).items():
+            inner = getattr(obj, "_inner", None)
+            if inner is not None and obj.__module__ == module.__name__:
+                clashes += [f"{module.__name__}.{attr}({p})" for p in inspect.signature(inner).parameters if p in reserved]
+    assert clashes == []
