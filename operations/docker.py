@@ -1,6 +1,6 @@
-"""Docker Engine on the host: from Docker's apt repository or the distro, daemon.json, the docker group.
+"""Docker Engine on the host: from Docker's apt repository or the distro, and its daemon.json.
 
-    docker_engine(config.docker, distro)   # before any compose app
+    docker_engine(distro, Engine(source="docker"), ["memo"])   # before any compose app
 
 ``/etc/docker/daemon.json`` (json-file logs with rotation, optional storage driver) is
 checked by ``dockerd --validate`` before it replaces the live one, and the daemon is
