@@ -94,11 +94,11 @@ def source_file_text(comment: str, uri: str, suite: str, components: str, key: s
 
 
 @deploy("Apt repository")
-def apt_repository(name: str, comment: str, key_url: str, fingerprint: str, uri: str, suite: str, components: str = "main"):
+def apt_repository(repo: str, comment: str, key_url: str, fingerprint: str, uri: str, suite: str, components: str = "main"):
     """
     Ensure a third-party apt repository is configured: pinned key, deb822 source, fresh index.
 
-    + name: file name stem (``/etc/apt/sources.list.d/NAME.sources``, ``/etc/apt/keyrings/NAME.gpg``)
+    + repo: file name stem (``/etc/apt/sources.list.d/REPO.sources``, ``/etc/apt/keyrings/REPO.gpg``)
     + comment: what the repository is, for the source file's header
     + key_url: where the host fetches the signing key
     + fingerprint: the signing key's full fingerprint
@@ -113,12 +113,12 @@ def apt_repository(name: str, comment: str, key_url: str, fingerprint: str, uri:
         apt_repository("deadsnakes", "Python builds for Ubuntu", KEY_URL, FPR,
                        "https://ppa.launchpadcontent.net/deadsnakes/ppa/ubuntu", "noble")
     """
-    key = f"{KEYRINGS_DIR}/{name}.gpg"
-    key_op = pinned_key(name=f"Signing key of {name}", url=key_url, fingerprint=fingerprint, dest=key)
+    key = f"{KEYRINGS_DIR}/{repo}.gpg"
+    key_op = pinned_key(name=f"Signing key of {repo}", url=key_url, fingerprint=fingerprint, dest=key)
     source_op = files.put(
-        name=f"Apt source {name}",
+        name=f"Apt source {repo}",
         src=StringIO(source_file_text(comment, uri, suite, components, key)),
-        dest=f"{SOURCES_DIR}/{name}.sources",
+        dest=f"{SOURCES_DIR}/{repo}.sources",
         mode="644",
     )
-    apt.update(name=f"Update apt cache for {name}", _if=any_changed(key_op, source_op))
+    apt.update(name=f"Update apt cache for {repo}", _if=any_changed(key_op, source_op))

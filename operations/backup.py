@@ -19,7 +19,8 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.facts.files import FindFiles
 from pyinfra.operations import files
 
-from .config import App, Backups
+from .config import App
+from .contribution import Contribution
 from .render import FILES_DIR, render
 from .schedule import timer_service
 from .snapshot import planned, snapshot_fact
@@ -68,6 +69,13 @@ def backup_items(apps: tuple[App, ...] | list[App]) -> list[BackupItem]:
     return items
 
 
+def contribution(items: list[BackupItem], drill: bool) -> Contribution:
+    """The backup timer (and the drill's), for the health report, when anything is backed up."""
+    if not items:
+        return Contribution()
+    return Contribution(units=(f"{BACKUP_UNIT}.timer", *((f"{DRILL_UNIT}.timer",) if drill else ())))
+
+
 def _unique(items: list[BackupItem], name: str) -> str:
     """``name``, or ``name-2``, ``name-3``... if an item already has it."""
     candidate, n = name, 2
@@ -77,19 +85,29 @@ def _unique(items: list[BackupItem], name: str) -> str:
 
 
 @deploy("Backups")
-def backups(cfg: Backups, items: list[BackupItem], pg_port: int = 5432):
+def backups(
+    items: list[BackupItem],
+    backup_dir: str = "/var/backups/vpskit",
+    schedule: str = "*-*-* 02:00:00",
+    keep_days: int = 7,
+    drill_schedule: str = "Sun *-*-* 04:00:00",
+    pg_port: int = 5432,
+):
     """
     Ensure scheduled, verified backups of ``items``, a restore command and a restore drill.
 
-    + cfg: the ``[backups]`` section of the config (dir, schedule, keep_days, drill_schedule)
-    + items: what to back up (``backup_items(config.apps)``)
+    + items: what to back up (``BackupItem``: a database, an SQLite file, a directory, a container's database)
+    + backup_dir: root-only directory holding one sub-directory per item
+    + schedule: systemd OnCalendar of the backup run
+    + keep_days: backups older than this are deleted; the newest good one never is
+    + drill_schedule: systemd OnCalendar of the restore drill into scratch databases ('' for none)
     + pg_port: PostgreSQL's port
 
     **Example:**
 
     .. code:: python
 
-        backups(config.backups, backup_items(config.apps), pg_port=5432)
+        backups([BackupItem("pg", "shop", "shop"), BackupItem("files", "shop-files-media", "/srv/media")], keep_days=14)
     """
     files.directory(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
     checked_file(
@@ -98,14 +116,14 @@ def backups(cfg: Backups, items: list[BackupItem], pg_port: int = 5432):
         dest=BACKUP_SCRIPT,
         mode="755",
     )
-    files.directory(name="Backup directory (root only)", path=cfg.dir, mode="700", user="root", group="root")
+    files.directory(name="Backup directory (root only)", path=backup_dir, mode="700", user="root", group="root")
     checked_file(
         name="What is backed up",
         dest=BACKUP_CONF,
         content=render(
             "backup.conf.j2",
-            dir=shlex.quote(cfg.dir),
-            keep_days=cfg.keep_days,
+            dir=shlex.quote(backup_dir),
+            keep_days=keep_days,
             status_dir=shlex.quote(STATUS_DIR),
             pg_port=pg_port,
             items=items,
@@ -119,15 +137,15 @@ def backups(cfg: Backups, items: list[BackupItem], pg_port: int = 5432):
     timer_service(
         unit=BACKUP_UNIT,
         description="vpskit backup of databases and app files",
-        schedule=cfg.schedule,
+        schedule=schedule,
         exec_start=f"{BACKUP_SCRIPT} run",
         after=after,
     )
-    if cfg.drill_schedule:
+    if drill_schedule:
         timer_service(
             unit=DRILL_UNIT,
             description="vpskit restore drill: newest backups restored into scratch databases and checked",
-            schedule=cfg.drill_schedule,
+            schedule=drill_schedule,
             exec_start=f"{BACKUP_SCRIPT} drill",
             after=(f"{BACKUP_UNIT}.service", *after),
         )

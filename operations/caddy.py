@@ -13,9 +13,10 @@ from pathlib import Path
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server, systemd
 
-from .certbot import acme_server
-from .config import TLS, App
+from .certbot import Issuer, acme_server
+from .contribution import Contribution
 from .render import render, render_text
+from .sites import Site
 from .validated import checked_file
 
 CADDYFILE = "/etc/caddy/Caddyfile"
@@ -23,8 +24,13 @@ LOG_DIR = "/var/log/caddy"
 CHECK = "caddy validate --adapter caddyfile --config {path}"
 
 
-def caddyfile_text(sites: list[App], tls: TLS, template: str = "") -> str:
-    """The Caddyfile for ``sites`` (apps with domains); ``template`` is a user's own template text ('' for vpskit's)."""
+def contribution(serves_sites: bool) -> Contribution:
+    """Caddy's unit, for the health report, when Caddy is the front proxy of any site."""
+    return Contribution(units=("caddy.service",) if serves_sites else ())
+
+
+def caddyfile_text(sites: list[Site], tls: Issuer, template: str = "", hsts_max_age: int = 63072000) -> str:
+    """The Caddyfile for ``sites``; ``template`` is a user's own template text ('' for vpskit's)."""
     letsencrypt = tls.mode == "letsencrypt"
     context = dict(
         sites=[{"app": app} for app in sites],
@@ -32,7 +38,7 @@ def caddyfile_text(sites: list[App], tls: TLS, template: str = "") -> str:
         acme_ca=acme_server(tls) if letsencrypt and (tls.acme_server or tls.staging) else "",
         acme_ca_root=tls.acme_ca_bundle if letsencrypt else "",
         selfsigned=not letsencrypt,
-        hsts_max_age=tls.hsts_max_age,
+        hsts_max_age=hsts_max_age,
         log_dir=LOG_DIR,
     )
     return render_text(template, **context) if template else render("Caddyfile.j2", **context)
@@ -43,23 +49,24 @@ def read_template(path: str | Path | None) -> str:
 
 
 @deploy("Caddy")
-def caddy_proxy(sites: list[App], tls: TLS, template: str = ""):
+def caddy_proxy(sites: list[Site], tls: Issuer = Issuer(), template: str = "", hsts_max_age: int = 63072000):
     """
     Ensure Caddy serves ``sites`` on 80/443 with certificates, and nginx does not hold those ports.
 
-    + sites: the present apps with domains (venv and compose apps alike)
-    + tls: the ``[tls]`` section (ACME server, e-mail, CA bundle; ``selfsigned`` uses Caddy's internal CA)
+    + sites: the sites to serve (``Site``, or anything with its attributes)
+    + tls: where certificates come from (``Issuer``: ACME server, e-mail, CA bundle; ``selfsigned`` uses Caddy's internal CA)
     + template: text of a user's own Caddyfile template ('' for vpskit's)
+    + hsts_max_age: Strict-Transport-Security max-age in seconds (0: no header)
 
     **Example:**
 
     .. code:: python
 
-        caddy_proxy([app for app in config.apps if app.domains], config.tls)
+        caddy_proxy([Site("shop", ("shop.example.com",), 5001)], Issuer(email="ops@example.com"))
     """
     systemd.service(name="nginx stopped (Caddy serves 80/443)", service="nginx.service", running=False, enabled=False)
     apt.packages(name="Install Caddy", packages=["caddy"])
-    caddyfile = checked_file(name="Caddyfile", dest=CADDYFILE, content=caddyfile_text(sites, tls, template), validate=CHECK)
+    caddyfile = checked_file(name="Caddyfile", dest=CADDYFILE, content=caddyfile_text(sites, tls, template, hsts_max_age), validate=CHECK)
     server.shell(
         name="Caddy loads the new Caddyfile",
         commands=["systemctl reload-or-restart caddy.service"],

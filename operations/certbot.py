@@ -10,7 +10,6 @@ from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import files, systemd
 
-from .config import TLS
 from .render import render
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -22,6 +21,22 @@ SELFSIGNED_DIR = "/etc/ssl/vpskit"
 
 
 @dataclass(frozen=True)
+class Issuer:
+    """Where certificates come from: an ACME CA through certbot, or self-signed on the host."""
+
+    # "letsencrypt" (certbot, ACME http-01 via webroot) or "selfsigned" (hosts without public DNS).
+    mode: str = "letsencrypt"
+    # Account e-mail for expiry notices; empty: register without e-mail.
+    email: str = ""
+    # Let's Encrypt's staging server (untrusted test certificates).
+    staging: bool = False
+    # ACME directory URL of another CA; overrides staging.
+    acme_server: str = ""
+    # CA bundle file on the host that certbot trusts for the ACME server's own TLS.
+    acme_ca_bundle: str = ""
+
+
+@dataclass(frozen=True)
 class CertFiles:
     """Where one app's certificate and key are."""
 
@@ -30,7 +45,7 @@ class CertFiles:
     renewal: str = ""  # certbot's renewal config; '' for self-signed
 
 
-def cert_files(name: str, tls: TLS) -> CertFiles:
+def cert_files(name: str, tls: Issuer) -> CertFiles:
     if tls.mode == "selfsigned":
         return CertFiles(f"{SELFSIGNED_DIR}/{name}/fullchain.pem", f"{SELFSIGNED_DIR}/{name}/privkey.pem")
     return CertFiles(
@@ -40,7 +55,7 @@ def cert_files(name: str, tls: TLS) -> CertFiles:
     )
 
 
-def acme_server(tls: TLS) -> str:
+def acme_server(tls: Issuer) -> str:
     """The ACME directory certbot talks to."""
     return tls.acme_server or (LETSENCRYPT_STAGING if tls.staging else LETSENCRYPT)
 
@@ -84,7 +99,7 @@ def certificate_current(state, domains, server: str = "") -> bool:
     return not server or state["server"] == server
 
 
-def certbot_command(name: str, domains, tls: TLS, webroot: str = ACME_WEBROOT) -> str:
+def certbot_command(name: str, domains, tls: Issuer, webroot: str = ACME_WEBROOT) -> str:
     """certbot certonly for one certificate, answered from the webroot nginx serves."""
     args = ["certbot", "certonly", "--non-interactive", "--agree-tos", "--webroot", "-w", webroot, "--cert-name", name]
     for d in domains:
@@ -110,7 +125,7 @@ def selfsigned_command(files_: CertFiles, domains, days: int = 825) -> str:
 
 
 @operation()
-def certificate(cert_name: str, domains: list[str], tls: TLS):
+def certificate(cert_name: str, domains: list[str], tls: Issuer):
     """
     Ensure a certificate named ``cert_name`` covers exactly ``domains``.
 
@@ -121,13 +136,13 @@ def certificate(cert_name: str, domains: list[str], tls: TLS):
 
     + cert_name: certificate name (the app's name)
     + domains: the names, the first one is the subject
-    + tls: the ``[tls]`` section
+    + tls: where certificates come from (``Issuer``)
 
     **Example:**
 
     .. code:: python
 
-        certificate(name="Certificate", cert_name="shop", domains=["shop.example.com"], tls=config.tls)
+        certificate(name="Certificate", cert_name="shop", domains=["shop.example.com"], tls=Issuer(email="ops@example.com"))
     """
     name = cert_name
     paths = cert_files(name, tls)
@@ -143,18 +158,18 @@ def certificate(cert_name: str, domains: list[str], tls: TLS):
 
 
 @operation()
-def certificate_absent(cert_name: str, tls: TLS):
+def certificate_absent(cert_name: str, tls: Issuer):
     """
     Ensure the certificate ``cert_name`` is gone (no renewals for a removed app).
 
     + cert_name: certificate name
-    + tls: the ``[tls]`` section
+    + tls: where certificates come from (``Issuer``)
 
     **Example:**
 
     .. code:: python
 
-        certificate_absent(name="Remove certificate", cert_name="oldapp", tls=config.tls)
+        certificate_absent(name="Remove certificate", cert_name="oldapp", tls=Issuer())
     """
     name = cert_name
     paths = cert_files(name, tls)
@@ -168,17 +183,17 @@ def certificate_absent(cert_name: str, tls: TLS):
 
 
 @deploy("Certbot")
-def certbot_installed(tls: TLS):
+def certbot_installed(tls: Issuer):
     """
     Ensure certbot renews certificates on its timer and reloads nginx after a renewal.
 
-    + tls: the ``[tls]`` section (its CA bundle is passed to renewals too)
+    + tls: where certificates come from (``Issuer``; its CA bundle is passed to renewals too)
 
     **Example:**
 
     .. code:: python
 
-        certbot_installed(config.tls)
+        certbot_installed(Issuer(email="ops@example.com"))
     """
     files.directory(name="ACME challenge webroot", path=ACME_WEBROOT, user="root", group="root", mode="755")
     files.put(

@@ -1,6 +1,6 @@
 """Compose apps: a git checkout holding a Docker Compose project, run by the host's Docker Engine.
 
-    compose_app(app, config.web, user, deploy_key)   # after docker_engine
+    compose_app(app, paths, user, deploy_key)   # after docker_engine
 
 The checkout, deploy key and ``.env`` (secrets generated once and kept) are the web
 layer's (``app.app_code``). ``docker compose up -d --build`` runs only when the
@@ -20,8 +20,9 @@ from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import files
 
-from .app import GIT, AppPaths, app_code, app_files_purged, app_paths, short_hash, stamped_steps
-from .config import App, Web
+from .checkout import GIT, AppPaths, app_code, app_files_purged
+from .stamped import short_hash, stamped_steps
+from .config import App
 from .facts import OutputLines
 from .render import FILES_DIR
 
@@ -78,12 +79,12 @@ class ComposeProject(OutputLines):
 
 
 @deploy("Compose app")
-def compose_app(app: App, web: Web, user: str, deploy_key: str = ""):
+def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
     """
     Ensure a compose app is checked out, configured and up; rebuild it only when its code or env changed.
 
     + app: the app's config (``kind = "compose"``)
-    + web: the ``[web]`` section (where apps live)
+    + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir)``)
     + user: the deploy user who owns the checkout
     + deploy_key: the deploy key's private key text ('' without one)
 
@@ -91,13 +92,12 @@ def compose_app(app: App, web: Web, user: str, deploy_key: str = ""):
 
     .. code:: python
 
-        compose_app(app, config.web, "appuser")
+        compose_app(app, AppPaths("memo", "/srv/apps", "/var/log/apps"), "appuser")
     """
-    paths = app_paths(app, web)
     n = app.name
     files.directory(name="vpskit helper directory", path=CHECK_SCRIPT.rsplit("/", 1)[0], mode="755", user="root", group="root")
     check = files.put(name="Compose checks (ports, readiness)", src=str(FILES_DIR / "vpskit-compose-check"), dest=CHECK_SCRIPT, mode="755")
-    code, env_op = app_code(app, web, user, deploy_key)
+    code, env_op = app_code(app, paths, user, deploy_key)
     keys = compose_stamp_keys(app, paths)
     changed = code.will_change or env_op.will_change
     plan = [
@@ -110,40 +110,40 @@ def compose_app(app: App, web: Web, user: str, deploy_key: str = ""):
 
 
 @deploy("Remove compose app")
-def compose_app_absent(app: App, web: Web):
+def compose_app_absent(paths: AppPaths, purge: bool = False):
     """
     Ensure a compose app marked absent is down; with ``purge`` its volumes, code, data and logs go too.
 
-    + app: the app's config (``state = "absent"``)
-    + web: the ``[web]`` section
+    + paths: where the app lives on the host (its name is the compose project's)
+    + purge: also delete its volumes, code, data and logs
 
     **Example:**
 
     .. code:: python
 
-        compose_app_absent(app, config.web)
+        compose_app_absent(AppPaths("oldapp", "/srv/apps", "/var/log/apps"), purge=True)
     """
-    compose_down(name=f"{app.name}: compose project down", app=app, web=web)
-    if app.purge:
-        app_files_purged(app, web)
+    compose_down(name=f"{paths.name}: compose project down", project=paths.name, volumes=purge)
+    if purge:
+        app_files_purged(paths)
 
 
 @operation()
-def compose_down(app: App, web: Web):
+def compose_down(project: str, volumes: bool = False):
     """
-    Ensure an absent compose app's containers and networks are gone (volumes are kept unless ``purge``).
+    Ensure an absent compose project's containers and networks are gone (its volumes too with ``volumes``).
 
-    + app: the app's config (``state = "absent"``)
-    + web: the ``[web]`` section
+    + project: the compose project (the app's name)
+    + volumes: also remove its volumes
 
     **Example:**
 
     .. code:: python
 
-        compose_down(name="Stop oldapp", app=app, web=config.web)
+        compose_down(name="Stop oldapp", project="oldapp")
     """
-    if not host.get_fact(ComposeProject, project=app.name):
-        host.noop(f"no containers of project {app.name}")
+    if not host.get_fact(ComposeProject, project=project):
+        host.noop(f"no containers of project {project}")
         return
-    volumes = " --volumes" if app.purge else ""
-    yield StringCommand(f"docker compose --project-name {shlex.quote(app.name)} down --remove-orphans{volumes}")
+    flag = " --volumes" if volumes else ""
+    yield StringCommand(f"docker compose --project-name {shlex.quote(project)} down --remove-orphans{flag}")

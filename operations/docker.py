@@ -1,6 +1,6 @@
-"""Docker Engine on the host: from Docker's apt repository or the distro, daemon.json, the docker group.
+"""Docker Engine on the host: from Docker's apt repository or the distro, and its daemon.json.
 
-    docker_engine(config.docker, distro)   # before any compose app
+    docker_engine(distro, Engine(source="docker"), ["memo"])   # before any compose app
 
 ``/etc/docker/daemon.json`` (json-file logs with rotation, optional storage driver) is
 checked by ``dockerd --validate`` before it replaces the live one, and the daemon is
@@ -10,12 +10,13 @@ restarted only when that file changed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from pyinfra.api import OperationError, deploy
 from pyinfra.operations import apt, files, systemd
 
 from .aptrepo import apt_repository
-from .config import App, DockerEngine
+from .contribution import Contribution
 from .distro import Distro
 from .validated import checked_file
 
@@ -32,27 +33,45 @@ VALIDATE = (
 )
 
 
+@dataclass(frozen=True)
+class Engine:
+    """Where Docker Engine comes from and its daemon.json settings."""
+
+    # "docker" (Docker's apt repository, with the compose plugin) or "distro" (the distro's docker.io).
+    source: str = "docker"
+    # json-file log rotation.
+    log_max_size: str = "100m"
+    log_max_file: int = 3
+    # storage-driver; empty: the engine's default (overlay2).
+    storage_driver: str = ""
+
+
+def contribution(enabled: bool) -> Contribution:
+    """The engine's unit, for the health report, when the host runs Docker."""
+    return Contribution(units=("docker.service",) if enabled else ())
+
+
 def docker_repo_uri(distro: Distro) -> str:
     return f"https://download.docker.com/linux/{distro.id}"
 
 
-def docker_packages(cfg: DockerEngine, distro: Distro) -> list[str]:
+def docker_packages(cfg: Engine, distro: Distro) -> list[str]:
     """The packages of the engine, its CLI and (where the source has it) the compose plugin."""
     if cfg.source == "docker":
         return list(DOCKER_REPO_PACKAGES)
     return list(DISTRO_PACKAGES[distro.id])
 
 
-def has_compose(cfg: DockerEngine, distro: Distro) -> bool:
+def has_compose(cfg: Engine, distro: Distro) -> bool:
     """Whether ``docker compose`` (v2) comes with the configured source on this distro."""
     return bool({"docker-compose-plugin", "docker-compose-v2"} & set(docker_packages(cfg, distro)))
 
 
-def compose_problem(cfg: DockerEngine, distro: Distro, compose_apps: list[App]) -> str:
+def compose_problem(cfg: Engine, distro: Distro, compose_apps: list[str]) -> str:
     """Why the compose apps cannot run on this host ('' when they can); decided before anything changes."""
     if not compose_apps or has_compose(cfg, distro):
         return ""
-    names = ", ".join(a.name for a in compose_apps)
+    names = ", ".join(compose_apps)
     return (
         f'[docker].source = "{cfg.source}": {distro.id.capitalize()} {distro.version}\'s docker.io has no '
         f'`docker compose` (v2), which compose apps ({names}) need. Set [docker] source = "docker" '
@@ -60,7 +79,7 @@ def compose_problem(cfg: DockerEngine, distro: Distro, compose_apps: list[App]) 
     )
 
 
-def daemon_json_text(cfg: DockerEngine) -> str:
+def daemon_json_text(cfg: Engine) -> str:
     """daemon.json: json-file logs rotated at ``log_max_size`` x ``log_max_file``, and the storage driver if set."""
     data: dict = {"log-driver": "json-file", "log-opts": {"max-size": cfg.log_max_size, "max-file": str(cfg.log_max_file)}}
     if cfg.storage_driver:
@@ -69,19 +88,20 @@ def daemon_json_text(cfg: DockerEngine) -> str:
 
 
 @deploy("Docker Engine")
-def docker_engine(cfg: DockerEngine, distro: Distro, compose_apps: list[App] = ()):
+def docker_engine(distro: Distro, cfg: Engine = Engine(), compose_apps: list[str] = ()):
     """
     Ensure Docker Engine runs with vpskit's daemon.json; restart it only when that file changed.
 
-    + cfg: the ``[docker]`` section of the config
-    + distro: the host's distro
-    + compose_apps: the compose apps to run (the run fails before any change if the source has no compose)
+    + distro: the host's distro (``host_distro()``)
+    + cfg: the engine's source and daemon.json settings (``Engine``)
+    + compose_apps: names of the compose apps it will run: when the source has no ``docker compose``
+      the run fails while it is being prepared, before anything changed
 
     **Example:**
 
     .. code:: python
 
-        docker_engine(config.docker, host_distro(), config.compose_apps)
+        docker_engine(host_distro(), Engine(source="docker"), compose_apps=["memo"])
     """
     problem = compose_problem(cfg, distro, list(compose_apps))
     if problem:

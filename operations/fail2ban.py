@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import systemd
 
 from .batched import packages_installed, unit_running
-from .config import Fail2ban
+from .contribution import Contribution
 from .render import render
 from .snapshot import snapshot_fact
 from .validated import checked_file
@@ -17,12 +19,24 @@ AUTH_LOG = "/var/log/auth.log"
 LOOPBACK = ("127.0.0.1/8", "::1")
 
 
+@dataclass(frozen=True)
+class Jail:
+    """fail2ban's sshd jail (the guide's values by default)."""
+
+    enabled: bool = True
+    bantime: int = 86400
+    findtime: int = 600
+    maxretry: int = 5
+    # Addresses never banned besides loopback.
+    ignoreip: tuple[str, ...] = ()
+
+
 def jail_backend(auth_log_exists: bool) -> str:
     """Read sshd's log from auth.log where syslog writes one, else from the journal."""
     return "auto" if auth_log_exists else "systemd"
 
 
-def fail2ban_packages(f2b: Fail2ban) -> list[str]:
+def fail2ban_packages(f2b: Jail) -> list[str]:
     """The packages fail2ban needs on this host (none when disabled)."""
     if not f2b.enabled:
         return []
@@ -30,7 +44,12 @@ def fail2ban_packages(f2b: Fail2ban) -> list[str]:
     return ["fail2ban", "iptables"] + (["python3-systemd"] if backend == "systemd" else [])
 
 
-def render_jail(f2b: Fail2ban, port: int, backend: str) -> str:
+def contribution(jail: Jail) -> Contribution:
+    """fail2ban's packages (none when disabled); the health report checks fail2ban.service wherever it is installed."""
+    return Contribution(packages=tuple(fail2ban_packages(jail)))
+
+
+def render_jail(f2b: Jail, port: int, backend: str) -> str:
     return render(
         "fail2ban-jail.local.j2",
         f2b=f2b,
@@ -41,18 +60,18 @@ def render_jail(f2b: Fail2ban, port: int, backend: str) -> str:
 
 
 @deploy("fail2ban")
-def fail2ban_jails(f2b: Fail2ban, ssh_port: int):
+def fail2ban_jails(f2b: Jail = Jail(), ssh_port: int = 22):
     """
     Ensure fail2ban runs with an sshd jail on ``ssh_port``.
 
-    + f2b: the ``[fail2ban]`` section of the config
+    + f2b: the jail's settings (``Jail``; disabled: fail2ban is stopped)
     + ssh_port: the port sshd listens on
 
     **Example:**
 
     .. code:: python
 
-        fail2ban_jails(config.fail2ban, ssh_port=2222)
+        fail2ban_jails(Jail(maxretry=3), ssh_port=2222)
     """
     if not f2b.enabled:
         systemd.service(name="Stop fail2ban (disabled in config)", service="fail2ban", running=False, enabled=False)

@@ -12,6 +12,8 @@ from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import apt
 
+from .contribution import Contribution
+
 TAG = "vpskit"
 PACKAGES = ["ufw"]
 TAG_HEX = TAG.encode().hex()
@@ -166,6 +168,11 @@ def ufw_enabled(defaults: dict[str, str] | None = None):
         yield StringCommand(command)
 
 
+def contribution(enabled: bool = True) -> Contribution:
+    """UFW's package when the firewall is managed."""
+    return Contribution(packages=tuple(PACKAGES) if enabled else ())
+
+
 def wanted_rules(ssh_port: int, ssh_limit: bool, extra) -> set[UfwRule]:
     """The rules vpskit wants: SSH, HTTP, HTTPS and the configured extras."""
     rules = {UfwRule(ssh_port, "tcp", "limit" if ssh_limit else "allow"), UfwRule(80), UfwRule(443)}
@@ -181,13 +188,13 @@ def firewall(ssh_port: int, ssh_ports_in_use: list[int], ssh_limit: bool = False
     + ssh_port: the port sshd is configured to listen on
     + ssh_ports_in_use: ports sshd listens on now; their rules stay until sshd has moved
     + ssh_limit: rate-limit the SSH port with ufw's ``limit``
-    + extra: ``FirewallRule`` items from the config
+    + extra: more ports to allow: ``UfwRule`` items (or anything with ``port``, ``proto``, ``source``)
 
     **Example:**
 
     .. code:: python
 
-        firewall(ssh_port=2222, ssh_ports_in_use=[22], extra=config.firewall.allow)
+        firewall(ssh_port=2222, ssh_ports_in_use=[22], extra=[UfwRule(5432, source="10.0.0.0/8")])
     """
     apt.packages(name="Install ufw", packages=PACKAGES)
     # Ports sshd listens on now stay open (and are opened, on a fresh host) until

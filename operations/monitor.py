@@ -75,7 +75,7 @@ def health_report(settings: dict):
 
     .. code:: python
 
-        health_report(health_settings(config.monitor, apps=[AppCheck("dibby", "dibby.service")],
+        health_report(health_settings(Monitor(), apps=[AppCheck("dibby", "app-dibby.service")],
                                       units=["postgresql.service"], backup_items=["dibby"], drill_items=["dibby"]))
     """
     files.directory(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")

@@ -14,8 +14,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from .certbot import ACME_WEBROOT, CertFiles
-from .config import App
 from .render import render, render_text
+from .sites import Site
 from .validated import checked_file
 
 # Mozilla's "intermediate" TLS 1.2 suites: ECDHE with AEAD ciphers only
@@ -42,7 +42,7 @@ def site_path(app_name: str) -> str:
 
 
 def site_text(
-    app: App,
+    app: Site,
     tls: CertFiles | None,
     static_path: str = "",
     hsts_max_age: int = 0,
@@ -51,7 +51,8 @@ def site_text(
 ) -> str:
     """One app's site: HTTP (ACME challenges, redirect to HTTPS) and, once ``tls`` exists, the HTTPS proxy.
 
-    ``template`` is the text of a user's own site template ('' for vpskit's).
+    ``app`` is a ``Site`` or anything with its attributes; ``template`` is the text of a
+    user's own site template ('' for vpskit's), which reads ``app`` as given.
     """
     context = dict(
         app=app,
@@ -95,11 +96,11 @@ def nginx_base(ipv6: bool = True):
     return [main, stock, default]
 
 
-def nginx_site(app: App, content: str, label: str = "site"):
+def nginx_site(app_name: str, content: str, label: str = "site"):
     """
     Ensure the app's site file has ``content``, checked by ``nginx -t`` before it stays.
 
-    + app: the app's config
+    + app_name: the app (names the file, ``app-<name>.conf``)
     + content: the site, from ``site_text``
     + label: what this version is, for the operation's name
 
@@ -107,21 +108,21 @@ def nginx_site(app: App, content: str, label: str = "site"):
 
     .. code:: python
 
-        nginx_site(app, site_text(app, None))
+        nginx_site("shop", site_text(Site("shop", ("shop.example.com",), 5001), None))
     """
-    return checked_file(name=f"{app.name}: nginx {label}", dest=site_path(app.name), content=content, validate=CHECK)
+    return checked_file(name=f"{app_name}: nginx {label}", dest=site_path(app_name), content=content, validate=CHECK)
 
 
-def nginx_site_absent(app: App):
+def nginx_site_absent(app_name: str):
     """
     Ensure an absent app has no site.
 
-    + app: the app's config
+    + app_name: the app
 
     **Example:**
 
     .. code:: python
 
-        nginx_site_absent(app)
+        nginx_site_absent("oldapp")
     """
-    return files.file(name=f"{app.name}: remove nginx site", path=site_path(app.name), present=False)
+    return files.file(name=f"{app_name}: remove nginx site", path=site_path(app_name), present=False)

@@ -15,7 +15,8 @@ from pyinfra.api import FactBase, OperationError, StringCommand, deploy, operati
 from pyinfra.operations import systemd
 
 from .batched import packages_installed, unit_running
-from .config import App, Postgres
+from .config import App
+from .contribution import Contribution
 from .distro import Distro
 from .render import render
 from .snapshot import planned, snapshot_fact
@@ -142,6 +143,13 @@ _ROLE_COLUMNS = (
 )
 
 
+def contribution(databases: int) -> Contribution:
+    """PostgreSQL's package and unit when any app has a database on the host."""
+    if not databases:
+        return Contribution()
+    return Contribution(packages=tuple(PACKAGES), units=("postgresql.service",))
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -155,26 +163,26 @@ def _read_password(secret_path: str) -> str:
 
 
 @deploy("PostgreSQL server")
-def postgres_server(pg: Postgres, version: str, clients: list[tuple[str, str]]):
+def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 5432):
     """
     Ensure the distro's PostgreSQL runs on loopback only, with SCRAM and only the apps' own logins.
 
-    + pg: the ``[postgres]`` section of the config
     + version: the PostgreSQL major version (``pg_version(distro)``)
     + clients: ``(database, role)`` pairs allowed in over loopback TCP, each only to its own database
+    + port: the port it listens on (loopback only)
 
     **Example:**
 
     .. code:: python
 
-        postgres_server(config.postgres, "16", [("dibby", "dibby")])
+        postgres_server("16", [("dibby", "dibby")], port=5432)
     """
     etc = f"/etc/postgresql/{version}/main"
     packages_installed(name="Install PostgreSQL", packages=PACKAGES)
     settings = checked_file(
         name="PostgreSQL settings: loopback only, SCRAM passwords",
         dest=f"{etc}/conf.d/vpskit.conf",
-        content=render("postgresql.conf.j2", port=pg.port),
+        content=render("postgresql.conf.j2", port=port),
         validate=(
             f"cd / && runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres"
             f" -D /var/lib/postgresql/{version}/main -c config_file={etc}/postgresql.conf -C listen_addresses >/dev/null"
@@ -195,7 +203,7 @@ def postgres_server(pg: Postgres, version: str, clients: list[tuple[str, str]]):
         dest=f"{etc}/pg_hba.conf",
         content=render("pg_hba.conf.j2", clients=clients),
         validate=(
-            f"test \"$({psql_command(pg.port)} -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')\" = 0"
+            f"test \"$({psql_command(port)} -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')\" = 0"
         ),
         mode="640",
         user="postgres",

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, systemd
 
 from .batched import packages_installed, unit_running
-from .config import Job
+from .contribution import Contribution
 from .render import render
 from .validated import checked_file
 
@@ -24,6 +25,31 @@ CRON_PACKAGES = ["cron"]
 # The first lines vpskit writes into an app job's files (oneshot.service.j2, cron-job.j2).
 TIMER_JOB_RE = re.compile(r"^(?P<path>.+\.service):# Managed by vpskit: (?P<app>\S+) job (?P<job>\S+): ")
 CRON_JOB_RE = re.compile(r"^(?P<path>[^:]+):# Managed by vpskit: job (?P<job>\S+) of app (?P<app>\S+)$")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled task of one app: a systemd timer + oneshot service, or a cron entry."""
+
+    # Short name, unique within the app: the unit is <app>-<name>.timer / the cron file vpskit-<app>-<name>.
+    name: str
+    # timer: systemd OnCalendar ("Sun *-*-* 23:59:00"); cron: five fields ("*/5 * * * *") or @daily & co.
+    schedule: str
+    # Shell command, run by /bin/sh in the app's directory.
+    command: str
+    # "timer" or "cron".
+    kind: str = "timer"
+    # Unix user the command runs as; empty: the app's user.
+    user: str = ""
+
+
+def contribution(jobs: list[tuple[str, Job]]) -> Contribution:
+    """For ``(app name, job)`` pairs: cron's package and unit when any job is a cron job, and each timer."""
+    cron = any(job.kind == "cron" for _, job in jobs)
+    return Contribution(
+        packages=tuple(CRON_PACKAGES) if cron else (),
+        units=(*(("cron.service",) if cron else ()), *(f"{job_unit(app, job)}.timer" for app, job in jobs if job.kind == "timer")),
+    )
 
 
 class AppJobFiles(FactBase):
@@ -146,7 +172,7 @@ def app_job(app_name: str, job: Job, user: str, workdir: str, venv: str, env_fil
     /bin/sh in ``workdir`` as ``user`` (call ``cron_ready()`` once for cron jobs).
 
     + app_name: the app the job belongs to
-    + job: the job from the config (name, kind, schedule, command, user)
+    + job: the job (``Job``: name, kind, schedule, command, user)
     + user: the Unix user when the job names none (the deploy user)
     + workdir: the app's directory
     + venv: the app's virtualenv

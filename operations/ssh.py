@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import StringIO
 from typing import Callable
 
@@ -31,7 +31,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, FunctionCommand, OperationError, StringCommand, deploy, operation
 from pyinfra.operations import files, server
 
-from .config import Ssh
+from .config import DEFAULT_CIPHERS, DEFAULT_HOST_KEY_ALGORITHMS, DEFAULT_KEX, DEFAULT_MACS
 from .firewall import UfwRule
 from .render import render
 from .validated import checked_file
@@ -143,6 +143,34 @@ def _ports(addresses) -> list[int]:
 
 
 @dataclass(frozen=True)
+class SshdPolicy:
+    """What the hardened sshd allows (the guide's values by default), and how long an unproven move may stand.
+
+    Every algorithm list is cut down to what the host's OpenSSH supports (``ssh -Q``) before it is written.
+    """
+
+    permit_root_login: str = "no"
+    password_authentication: bool = False
+    kbd_interactive_authentication: bool = False
+    permit_empty_passwords: bool = False
+    x11_forwarding: bool = False
+    max_auth_tries: int = 3
+    client_alive_interval: int = 300
+    client_alive_count_max: int = 3
+    login_grace_time: int = 30
+    # Users allowed to log in; empty: the deploy user only.
+    allow_users: tuple[str, ...] = ()
+    kex_algorithms: tuple[str, ...] = DEFAULT_KEX
+    ciphers: tuple[str, ...] = DEFAULT_CIPHERS
+    macs: tuple[str, ...] = DEFAULT_MACS
+    host_key_algorithms: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
+    # More sshd options, written as they are: {"AllowTcpForwarding": "no"}.
+    extra: dict[str, str] = field(default_factory=dict)
+    # Seconds after which an on-host timer restores the previous sshd and UFW state unless the move is proven.
+    revert_after: int = 300
+
+
+@dataclass(frozen=True)
 class Algorithms:
     kex: tuple[str, ...]
     ciphers: tuple[str, ...]
@@ -150,7 +178,7 @@ class Algorithms:
     host_key: tuple[str, ...]
 
 
-def supported_algorithms(ssh: Ssh, available: dict[str, list[str]]) -> Algorithms:
+def supported_algorithms(ssh: SshdPolicy, available: dict[str, list[str]]) -> Algorithms:
     """The configured algorithms the host's OpenSSH knows, in configured order."""
     wanted = {"kex": ssh.kex_algorithms, "ciphers": ssh.ciphers, "macs": ssh.macs, "host_key": ssh.host_key_algorithms}
     chosen = {}
@@ -165,7 +193,7 @@ def supported_algorithms(ssh: Ssh, available: dict[str, list[str]]) -> Algorithm
     return Algorithms(**chosen)
 
 
-def render_dropin(ports, ssh: Ssh | None, allow_users=(), algorithms: Algorithms | None = None) -> str:
+def render_dropin(ports, ssh: SshdPolicy | None, allow_users=(), algorithms: Algorithms | None = None) -> str:
     """vpskit's sshd drop-in: ports only (``ssh`` None: logins as before) or fully hardened."""
     return render(
         "sshd-vpskit.conf.j2",
@@ -281,11 +309,16 @@ def revert_armed(socket_mode: bool, old_ports: list[int], seconds: int):
     )
 
 
+def sshd_state() -> dict | None:
+    """The ``SshdState`` fact: sshd's ports, drop-in, conflicts and algorithms now (None without sshd)."""
+    return host.get_fact(SshdState)
+
+
 @deploy("SSH")
 def sshd_hardened(
-    ssh: Ssh,
     port: int,
     deploy_user: str,
+    policy: SshdPolicy = SshdPolicy(),
     prove: Callable[[], str | None] | None = None,
     firewall: bool = True,
     state: dict | None = None,
@@ -293,23 +326,25 @@ def sshd_hardened(
     """
     Ensure sshd is hardened and listens on ``port`` only, moving it without a lockout.
 
-    + ssh: the ``[ssh]`` section of the config
-    + port: the port sshd must end up on (``server.ssh_port``)
-    + deploy_user: the user whose fresh key login proves each step
-    + prove: controller-side login check (see ``ssh_login_proven``)
+    + port: the port sshd must end up on
+    + deploy_user: the user whose fresh key login proves each step (allowed in unless ``policy.allow_users``)
+    + policy: what hardened sshd allows (``SshdPolicy``; the guide's values by default)
+    + prove: controller-side login check (see ``ssh_login_proven``); None: the port is checked from the host
     + firewall: UFW is managed (close the old port there after the move)
-    + state: an ``SshdState`` fact already read this run (one round trip less)
+    + state: the ``SshdState`` fact already read this run (``sshd_state()``; one round trip less)
 
     **Example:**
 
     .. code:: python
 
-        sshd_hardened(config.ssh, 2222, "appuser", prove=...)
+        sshd_hardened(port=2222, deploy_user="appuser", policy=SshdPolicy(max_auth_tries=2))
     """
-    state = state or host.get_fact(SshdState)
-    algorithms = supported_algorithms(ssh, state["algorithms"])
-    allow_users = ssh.allow_users or (deploy_user,)
-    final = render_dropin([port], ssh, allow_users, algorithms)
+    state = state or sshd_state()
+    if state is None:
+        raise OperationError("sshd is not installed on this host (package openssh-server)")
+    algorithms = supported_algorithms(policy, state["algorithms"])
+    allow_users = policy.allow_users or (deploy_user,)
+    final = render_dropin([port], policy, allow_users, algorithms)
     old_ports = [p for p in state["ports"] if p != port]
     moving = bool(old_ports) or port not in state["ports"]
 
@@ -322,12 +357,12 @@ def sshd_hardened(
         name="Arm the timer that restores sshd unless the change is proven",
         socket_mode=state["socket_mode"],
         old_ports=old_ports,
-        seconds=ssh.revert_after,
+        seconds=policy.revert_after,
     )
     if moving:
         both = render_dropin(
             [*state["ports"], port],
-            ssh if is_hardened(state["dropin"]) else None,
+            policy if is_hardened(state["dropin"]) else None,
             allow_users,
             algorithms,
         )

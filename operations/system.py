@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, deploy, operation
@@ -10,7 +11,6 @@ from pyinfra.facts.server import OsRelease
 from pyinfra.operations import files, server
 
 from .batched import apt_updated, packages_installed
-from .config import Server
 from .distro import Distro, UnsupportedDistro, distro_from_os_release
 from .facts import AptLockHolders, AptUpgradable
 from .render import render
@@ -33,6 +33,25 @@ ESSENTIAL_PACKAGES = [
     "tzdata",
     "unattended-upgrades",
 ]
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    """The base system's settings (vpskit's defaults)."""
+
+    hostname: str = ""  # empty: left as it is
+    timezone: str = "Etc/UTC"
+    # More packages to install.
+    packages: tuple[str, ...] = ()
+    # "full" (apt dist-upgrade), "safe" (apt upgrade) or "none".
+    upgrade: str = "full"
+    apt_cache_hours: int = 24
+    unattended_upgrades: bool = True
+    unattended_reboot: bool = False
+    unattended_reboot_time: str = "04:00"
+    # Seconds apt waits for a dpkg lock held by the VPS's own first-boot upgrades.
+    apt_lock_timeout: int = 600
+
 
 APT_LOCK_CONF = "/etc/apt/apt.conf.d/90vpskit-lock-timeout"
 UNATTENDED_CONF = "/etc/apt/apt.conf.d/52vpskit-unattended-upgrades"
@@ -104,11 +123,11 @@ def apt_upgraded(full: bool = True):
 
 
 @deploy("Base system")
-def base_system(server_cfg: Server, packages: list[str] = ()):
+def base_system(settings: BaseSettings = BaseSettings(), packages: list[str] = ()):
     """
     Bring a fresh Ubuntu 24.04 / Debian 12 VPS to vpskit's base state.
 
-    + server_cfg: the ``[server]`` section of the config
+    + settings: hostname, timezone, upgrades, apt settings (``BaseSettings``)
     + packages: more packages the later steps need, installed in the same apt run
       (one run instead of one per step: dpkg's triggers run once)
 
@@ -116,36 +135,36 @@ def base_system(server_cfg: Server, packages: list[str] = ()):
 
     .. code:: python
 
-        base_system(config.server, packages=["ufw", "fail2ban"])
+        base_system(BaseSettings(timezone="Europe/Berlin"), packages=["ufw", "fail2ban"])
     """
     distro = host_distro()
 
     checked_file(
         name="Make apt wait for locks held by other apt runs",
-        content=render("apt-lock-timeout.conf.j2", timeout=server_cfg.apt_lock_timeout),
+        content=render("apt-lock-timeout.conf.j2", timeout=settings.apt_lock_timeout),
         dest=APT_LOCK_CONF,
     )
-    apt_unlocked(name="Wait for apt locks", timeout=server_cfg.apt_lock_timeout)
-    apt_updated(name="Update apt cache", cache_time=server_cfg.apt_cache_hours * 3600)
-    if server_cfg.upgrade != "none":
-        apt_upgraded(name="Upgrade packages", full=server_cfg.upgrade == "full")
+    apt_unlocked(name="Wait for apt locks", timeout=settings.apt_lock_timeout)
+    apt_updated(name="Update apt cache", cache_time=settings.apt_cache_hours * 3600)
+    if settings.upgrade != "none":
+        apt_upgraded(name="Upgrade packages", full=settings.upgrade == "full")
     packages_installed(
         name="Install essential packages",
-        packages=sorted(set(ESSENTIAL_PACKAGES) | set(server_cfg.packages) | set(packages)),
+        packages=sorted(set(ESSENTIAL_PACKAGES) | set(settings.packages) | set(packages)),
     )
-    if server_cfg.hostname:
-        server.hostname(name="Set hostname", hostname=server_cfg.hostname)
+    if settings.hostname:
+        server.hostname(name="Set hostname", hostname=settings.hostname)
         files.line(
             name="Resolve the hostname locally (sudo asks for it)",
             path="/etc/hosts",
             line=r"^127\.0\.1\.1\s",
-            replace=f"127.0.1.1 {server_cfg.hostname}",
+            replace=f"127.0.1.1 {settings.hostname}",
         )
-    server.timezone(name="Set timezone", timezone=server_cfg.timezone)
+    server.timezone(name="Set timezone", timezone=settings.timezone)
 
     checked_file(
         name="Schedule unattended upgrades",
-        content=render("auto-upgrades.conf.j2", enabled=server_cfg.unattended_upgrades),
+        content=render("auto-upgrades.conf.j2", enabled=settings.unattended_upgrades),
         dest=AUTO_UPGRADES_CONF,
     )
     checked_file(
@@ -153,8 +172,8 @@ def base_system(server_cfg: Server, packages: list[str] = ()):
         content=render(
             "unattended-upgrades.conf.j2",
             origins=distro.security_origins,
-            reboot=server_cfg.unattended_reboot,
-            reboot_time=server_cfg.unattended_reboot_time,
+            reboot=settings.unattended_reboot,
+            reboot_time=settings.unattended_reboot_time,
         ),
         dest=UNATTENDED_CONF,
     )

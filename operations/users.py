@@ -5,7 +5,6 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from .config import DeployUser
 from .render import render
 from .validated import checked_file
 
@@ -16,35 +15,49 @@ def sudoers_path(user: str) -> str:
 
 
 @deploy("Deploy user")
-def deploy_user(user: DeployUser, public_keys: list[str], sudo_group: str = "sudo", extra_groups: list[str] = ()):
+def deploy_user(
+    user: str,
+    public_keys: list[str],
+    shell: str = "/bin/bash",
+    groups: list[str] = (),
+    passwordless_sudo: bool = True,
+    sudo_group: str = "sudo",
+    extra_groups: list[str] = (),
+):
     """
-    Ensure the deploy user exists with sudo and exactly the configured SSH keys.
+    Ensure the deploy user exists with sudo and exactly these SSH keys.
 
-    + user: the ``[deploy_user]`` section of the config
+    + user: the user's name
     + public_keys: the public key lines for authorized_keys (.ssh 700, file 600)
+    + shell: login shell
+    + groups: more groups the user is in
+    + passwordless_sudo: sudo without a password (the user has none)
     + sudo_group: the distro's admin group
-    + extra_groups: groups other parts of vpskit put the user in (``docker`` when configured)
+    + extra_groups: system groups made here when missing, before the packages that own them
+      (``docker``), so the user can join them now
 
     **Example:**
 
     .. code:: python
 
-        deploy_user(config.deploy_user, config.public_keys())
+        deploy_user("appuser", ["ssh-ed25519 AAAA... me@laptop"], sudo_group="sudo")
     """
+    for group in extra_groups:
+        server.group(name=f"{group} group", group=group, system=True)
     server.user(
-        name=f"User {user.name}",
-        user=user.name,
-        shell=user.shell,
-        home=f"/home/{user.name}",
-        groups=[sudo_group, *user.groups, *[g for g in extra_groups if g not in user.groups]],
+        name=f"User {user}",
+        user=user,
+        shell=shell,
+        home=f"/home/{user}",
+        groups=[sudo_group, *groups, *[g for g in extra_groups if g not in groups]],
         create_home=True,
         public_keys=public_keys,
         delete_keys=True,
     )
     checked_file(
-        name=f"Sudo rights for {user.name}",
-        dest=sudoers_path(user.name),
-        content=render("sudoers.j2", user=user.name, nopasswd=user.passwordless_sudo),
+        name=f"Sudo rights for {user}",
+        dest=sudoers_path(user),
+        content=render("sudoers.j2", user=user, nopasswd=passwordless_sudo),
         validate="visudo -cf {path}",
         mode="440",
     )

@@ -1,40 +1,51 @@
-"""The web stack: Python runtimes, the apps, the front proxy (nginx or Caddy) and the certificates.
+"""The web stack: Python runtimes, the venv apps, the front proxy (nginx or Caddy) and the certificates.
 
-    web_apps(config, distro)    # after base_system and deploy_user: the venv apps
-    front_proxy(config)         # after every app (compose apps too): nginx + certbot, or Caddy
+    web_apps(apps, absent, user, distro)    # after base_system and deploy_user: the venv apps
+    front_proxy(sites, absent, "nginx")     # after every app (compose apps too): nginx + certbot, or Caddy
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api import OperationError, deploy
 from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
-from .app import HostSize, app_absent, app_paths, app_present, default_workers, worker_class
+from .app import HostSize, app_absent, app_present, default_workers, worker_class
 from .batched import packages_installed
 from .caddy import caddy_proxy, caddy_stopped
-from .caddy import read_template as read_caddy_template
-from .certbot import Certificate, cert_files, certbot_installed, certificate, certificate_absent
-from .config import App, Config
+from .certbot import Certificate, Issuer, cert_files, certbot_installed, certificate, certificate_absent
+from .checkout import AppPaths
+from .config import App
+from .contribution import Contribution
 from .distro import Distro
-from .nginx import nginx_base, nginx_site, nginx_site_absent, read_template, site_text
-from .nodejs import nodejs_packages, nodejs_runtime
+from .nginx import nginx_base, nginx_site, nginx_site_absent, site_text
+from .nodejs import nodejs_runtime
 from .python import PythonPlan, PythonUnavailable, python_plan, python_runtime
-
+from .sites import Site
 
 # What every host with apps gets: log rotation for the apps, openssl for self-signed certificates.
 BASE_PACKAGES = ["logrotate", "openssl"]
 
 
-def python_plans(config: Config, distro: Distro) -> dict[str, PythonPlan]:
-    """Each present app's Python plan; raises ``OperationError`` (before anything runs) for one the host cannot have."""
+@dataclass(frozen=True)
+class VenvApp:
+    """One venv app to deploy: its settings, where it lives, the Python it runs on and its deploy key's text."""
+
+    app: App
+    paths: AppPaths
+    python: PythonPlan
+    deploy_key: str = ""
+
+
+def python_plans(apps: list[App], default_version: str, distro: Distro) -> dict[str, PythonPlan]:
+    """Each app's Python plan (its own version, else ``default_version``); raises ``OperationError`` naming every app the host cannot serve."""
     plans, problems = {}, []
-    for app in config.apps:
-        if app.state != "present" or not app.repo or app.is_compose:
-            continue
+    for app in apps:
         try:
-            plans[app.name] = python_plan(app.python or config.python.version, distro)
+            plans[app.name] = python_plan(app.python or default_version, distro)
         except PythonUnavailable as e:
             problems.append(f"app {app.name}: {e}")
     if problems:
@@ -42,138 +53,123 @@ def python_plans(config: Config, distro: Distro) -> dict[str, PythonPlan]:
     return plans
 
 
-def static_path(app: App, config: Config) -> str:
-    if not app.static_dir:
-        return ""
-    return f"{app_paths(app, config.web).src}/{app.static_dir.strip('/')}"
-
-
-@deploy("Web apps")
-def web_apps(config: Config, distro: Distro):
-    """
-    Ensure every configured venv app is deployed and running, and absent apps are gone.
-
-    Compose apps are deployed by ``compose.compose_app``; the front proxy by ``front_proxy``.
-
-    + config: the whole config
-    + distro: the host's distro
-
-    **Example:**
-
-    .. code:: python
-
-        web_apps(config, host_distro())
-    """
-    if not config.apps:
-        return
-    present, absent = venv_apps(config)
-    plans = python_plans(config, distro)
-    user = config.deploy_user.name
-
-    packages_installed(name="Install logrotate, openssl", packages=BASE_PACKAGES)
-    if present:
-        python_runtime(list({p.version: p for p in plans.values()}.values()), distro)
-    if any(a.build for a in present):
-        nodejs_runtime(config.nodejs)
-
-    size = host.get_fact(HostSize)
-    for app in present:
-        plan = plans[app.name]
-        key = config.path(app.deploy_key).read_text() if app.deploy_key else ""
-        workers = default_workers(size["cpus"], size["memory_mb"], len(present), worker_class(app))
-        app_present(app, config.web, user, plan.binary, plan.version, workers, deploy_key=key)
-    for app in absent:
-        app_absent(app, config.web)
-
-
-def venv_apps(config: Config) -> tuple[list[App], list[App]]:
-    """(present venv apps with code to deploy, absent venv apps); an app without a repo has only a database or jobs."""
-    present = [a for a in config.apps if a.state == "present" and a.repo and not a.is_compose]
-    absent = [a for a in config.apps if a.state != "present" and not a.is_compose]
-    return present, absent
-
-
-def proxy_packages(config: Config) -> list[str]:
+def proxy_packages(proxy: str, letsencrypt: bool) -> list[str]:
     """nginx, and certbot for Let's Encrypt, when nginx is the front proxy (Caddy installs its own)."""
-    if config.web.proxy != "nginx":
+    if proxy != "nginx":
         return []
-    return ["nginx", *(["certbot"] if config.tls.mode == "letsencrypt" else [])]
+    return ["nginx", *(["certbot"] if letsencrypt else [])]
 
 
-def distro_packages(config: Config, distro: Distro) -> list[str]:
+def contribution(proxy: str, letsencrypt: bool, runtimes: list[PythonPlan] = (), nodejs: list[str] = ()) -> Contribution:
     """
-    The web stack's packages that come from the distro's own archive.
+    The web stack's packages that come from the distro's own archive, for a host with apps.
 
     The base system installs them in its one apt run (a separate ``apt-get install``
     per step costs seconds of apt and dpkg start-up each); every step still ensures
     its own. Packages from third-party repositories (deadsnakes, NodeSource) wait
-    for their repository. Raises ``OperationError`` for a Python the host cannot have.
+    for their repository: give ``nodejs`` only for the distro's Node.js.
+
+    + proxy: "nginx" or "caddy"
+    + letsencrypt: certificates come from certbot
+    + runtimes: the venv apps' Python plans
+    + nodejs: the distro's Node.js packages, when an app has a front-end build
     """
-    if not config.apps:
-        return []
-    present, _ = venv_apps(config)
-    packages = [*BASE_PACKAGES, *proxy_packages(config)]
-    if present:
-        packages += sorted({pkg for p in python_plans(config, distro).values() if not p.deadsnakes for pkg in p.packages})
-    if any(a.build for a in present) and config.nodejs.source == "distro":
-        packages += nodejs_packages(config.nodejs)
-    return packages
+    python = sorted({pkg for p in runtimes if not p.deadsnakes for pkg in p.packages})
+    return Contribution(packages=(*BASE_PACKAGES, *proxy_packages(proxy, letsencrypt), *python, *nodejs))
 
 
-def proxied_apps(config: Config) -> tuple[list[App], list[App]]:
-    """(present apps with a site, absent apps) the front proxy serves or drops."""
-    sites = [a for a in config.apps if a.state == "present" and a.domains and (a.repo or a.is_compose)]
-    absent = [a for a in config.apps if a.state != "present"]
-    return sites, absent
-
-
-@deploy("Front proxy")
-def front_proxy(config: Config):
+@deploy("Web apps")
+def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str, distro: Distro, nodejs: dict | None = None):
     """
-    Ensure the configured front proxy serves every app's domains over HTTPS, and the other proxy is off.
+    Ensure every venv app is deployed and running, with its Python (and Node.js for a build), and absent apps are gone.
 
-    + config: the whole config (``[web] proxy``, ``[tls]``)
+    Compose apps are deployed by ``compose.compose_app``; the front proxy by ``front_proxy``.
+
+    + apps: the venv apps to deploy (``VenvApp``)
+    + absent: ``(paths, purge)`` of each app to remove
+    + user: the deploy user who owns the apps
+    + distro: the host's distro
+    + nodejs: ``nodejs_runtime`` arguments, used when an app has a front-end build
 
     **Example:**
 
     .. code:: python
 
-        front_proxy(config)
+        shop = App("shop", 5001, repo="https://git.example.com/shop.git")
+        web_apps([VenvApp(shop, AppPaths("shop", "/srv/apps", "/var/log/apps"), python_plan("", distro))], [], "appuser", distro)
     """
-    if not config.apps:
-        return
-    sites, absent = proxied_apps(config)
-    if config.web.proxy == "caddy":
-        template = config.path(config.web.caddyfile_template) if config.web.caddyfile_template else None
-        caddy_proxy(sites, config.tls, read_caddy_template(template))
+    packages_installed(name="Install logrotate, openssl", packages=BASE_PACKAGES)
+    if apps:
+        python_runtime(list({a.python.version: a.python for a in apps}.values()), distro)
+    if any(a.app.build for a in apps):
+        nodejs_runtime(**(nodejs or {}))
+
+    size = host.get_fact(HostSize)
+    for a in apps:
+        workers = default_workers(size["cpus"], size["memory_mb"], len(apps), worker_class(a.app))
+        app_present(a.app, a.paths, user, a.python.binary, a.python.version, workers, deploy_key=a.deploy_key)
+    for paths, purge in absent:
+        app_absent(paths, purge)
+
+
+@deploy("Front proxy")
+def front_proxy(
+    sites: list[Site],
+    absent: list[str] = (),
+    proxy: str = "nginx",
+    tls: Issuer = Issuer(),
+    hsts_max_age: int = 63072000,
+    ipv6: bool = True,
+    template: str = "",
+    static_paths: dict[str, str] | None = None,
+):
+    """
+    Ensure the front proxy serves every site's domains over HTTPS, and the other proxy is off.
+
+    + sites: the sites to serve (``Site``, or anything with its attributes: the templates read it as ``app``)
+    + absent: names of removed apps whose site and certificate go
+    + proxy: "nginx" (with certbot or self-signed certificates) or "caddy" (its own ACME client)
+    + tls: where certificates come from (``Issuer``)
+    + hsts_max_age: Strict-Transport-Security max-age in seconds (0: no header)
+    + ipv6: also listen on IPv6 (nginx)
+    + template: text of a user's own nginx site or Caddyfile template ('' for vpskit's)
+    + static_paths: app name -> directory on the host nginx serves at the site's ``static_url``
+
+    **Example:**
+
+    .. code:: python
+
+        front_proxy([Site("shop", ("shop.example.com",), 5001)], proxy="nginx", tls=Issuer(mode="selfsigned"))
+    """
+    if proxy == "caddy":
+        caddy_proxy(sites, tls, template, hsts_max_age)
         return
     caddy_stopped()
-    nginx_proxy(config, sites, absent)
+    nginx_proxy(sites, absent, tls, hsts_max_age, ipv6, template, static_paths or {})
 
 
-def nginx_proxy(config: Config, sites: list[App], absent: list[App]):
+def nginx_proxy(sites: list[Site], absent: list[str], tls: Issuer, hsts_max_age: int, ipv6: bool, template: str, static_paths: dict[str, str]):
     """nginx in front of ``sites`` with certbot's (or self-signed) certificates; ``absent`` apps lose theirs."""
-    tls = config.tls
-    template = read_template(config.path(config.web.site_template) if config.web.site_template else None)
-    packages_installed(name="Install nginx" + (", certbot" if tls.mode == "letsencrypt" else ""), packages=proxy_packages(config))
+    letsencrypt = tls.mode == "letsencrypt"
+    packages_installed(name="Install nginx" + (", certbot" if letsencrypt else ""), packages=proxy_packages("nginx", letsencrypt))
 
     # nginx, phase 1: every site as far as its certificate allows (HTTP only
     # until it has one), so the ACME challenges can be answered.
-    changes = nginx_base(ipv6=config.web.ipv6)
-    if tls.mode == "letsencrypt":
+    changes = nginx_base(ipv6=ipv6)
+    if letsencrypt:
         certbot_installed(tls)
 
-    def site(app: App, with_tls: bool) -> str:
+    def site(app: Site, with_tls: bool) -> str:
         files_ = cert_files(app.name, tls) if with_tls else None
-        return site_text(app, files_, static_path(app, config), tls.hsts_max_age, config.web.ipv6, template)
+        return site_text(app, files_, static_paths.get(app.name, ""), hsts_max_age, ipv6, template)
 
     had_cert = {}
     for app in sites:
         files_ = cert_files(app.name, tls)
         had_cert[app.name] = host.get_fact(Certificate, cert=files_.cert, renewal=files_.renewal) is not None
-        changes.append(nginx_site(app, site(app, had_cert[app.name])))
-    for app in absent:
-        changes.append(nginx_site_absent(app))
+        changes.append(nginx_site(app.name, site(app, had_cert[app.name])))
+    for name in absent:
+        changes.append(nginx_site_absent(name))
     systemd.service(
         name="nginx running",
         service="nginx",
@@ -187,13 +183,13 @@ def nginx_proxy(config: Config, sites: list[App], absent: list[App]):
         certificate(name=f"{app.name}: certificate for {', '.join(app.domains)}", cert_name=app.name, domains=list(app.domains), tls=tls)
         for app in sites
     ]
-    for app in absent:
-        certificate_absent(name=f"{app.name}: remove certificate", cert_name=app.name, tls=tls)
+    for name in absent:
+        certificate_absent(name=f"{name}: remove certificate", cert_name=name, tls=tls)
     second = []
     for app, cert_op in zip(sites, certs):
         if had_cert[app.name] or not cert_op.will_change:
             continue
-        second.append(nginx_site(app, site(app, True), label="site with HTTPS"))
+        second.append(nginx_site(app.name, site(app, True), label="site with HTTPS"))
     if certs:
         systemd.service(
             name="nginx serves the new certificates",

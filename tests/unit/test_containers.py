@@ -12,15 +12,17 @@ import subprocess
 import pytest
 
 import operations.docker as docker_mod
-from operations.app import AppPaths
+from operations.checkout import AppPaths
 from operations.aptrepo import source_file_text
 from operations.backup import BackupItem, backup_items
 from operations.caddy import caddyfile_text
+from operations.certbot import Issuer
 from operations.compose import ComposeProject, compose_command, compose_down, compose_stamp_keys, exec_command, up_command
-from operations.config import TLS, App, BasicAuth, ConfigError, ContainerDatabase, DockerEngine, Web, parse_config
+from operations.config import App, BasicAuth, ConfigError, ContainerDatabase, DockerEngine, parse_config
 from operations.distro import Distro
 from operations.docker import DOCKER_FINGERPRINT, compose_problem, daemon_json_text, docker_packages, has_compose
 from operations.render import FILES_DIR, render
+from operations.sites import Login, Site
 from tests.unit.hoststub import check_spec, fact
 
 UBUNTU = Distro("ubuntu", "24.04", "noble")
@@ -121,7 +123,7 @@ def test_the_example_config_is_valid(keys, tmp_path):
 
 
 def test_compose_with_distro_docker_on_debian_is_refused_naming_the_field():
-    apps = [compose_app()]
+    apps = [compose_app().name]
     message = compose_problem(DockerEngine(source="distro"), DEBIAN, apps)
     assert message.startswith('[docker].source = "distro"') and "memo" in message and "Nothing was changed" in message
     assert compose_problem(DockerEngine(source="distro"), UBUNTU, apps) == ""
@@ -171,7 +173,7 @@ def engine_ops(*args):
 
 
 def test_docker_repo_source_is_pinned_and_its_file_written(calls):
-    engine_ops(DockerEngine(source="docker"), UBUNTU, [compose_app()])
+    engine_ops(UBUNTU, DockerEngine(source="docker"), ["memo"])
     repo = dict(calls)["apt_repository"]
     assert repo["args"] == ("docker",)
     assert repo["fingerprint"] == DOCKER_FINGERPRINT == "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
@@ -186,10 +188,10 @@ def test_docker_repo_source_is_pinned_and_its_file_written(calls):
 
 
 def test_distro_source_adds_no_repository_and_debian_compose_apps_stop_the_deploy(calls):
-    engine_ops(DockerEngine(source="distro"), DEBIAN, [])
+    engine_ops(DEBIAN, DockerEngine(source="distro"), [])
     assert "apt_repository" not in dict(calls) and dict(calls)["apt.packages"]["packages"] == ["docker.io"]
     with pytest.raises(Exception, match=r'\[docker\]\.source = "distro"'):
-        engine_ops(DockerEngine(source="distro"), DEBIAN, [compose_app()])
+        engine_ops(DEBIAN, DockerEngine(source="distro"), ["memo"])
 
 
 # ------------------------------------------------------------------------ compose
@@ -230,7 +232,7 @@ def test_stamps_key_up_by_commit_env_and_settings_and_seed_once():
     (["abc"], True, ["docker compose --project-name memo down --remove-orphans --volumes"]),
 ])  # fmt: skip
 def test_compose_down_only_when_the_project_has_containers(containers, purge, expected):
-    check_spec(compose_down, {fact(ComposeProject, project="memo"): containers}, {"app": compose_app(state="absent", purge=purge), "web": Web()}, expected)
+    check_spec(compose_down, {fact(ComposeProject, project="memo"): containers}, {"project": "memo", "volumes": purge}, expected)
 
 
 def test_compose_project_fact():
@@ -306,13 +308,13 @@ def test_wait_times_out_naming_the_services(tmp_path):
 # ------------------------------------------------------------------ Caddyfile
 
 SITES = [
-    App("memo", 5003, domains=("memo.example.com", "www.memo.example.com"), kind="compose"),
-    App("shop", 5001, domains=("shop.example.com",), api_upstream="127.0.0.1:5010", basic_auth=BasicAuth("alice", BCRYPT)),
+    Site("memo", ("memo.example.com", "www.memo.example.com"), 5003),
+    Site("shop", ("shop.example.com",), 5001, api_upstream="127.0.0.1:5010", basic_auth=Login("alice", BCRYPT)),
 ]
 
 
 def test_caddyfile_has_one_site_block_per_app_with_proxy_headers_gzip_and_json_log():
-    text = caddyfile_text(SITES, TLS(acme_server="https://localhost:14000/dir", acme_ca_bundle="/etc/pebble/ca.pem", email="a@example.com"))
+    text = caddyfile_text(SITES, Issuer(acme_server="https://localhost:14000/dir", acme_ca_bundle="/etc/pebble/ca.pem", email="a@example.com"))
     assert text.count("reverse_proxy 127.0.0.1:500") == 2  # each app; shop also has its /api upstream
     assert "\nmemo.example.com, www.memo.example.com {\n" in text and "\nshop.example.com {\n" in text
     assert "\temail a@example.com\n\tacme_ca https://localhost:14000/dir\n\tacme_ca_root /etc/pebble/ca.pem\n" in text
@@ -327,15 +329,15 @@ def test_caddyfile_has_one_site_block_per_app_with_proxy_headers_gzip_and_json_l
 
 
 def test_caddyfile_defaults_to_lets_encrypt_and_selfsigned_uses_the_internal_ca():
-    default = caddyfile_text(SITES[:1], TLS())
+    default = caddyfile_text(SITES[:1], Issuer())
     assert "acme_ca" not in default and "email" not in default and "tls internal" not in default
-    assert "acme_ca https://acme-staging-v02.api.letsencrypt.org/directory" in caddyfile_text(SITES[:1], TLS(staging=True))
-    selfsigned = caddyfile_text(SITES[:1], TLS(mode="selfsigned", hsts_max_age=0))
+    assert "acme_ca https://acme-staging-v02.api.letsencrypt.org/directory" in caddyfile_text(SITES[:1], Issuer(staging=True))
+    selfsigned = caddyfile_text(SITES[:1], Issuer(mode="selfsigned"), hsts_max_age=0)
     assert "\ttls internal\n" in selfsigned and "Strict-Transport-Security" not in selfsigned
 
 
 def test_a_users_caddyfile_template_replaces_vpskits():
-    assert caddyfile_text(SITES, TLS(), "{% for s in sites %}{{ s.app.name }} {% endfor %}") == "memo shop "
+    assert caddyfile_text(SITES, Issuer(), "{% for s in sites %}{{ s.app.name }} {% endfor %}") == "memo shop "
 
 
 # ------------------------------------------------------------------ backups
@@ -390,7 +392,7 @@ def test_mysql_container_backup_and_restore_go_through_docker_exec(tmp_path):
 
 
 def test_the_front_proxy_serves_venv_and_compose_apps_and_python_plans_skip_compose_apps(minimal_raw, tmp_path):
-    from operations.web import proxied_apps, python_plans
+    from operations.plan import Plan
 
     cfg = parse(minimal_raw, tmp_path, apps=[
         {"name": "shop", "port": 5001, "repo": "https://g.example/s.git", "domains": ["shop.example.com"]},
@@ -398,19 +400,20 @@ def test_the_front_proxy_serves_venv_and_compose_apps_and_python_plans_skip_comp
         {"name": "db-only", "port": 5002, "domains": ["db.example.com"]},
         {"name": "old", "port": 5004, "state": "absent"},
     ])  # fmt: skip
-    sites, absent = proxied_apps(cfg)
-    assert [a.name for a in sites] == ["shop", "memo"] and [a.name for a in absent] == ["old"]
-    assert list(python_plans(cfg, DEBIAN)) == ["shop"]
+    plan = Plan(cfg, DEBIAN)
+    assert [a.name for a in plan.front_proxy["sites"]] == ["shop", "memo"] and plan.front_proxy["absent"] == ["old"]
+    assert list(plan.python) == ["shop"]
 
 
 def test_deploy_user_joins_the_docker_group_only_through_its_own_group_list(monkeypatch):
     import operations.users as users
-    from operations.config import DeployUser
 
-    seen = {}
+    seen, made = {}, []
     monkeypatch.setattr(users.server, "user", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(users.server, "group", lambda **kw: made.append(kw))
     monkeypatch.setattr(users, "checked_file", lambda **kw: None)
-    users.deploy_user._inner(DeployUser(groups=("adm",)), ["ssh-ed25519 AAAA"], "sudo", ["docker"])
+    users.deploy_user._inner("appuser", ["ssh-ed25519 AAAA"], groups=("adm",), sudo_group="sudo", extra_groups=["docker"])
     assert seen["groups"] == ["sudo", "adm", "docker"]
-    users.deploy_user._inner(DeployUser(groups=("adm",)), ["ssh-ed25519 AAAA"], "sudo")
+    assert made == [{"name": "docker group", "group": "docker", "system": True}]  # made before the engine's package
+    users.deploy_user._inner("appuser", ["ssh-ed25519 AAAA"], groups=("adm",), sudo_group="sudo")
     assert seen["groups"] == ["sudo", "adm"]  # not configured: the user leaves the group on the next run

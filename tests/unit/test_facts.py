@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from operations.app import AppPaths, Stamps, stamp_keys
+from operations.app import stamp_keys
+from operations.checkout import AppPaths
+from operations.stamped import Stamps
 from operations.compose import compose_stamp_keys
 from operations.config import App
 from operations.facts import FileState

@@ -6,8 +6,7 @@ import configparser
 
 import pytest
 
-from operations.config import Fail2ban
-from operations.fail2ban import jail_backend, render_jail
+from operations.fail2ban import Jail, jail_backend, render_jail
 
 
 def jail(text: str) -> configparser.ConfigParser:
@@ -25,7 +24,7 @@ def test_jail_backend_follows_auth_log(auth_log_exists, backend):
 
 def test_jail_has_ban_settings_and_sshd_jail_on_the_real_port():
     """bantime/findtime/maxretry from the config; the sshd jail is on and watches sshd's port."""
-    text = render_jail(Fail2ban(bantime=3600, findtime=300, maxretry=4), port=2222, backend="auto")
+    text = render_jail(Jail(bantime=3600, findtime=300, maxretry=4), port=2222, backend="auto")
     parsed = jail(text)
     default = parsed["DEFAULT"]
     assert (default["bantime"], default["findtime"], default["maxretry"]) == ("3600", "300", "4")
@@ -36,16 +35,16 @@ def test_jail_has_ban_settings_and_sshd_jail_on_the_real_port():
 
 def test_jail_never_bans_loopback_nor_configured_addresses():
     """ignoreip: loopback first (v4 and v6), then the configured addresses in order."""
-    parsed = jail(render_jail(Fail2ban(ignoreip=("198.51.100.7", "2001:db8::/32")), port=22, backend="auto"))
+    parsed = jail(render_jail(Jail(ignoreip=("198.51.100.7", "2001:db8::/32")), port=22, backend="auto"))
     assert parsed["DEFAULT"]["ignoreip"].split() == ["127.0.0.1/8", "::1", "198.51.100.7", "2001:db8::/32"]
-    assert jail(render_jail(Fail2ban(), port=22, backend="auto"))["DEFAULT"]["ignoreip"].split() == [
+    assert jail(render_jail(Jail(), port=22, backend="auto"))["DEFAULT"]["ignoreip"].split() == [
         "127.0.0.1/8", "::1"]  # fmt: skip
 
 
 def test_journalmatch_only_with_systemd_backend():
     """Reading the journal, the sshd jail matches ssh.service's sshd lines; reading files it needs no journalmatch."""
-    systemd = jail(render_jail(Fail2ban(), port=22, backend="systemd"))
+    systemd = jail(render_jail(Jail(), port=22, backend="systemd"))
     assert systemd["sshd"]["backend"] == systemd["DEFAULT"]["backend"] == "systemd"
     assert systemd["sshd"]["journalmatch"] == "_SYSTEMD_UNIT=ssh.service + _COMM=sshd"
-    auto = jail(render_jail(Fail2ban(), port=22, backend="auto"))
+    auto = jail(render_jail(Jail(), port=22, backend="auto"))
     assert "journalmatch" not in auto["sshd"]

@@ -8,7 +8,6 @@ import subprocess
 import pytest
 
 from operations.aptrepo import KeyFingerprints, fetch_pinned_key_command, source_file_text
-from operations.config import NodeJS
 from operations.distro import Distro
 from operations.nodejs import NODESOURCE_FINGERPRINT, NODESOURCE_KEY_URL, nodejs_packages
 from operations.python import (
@@ -61,9 +60,9 @@ def test_deadsnakes_source_file_is_pinned():
 
 
 def test_nodesource_choice_and_pin():
-    assert nodejs_packages(NodeJS()) == ["nodejs", "npm"]
-    assert nodejs_packages(NodeJS(npm=False)) == ["nodejs"]
-    assert nodejs_packages(NodeJS(source="nodesource")) == ["nodejs"]  # NodeSource's nodejs has npm
+    assert nodejs_packages() == ["nodejs", "npm"]
+    assert nodejs_packages(npm=False) == ["nodejs"]
+    assert nodejs_packages(source="nodesource") == ["nodejs"]  # NodeSource's nodejs has npm
     assert NODESOURCE_FINGERPRINT == "6F71F525282841EEDAF851B42F59B5F99B1BE0B4"
     assert NODESOURCE_KEY_URL == "https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key"
 

@@ -6,19 +6,9 @@ import subprocess
 
 import pytest
 
-from operations.app import (
-    AppPaths,
-    EnvSecrets,
-    GitCheckout,
-    Stamps,
-    as_user,
-    default_workers,
-    env_file_text,
-    env_value,
-    pip_packages,
-    stamped_command,
-    unit_text,
-)
+from operations.app import default_workers, pip_packages, unit_text
+from operations.checkout import AppPaths, EnvSecrets, GitCheckout, env_file_text, env_value
+from operations.stamped import Stamps, as_user, stamped_command
 from operations.certbot import (
     LETSENCRYPT,
     LETSENCRYPT_STAGING,
@@ -34,7 +24,7 @@ from operations.config import TLS, App, ConfigError, parse_config
 from operations.distro import Distro
 from operations.nginx import CIPHERS, site_text
 from operations.render import render
-from operations.web import distro_packages, python_plans
+from operations.plan import Plan
 
 PATHS = AppPaths("shop", "/srv/apps", "/var/log/apps")
 
@@ -114,12 +104,16 @@ def test_an_app_without_repo_gets_no_code_deployed(minimal_raw, tmp_path):
     """A present app without a repo is valid (a database or jobs only); the web stack plans nothing for it."""
     minimal_raw["apps"] = [{"name": "db-only", "port": 8001}, {"name": "shop", "port": 8000, "repo": "https://g.example/s.git"}]
     config = parse_config(minimal_raw, base_dir=str(tmp_path))
-    assert list(python_plans(config, Distro("debian", "12", "bookworm"))) == ["shop"]
+    assert list(Plan(config, Distro("debian", "12", "bookworm")).python) == ["shop"]
 
 
 def test_distro_packages_of_the_web_stack_go_into_the_base_systems_one_apt_run(minimal_raw, tmp_path):
     """nginx/certbot, the distro's Python and Node.js come from the archive; deadsnakes and NodeSource wait for their repo."""
     ubuntu = Distro("ubuntu", "24.04", "noble")
+
+    def distro_packages(config, distro):
+        return list(Plan(config, distro).web_contribution.packages)
+
     assert distro_packages(parse_config(minimal_raw, base_dir=str(tmp_path)), ubuntu) == []  # no apps, no web stack
     config = parse_app(minimal_raw, tmp_path, build="node build.js")
     assert distro_packages(config, ubuntu) == [

@@ -1,0 +1,276 @@
+"""Where vpskit's config meets the operations: each step's plain arguments, read from one host's ``Config``.
+
+The operations take plain arguments (or a small spec of their own module), so
+any pyinfra deploy can use them without a ``vpskit.toml``; ``Plan`` is the one
+place that maps vpskit's config onto them. It also adds up what every concern
+contributes (``contribution()`` of each module: packages for the base system's
+one apt run, units the health report watches).
+
+    plan = Plan(load_config(host.data.vpskit_config), host_distro())
+    base_system(plan.base_system, packages=plan.contribution.packages)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+
+from . import backup, caddy, docker, fail2ban, firewall, postgres, schedule, web
+from .backup import backup_items
+from .certbot import Issuer
+from .checkout import AppPaths
+from .config import App, Config, Web
+from .connect import login_prover
+from .contribution import Contribution, combined
+from .distro import Distro
+from .docker import Engine
+from .fail2ban import Jail
+from .firewall import UfwRule
+from .monitor import AppCheck, health_settings
+from .nginx import read_template
+from .nodejs import nodejs_packages
+from .postgres import pg_version, secret_env_path
+from .schedule import Job
+from .ssh import SshdPolicy
+from .system import BaseSettings
+from .web import VenvApp, python_plans
+
+
+def app_paths(app: App, web_cfg: Web) -> AppPaths:
+    """Where ``app`` lives on the host, by the ``[web]`` section."""
+    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir)
+
+
+def spec(cls, section, **given):
+    """A ``cls`` spec with every other field copied from the config ``section`` (same names)."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in given]
+    return cls(**{name: getattr(section, name) for name in names}, **given)
+
+
+class Plan:
+    """The arguments of every step of vpskit's deploy for one host, from its config and distro."""
+
+    def __init__(self, config: Config, distro: Distro):
+        self.config = config
+        self.distro = distro
+        # Present apps; the ones with a PostgreSQL database; what gets backed up.
+        self.apps = [a for a in config.apps if a.state == "present"]
+        self.pg_apps = [a for a in self.apps if a.database.uses_postgres]
+        self.items = backup_items(self.apps)
+        self.has_apps = bool(config.apps)
+        self.venv_apps = [a for a in self.apps if a.repo and not a.is_compose]
+        # Decided before anything is queued: an app whose Python the host cannot have fails the run here.
+        self.python = python_plans(self.venv_apps, config.python.version, distro)
+        self.ssh_port = config.server.ssh_port
+
+    def paths(self, app: App) -> AppPaths:
+        return app_paths(app, self.config.web)
+
+    def _key(self, app: App) -> str:
+        return self.config.path(app.deploy_key).read_text() if app.deploy_key else ""
+
+    # ------------------------------------------------------------ contributions
+
+    @cached_property
+    def contribution(self) -> Contribution:
+        """What every concern adds: packages for the one apt run, units for the health report."""
+        c = self.config
+        jobs = [(app.name, self.job(job)) for app in self.apps for job in app.jobs]
+        parts = [
+            firewall.contribution(c.firewall.enabled),
+            fail2ban.contribution(self.fail2ban),
+            postgres.contribution(len(self.pg_apps)),
+            docker.contribution(c.wants_docker),
+            caddy.contribution(c.web.proxy == "caddy" and any(app.domains for app in self.apps)),
+            backup.contribution(self.items, drill=bool(c.backups.drill_schedule)),
+            schedule.contribution(jobs),
+            self.web_contribution,
+        ]
+        return combined(parts)
+
+    @property
+    def web_contribution(self) -> Contribution:
+        """The web stack's distro packages, for a host with apps."""
+        c = self.config
+        if not self.has_apps:
+            return Contribution()
+        builds = any(a.build for a in self.venv_apps) and c.nodejs.source == "distro"
+        return web.contribution(
+            c.web.proxy,
+            c.tls.mode == "letsencrypt",
+            list(self.python.values()),
+            nodejs_packages(c.nodejs.source, c.nodejs.npm) if builds else [],
+        )
+
+    # ------------------------------------------------------------ base and hardening
+
+    @property
+    def base_system(self) -> BaseSettings:
+        return spec(BaseSettings, self.config.server)
+
+    @property
+    def deploy_user(self) -> dict:
+        c = self.config
+        user = c.deploy_user
+        docker_group = c.wants_docker and c.docker.deploy_user_in_group
+        return dict(
+            user=user.name,
+            public_keys=c.public_keys(),
+            shell=user.shell,
+            groups=list(user.groups),
+            passwordless_sudo=user.passwordless_sudo,
+            sudo_group=self.distro.sudo_group,
+            extra_groups=["docker"] if docker_group else [],
+        )
+
+    @property
+    def firewall(self) -> dict | None:
+        """UFW's arguments (without the ports sshd uses now), or None when the firewall is not managed."""
+        fw = self.config.firewall
+        if not fw.enabled:
+            return None
+        return dict(ssh_port=self.ssh_port, ssh_limit=fw.ssh_limit, extra=[UfwRule(r.port, r.proto, "allow", r.source) for r in fw.allow])
+
+    @property
+    def sshd(self) -> dict:
+        c = self.config
+        return dict(
+            port=self.ssh_port,
+            deploy_user=c.deploy_user.name,
+            policy=spec(SshdPolicy, c.ssh),
+            prove=login_prover(c),
+            firewall=c.firewall.enabled,
+        )
+
+    @cached_property
+    def fail2ban(self) -> Jail:
+        return spec(Jail, self.config.fail2ban)
+
+    # ------------------------------------------------------------ data
+
+    @property
+    def postgres(self) -> dict:
+        return dict(version=pg_version(self.distro), clients=[(a.db_name, a.db_role) for a in self.pg_apps], port=self.config.postgres.port)
+
+    @property
+    def databases(self) -> list[dict]:
+        """``app_database`` arguments of each app with a PostgreSQL database."""
+        return [
+            dict(
+                name=f"Database {a.db_name} and role {a.db_role} of app {a.name}",
+                db=a.db_name,
+                role=a.db_role,
+                secret_path=secret_env_path(a.name),
+                port=self.config.postgres.port,
+            )
+            for a in self.pg_apps
+        ]
+
+    @property
+    def backups(self) -> dict | None:
+        if not self.items:
+            return None
+        b = self.config.backups
+        return dict(
+            items=self.items,
+            backup_dir=b.dir,
+            schedule=b.schedule,
+            keep_days=b.keep_days,
+            drill_schedule=b.drill_schedule,
+            pg_port=self.config.postgres.port,
+        )
+
+    # ------------------------------------------------------------ apps
+
+    @property
+    def web_apps(self) -> dict:
+        c = self.config
+        return dict(
+            apps=[VenvApp(a, self.paths(a), self.python[a.name], self._key(a)) for a in self.venv_apps],
+            absent=[(self.paths(a), a.purge) for a in c.apps if a.state != "present" and not a.is_compose],
+            user=c.deploy_user.name,
+            distro=self.distro,
+            nodejs=dict(source=c.nodejs.source, version=c.nodejs.version, npm=c.nodejs.npm),
+        )
+
+    @property
+    def docker(self) -> dict | None:
+        c = self.config
+        if not c.wants_docker:
+            return None
+        return dict(distro=self.distro, cfg=spec(Engine, c.docker), compose_apps=[a.name for a in c.compose_apps])
+
+    @property
+    def compose_apps(self) -> list[dict]:
+        user = self.config.deploy_user.name
+        return [dict(app=a, paths=self.paths(a), user=user, deploy_key=self._key(a)) for a in self.config.compose_apps]
+
+    @property
+    def compose_absent(self) -> list[tuple[AppPaths, bool]]:
+        return [(self.paths(a), a.purge) for a in self.config.apps if a.is_compose and a.state != "present"]
+
+    @property
+    def front_proxy(self) -> dict:
+        """The proxy's sites: present apps with domains and code (the templates read each app's whole config)."""
+        c = self.config
+        template = c.web.caddyfile_template if c.web.proxy == "caddy" else c.web.site_template
+        return dict(
+            sites=[a for a in self.apps if a.domains and (a.repo or a.is_compose)],
+            absent=[a.name for a in c.apps if a.state != "present"],
+            proxy=c.web.proxy,
+            tls=spec(Issuer, c.tls),
+            hsts_max_age=c.tls.hsts_max_age,
+            ipv6=c.web.ipv6,
+            template=read_template(c.path(template) if template else None),
+            static_paths={a.name: f"{self.paths(a).src}/{a.static_dir.strip('/')}" for a in self.apps if a.static_dir},
+        )
+
+    # ------------------------------------------------------------ schedules and health
+
+    @staticmethod
+    def job(job) -> Job:
+        return spec(Job, job)
+
+    @property
+    def cron(self) -> bool:
+        return any(job.kind == "cron" for app in self.apps for job in app.jobs)
+
+    @property
+    def jobs(self) -> list[dict]:
+        """``app_job`` arguments of every job of the present apps."""
+        user = self.config.deploy_user.name
+        jobs = []
+        for app in self.apps:
+            paths = self.paths(app)
+            secret = secret_env_path(app.name) if app.database.uses_postgres else ""
+            for job in app.jobs:
+                jobs.append(
+                    dict(app_name=app.name, job=self.job(job), user=user, workdir=paths.src, venv=paths.venv, env_file=paths.env, secret_env_file=secret)
+                )
+        return jobs
+
+    @property
+    def jobs_kept(self) -> list[tuple[str, set[str]]]:
+        """Each configured app and the jobs it keeps (none for an app marked absent)."""
+        return [(a.name, {j.name for j in a.jobs} if a.state == "present" else set()) for a in self.config.apps]
+
+    @property
+    def health(self) -> dict:
+        apps = [
+            AppCheck(
+                app.name,
+                "" if app.is_compose else self.paths(app).unit,
+                "https://127.0.0.1/" if app.domains else "",
+                app.domains[0] if app.domains else "",
+            )
+            for app in self.apps
+            if app.repo and (app.domains or not app.is_compose)
+        ]
+        names = [i.name for i in self.items]
+        return health_settings(
+            self.config.monitor,
+            apps=apps,
+            units=list(self.contribution.units),
+            backup_items=names,
+            drill_items=names if self.config.backups.drill_schedule else [],
+        )
