@@ -15,7 +15,7 @@ from operations.fail2ban import fail2ban_jails, fail2ban_packages
 from operations.firewall import PACKAGES as FIREWALL_PACKAGES
 from operations.firewall import firewall
 from operations.ssh import SshdState, sshd_hardened
-from operations.monitor import AppCheck, health_report, health_settings
+from operations.monitor import HEALTH_UNIT, AppCheck, health_notifiers, health_report, health_settings, health_timer, notifier_settings
 from operations.postgres import PACKAGES as POSTGRES_PACKAGES
 from operations.postgres import app_database, pg_version, postgres_server, secret_env_path
 from operations.schedule import CRON_PACKAGES, AppJobFiles, app_job, app_jobs_pruned, cron_ready, job_unit
@@ -137,6 +137,7 @@ installed_jobs = host.get_fact(AppJobFiles)
 for app in config.apps:
     app_jobs_pruned(app.name, {j.name for j in app.jobs} if app.state == "present" else set(), installed_jobs)
 
+units.append(f"{HEALTH_UNIT}.timer")
 health_report(
     health_settings(
         config.monitor,
@@ -155,3 +156,5 @@ health_report(
         drill_items=[i.name for i in items] if config.backups.drill_schedule else [],
     )
 )
+health_notifiers(notifier_settings(config.monitor.notify))
+health_timer(config.monitor.schedule)

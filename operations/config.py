@@ -393,6 +393,90 @@ class Monitor:
     min_cert_days: int = 14
     # How far back the report looks for error-level journal lines, in hours.
     journal_hours: int = 24
+    # systemd OnCalendar of the scheduled check that notifies (every 5 minutes).
+    schedule: str = "*:0/5"
+    # While an item stays failing, remind at most this often, in hours; also how long a
+    # recovered item that fails again counts as flapping (no new message).
+    remind_hours: int = 24
+    # Where notifications go; empty: state changes are only logged to the journal.
+    notify: tuple[Notifier, ...] = ()
+
+
+# ------------------------------------------------ [monitor] notify: notifiers and their checks
+
+NOTIFIER_KINDS = ("webhook", "slack", "discord", "ntfy", "email")
+SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """One place a health notification goes: a webhook (generic JSON, Slack, Discord, ntfy) or e-mail over SMTP."""
+
+    # "webhook" (JSON POST), "slack", "discord", "ntfy" (the topic URL) or "email".
+    kind: str
+    # webhook, slack, discord, ntfy: the URL the message is POSTed to.
+    url: str = ""
+    # email: the SMTP relay.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    # email: "starttls", "ssl" (SMTPS, usually port 465) or "none" (no login allowed then).
+    smtp_security: str = "starttls"
+    # email: the relay login; empty: no login.
+    smtp_user: str = ""
+    # email: name of the environment variable (on the machine running pyinfra) holding the relay password.
+    password_env: str = ""
+    # email: sender address and recipient addresses.
+    mail_from: str = ""
+    mail_to: tuple[str, ...] = ()
+
+    def password(self) -> str:
+        """The relay password, from the environment at run time (never from the config file)."""
+        return os.environ.get(self.password_env, "") if self.password_env else ""
+
+
+EMAIL_RE = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+$")
+EMAIL_ONLY = ("smtp_host", "smtp_user", "password_env", "mail_from", "mail_to")
+
+
+def _check_notify(c: _Checker, m: Monitor) -> None:
+    """The [monitor] schedule, remind_hours and notify entries."""
+    c.calendar("monitor.schedule", m.schedule)
+    if m.remind_hours < 1:
+        c.add("monitor.remind_hours", f"must be 1 or more hours, got {m.remind_hours}")
+    for i, n in enumerate(m.notify):
+        where = f"monitor.notify[{i}]"
+        if n.kind not in NOTIFIER_KINDS:
+            c.add(f"{where}.kind", f"must be one of {', '.join(NOTIFIER_KINDS)}, got {n.kind!r}")
+            continue
+        if n.kind != "email":
+            if not re.match(r"^https?://[^\s/]+\S*$", n.url):
+                c.add(f"{where}.url", f"must be an http:// or https:// URL, got {n.url!r}")
+            for name in EMAIL_ONLY:
+                if getattr(n, name):
+                    c.add(f"{where}.{name}", 'is used only by kind = "email"')
+            continue
+        if n.url:
+            c.add(f"{where}.url", 'is not used by kind = "email" (smtp_host is)')
+        if not n.smtp_host or not is_domain(n.smtp_host) and not _is_ip(n.smtp_host) and n.smtp_host != "localhost":
+            c.add(f"{where}.smtp_host", f"must be the SMTP relay's host name or address, got {n.smtp_host!r}")
+        c.port(f"{where}.smtp_port", n.smtp_port)
+        if n.smtp_security not in SMTP_SECURITY:
+            c.add(f"{where}.smtp_security", f"must be one of {', '.join(SMTP_SECURITY)}, got {n.smtp_security!r}")
+        if not EMAIL_RE.match(n.mail_from):
+            c.add(f"{where}.mail_from", f"must be an e-mail address, got {n.mail_from!r}")
+        if not n.mail_to:
+            c.add(f"{where}.mail_to", "list at least one e-mail address")
+        for j, addr in enumerate(n.mail_to):
+            if not EMAIL_RE.match(addr):
+                c.add(f"{where}.mail_to[{j}]", f"{addr!r} is not an e-mail address")
+        if bool(n.smtp_user) != bool(n.password_env):
+            c.add(f"{where}.password_env" if n.smtp_user else f"{where}.smtp_user", "smtp_user and password_env go together (the relay login)")
+        elif n.password_env and not ENV_NAME_RE.match(n.password_env):
+            c.add(f"{where}.password_env", f"{n.password_env!r} is not an environment variable name")
+        elif n.password_env and not n.password():
+            c.add(f"{where}.password_env", f"environment variable {n.password_env} is not set (the SMTP relay password)")
+        if n.smtp_user and n.smtp_security == "none":
+            c.add(f"{where}.smtp_security", '"none" would send the relay password in clear: use starttls or ssl')
 
 
 @dataclass(frozen=True)
@@ -774,6 +858,7 @@ def validate(config: Config) -> list[str]:
     for name in ("max_backup_age_hours", "min_cert_days", "journal_hours"):
         if getattr(m, name) < 1:
             c.add(f"monitor.{name}", f"must be 1 or more, got {getattr(m, name)}")
+    _check_notify(c, m)
     _check_web(c, config)
     _check_containers(c, config)
     return problems
