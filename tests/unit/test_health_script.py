@@ -391,3 +391,21 @@ def test_a_relay_without_starttls_gets_no_password_in_clear(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_damaged_state_file_starts_afresh_instead_of_stopping_the_checks(state, capsys):
+    state.parent.mkdir()
+    state.write_text("{half")
+    assert health.notify({}, [], [("FAIL", "disk /", "95% used")], now=NOW, hostname="web1") == 0
+    assert "unreadable" in capsys.readouterr().err
+    assert json.loads(state.read_text())["items"]["disk /"]["told"] == "failing"
+
+
+def test_an_unreadable_notifier_file_is_named(tmp_path, monkeypatch, capsys):
+    (tmp_path / "health.json").write_text("{}")
+    (tmp_path / "notify.json").write_text("[")
+    monkeypatch.setattr(health, "CONF", str(tmp_path / "health.json"))
+    monkeypatch.setattr(health, "NOTIFY_CONF", str(tmp_path / "notify.json"))
+    assert health.main(["--notify-test"]) == 2
+    assert f"cannot read {tmp_path / 'notify.json'}" in capsys.readouterr().err
+    assert health.main(["--bogus"]) == 2
