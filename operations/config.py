@@ -457,7 +457,7 @@ def _check_notify(c: _Checker, m: Monitor) -> None:
             continue
         if n.url:
             c.add(f"{where}.url", 'is not used by kind = "email" (smtp_host is)')
-        if not n.smtp_host or not is_domain(n.smtp_host) and not _is_ip(n.smtp_host) and n.smtp_host != "localhost":
+        if not (is_domain(n.smtp_host) or _is_ip(n.smtp_host) or n.smtp_host == "localhost"):
             c.add(f"{where}.smtp_host", f"must be the SMTP relay's host name or address, got {n.smtp_host!r}")
         c.port(f"{where}.smtp_port", n.smtp_port)
         if n.smtp_security not in SMTP_SECURITY:

@@ -11,8 +11,8 @@ on a schedule, which tells them when the host's state changes.
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from pyinfra.api import deploy
 from pyinfra.operations import files
