@@ -15,7 +15,7 @@ from operations.config import load_config
 from operations.docker import docker_engine
 from operations.fail2ban import fail2ban_jails
 from operations.firewall import firewall
-from operations.monitor import health_report
+from operations.monitor import health_notifiers, health_report, health_timer
 from operations.plan import Plan
 from operations.postgres import app_database, postgres_server
 from operations.schedule import AppJobFiles, app_job, app_jobs_pruned, cron_ready
@@ -70,3 +70,5 @@ for app_name, keep in plan.jobs_kept:
     app_jobs_pruned(app_name, keep, installed_jobs)
 
 health_report(plan.health)
+health_notifiers(plan.notifiers)
+health_timer(plan.health_schedule)

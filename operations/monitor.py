@@ -3,19 +3,25 @@
 The script (files/vpskit-health) reads what to check from /etc/vpskit/health.json,
 which ``health_report`` writes from explicit arguments: thresholds, the units that
 must run, the apps with their unit and health URL, and the backup items.
+``health_notifiers`` writes where notifications go (root-only: webhook URLs and the
+SMTP relay password are secrets), and ``health_timer`` runs ``vpskit-health --notify``
+on a schedule, which tells them when the host's state changes.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from .backup import CONFIG_DIR, STATUS_DIR
-from .config import Monitor
+from .config import Monitor, Notifier
+from .contribution import Contribution
 from .render import FILES_DIR
+from .schedule import timer_service
 from .validated import checked_file
 
 HEALTH_SCRIPT = "/usr/local/bin/vpskit-health"
@@ -23,6 +29,8 @@ HEALTH_CONF = f"{CONFIG_DIR}/health.json"
 # Checked when installed: a host without them is not unhealthy.
 OPTIONAL_UNITS = ("nginx.service", "fail2ban.service")
 CERT_GLOB = "/etc/letsencrypt/live/*/cert.pem"
+NOTIFY_CONF = f"{CONFIG_DIR}/notify.json"
+HEALTH_UNIT = "vpskit-health"
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,30 @@ def health_settings(
         "cert_glob": CERT_GLOB,
         "min_cert_days": monitor.min_cert_days,
         "journal_hours": monitor.journal_hours,
+        "remind_hours": monitor.remind_hours,
     }
+
+
+def contribution() -> Contribution:
+    """The scheduled check's timer, which the health report watches too."""
+    return Contribution(units=(f"{HEALTH_UNIT}.timer",))
+
+
+def notifier_settings(notify: tuple[Notifier, ...]) -> list[dict]:
+    """The content of notify.json: each notifier's fields, a label naming it, and the relay password."""
+    settings = []
+    for i, n in enumerate(notify):
+        where = urlsplit(n.url).hostname if n.url else n.smtp_host
+        entry = {"label": f"monitor.notify[{i}] ({n.kind} {where})", "kind": n.kind}
+        if n.kind == "email":
+            entry.update(
+                smtp_host=n.smtp_host, smtp_port=n.smtp_port, smtp_security=n.smtp_security, smtp_user=n.smtp_user,
+                password=n.password(), mail_from=n.mail_from, mail_to=list(n.mail_to),
+            )  # fmt: skip
+        else:
+            entry["url"] = n.url
+        settings.append(entry)
+    return settings
 
 
 @deploy("Health report")
@@ -80,10 +111,57 @@ def health_report(settings: dict):
     """
     files.directory(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
     checked_file(name="Health report command", content=(FILES_DIR / "vpskit-health").read_bytes(), dest=HEALTH_SCRIPT, mode="755")
+    _json_file("What the health report checks", HEALTH_CONF, settings, mode="644")
+
+
+def _json_file(name: str, dest: str, data, mode: str):
+    """``data`` as a JSON file at ``dest``, checked by the host's Python before it goes live (content never printed)."""
     checked_file(
-        name="What the health report checks",
-        dest=HEALTH_CONF,
-        content=json.dumps(settings, indent=2, sort_keys=True) + "\n",
+        name=name,
+        dest=dest,
+        content=json.dumps(data, indent=2, sort_keys=True) + "\n",
         validate="python3 -m json.tool {path} >/dev/null",
-        mode="644",
+        mode=mode,
+    )
+
+
+@deploy("Health notifiers")
+def health_notifiers(notifiers: list[dict]):
+    """
+    Ensure the notifiers ``vpskit-health --notify`` uses are in place, readable by root only.
+
+    The file holds webhook URLs and the SMTP relay password: it is never printed.
+
+    + notifiers: one dict per notifier (``notifier_settings(...)``): ``label``, ``kind``, and ``url``
+      or ``smtp_host``, ``smtp_port``, ``smtp_security``, ``smtp_user``, ``password``, ``mail_from``, ``mail_to``
+
+    **Example:**
+
+    .. code:: python
+
+        health_notifiers([{"label": "ops", "kind": "slack", "url": "https://hooks.slack.com/services/T0/B0/x"}])
+    """
+    _json_file("Where health notifications go", NOTIFY_CONF, notifiers, mode="600")
+
+
+@deploy("Scheduled health check")
+def health_timer(schedule: str):
+    """
+    Ensure a systemd timer runs ``vpskit-health --notify`` on ``schedule``.
+
+    + schedule: systemd OnCalendar expression (``*:0/5``: every 5 minutes)
+
+    **Example:**
+
+    .. code:: python
+
+        health_timer("*:0/5")
+    """
+    timer_service(
+        unit=HEALTH_UNIT,
+        description="vpskit health check: notify on changes",
+        schedule=schedule,
+        exec_start=f"{HEALTH_SCRIPT} --notify",
+        # On time to the second: a 30 s schedule must not drift by systemd's default minute.
+        accuracy="1s",
     )

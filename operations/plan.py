@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from functools import cached_property
 
-from . import backup, caddy, docker, fail2ban, firewall, postgres, schedule, web
+from . import backup, caddy, docker, fail2ban, firewall, monitor, postgres, schedule, web
 from .backup import backup_items
 from .certbot import Issuer
 from .checkout import AppPaths
@@ -26,7 +26,7 @@ from .distro import Distro
 from .docker import Engine
 from .fail2ban import Jail
 from .firewall import UfwRule
-from .monitor import AppCheck, health_settings
+from .monitor import AppCheck, health_settings, notifier_settings
 from .nginx import read_template
 from .nodejs import nodejs_packages
 from .postgres import pg_version, secret_env_path
@@ -85,6 +85,7 @@ class Plan:
             backup.contribution(self.items, drill=bool(c.backups.drill_schedule)),
             schedule.contribution(jobs),
             self.web_contribution,
+            monitor.contribution(),
         ]
         return combined(parts)
 
@@ -274,3 +275,12 @@ class Plan:
             backup_items=names,
             drill_items=names if self.config.backups.drill_schedule else [],
         )
+
+    @property
+    def notifiers(self) -> list[dict]:
+        """``health_notifiers`` argument: where the scheduled check's messages go."""
+        return notifier_settings(self.config.monitor.notify)
+
+    @property
+    def health_schedule(self) -> str:
+        return self.config.monitor.schedule

@@ -111,6 +111,7 @@ def timer_service(
     env_files: tuple[str, ...] = (),
     environment: dict[str, str] | None = None,
     after: tuple[str, ...] = (),
+    accuracy: str = "",
 ):
     """
     Ensure a oneshot service runs ``exec_start`` on ``schedule`` via a persistent systemd timer.
@@ -124,6 +125,7 @@ def timer_service(
     + env_files: EnvironmentFile= entries (prefix ``-`` for optional files)
     + environment: extra Environment= variables
     + after: units to order the run after (``postgresql.service``)
+    + accuracy: AccuracySec= (how late systemd may start it, to batch wake-ups); empty: systemd's 1 min
 
     **Example:**
 
@@ -152,7 +154,7 @@ def timer_service(
     timer = checked_file(
         name=f"Timer {unit} ({schedule})",
         dest=f"{UNIT_DIR}/{unit}.timer",
-        content=render("oneshot.timer.j2", unit=f"{unit}.service", schedule=schedule),
+        content=render("oneshot.timer.j2", unit=f"{unit}.service", schedule=schedule, accuracy=accuracy),
         validate=f"systemd-analyze calendar {shlex.quote(schedule)} >/dev/null",
     )
     systemd.daemon_reload(

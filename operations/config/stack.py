@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from .schema import ABSOLUTE, PORT, PYTHON_VERSION, setting
+from .schema import ABSOLUTE, ENV_NAME, PORT, PYTHON_VERSION, setting
 
 # systemd OnCalendar: weekdays, dates, times, ranges, lists, repetitions, shorthands and a timezone.
 CALENDAR = r"(?=.*\S)[A-Za-z0-9*,./:~+_ -]+$"
@@ -175,6 +176,34 @@ class Backups:
 
 
 @dataclass(frozen=True)
+class Notifier:
+    """One place a health notification goes: a webhook (generic JSON, Slack, Discord, ntfy) or e-mail over SMTP."""
+
+    kind: str = setting(
+        doc="`webhook` (JSON POST), `slack`, `discord`, `ntfy` (the topic URL) or `email`.",
+        choices=("webhook", "slack", "discord", "ntfy", "email"),
+    )
+    url: str = setting("", "webhook, slack, discord, ntfy: the http(s) URL the message is POSTed to.")
+    smtp_host: str = setting("", "email: the SMTP relay's host name or address.")
+    smtp_port: int = setting(587, "email: the relay's port.", **PORT)
+    smtp_security: str = setting(
+        "starttls", "email: `starttls`, `ssl` (SMTPS, usually port 465) or `none` (no login allowed then).",
+        choices=("starttls", "ssl", "none"),
+    )  # fmt: skip
+    smtp_user: str = setting("", "email: the relay login; empty: no login.")
+    password_env: str = setting(
+        "", "email: name of the environment variable, on the machine running pyinfra, that holds the relay password.",
+        pattern=ENV_NAME, expect="an environment variable name",
+    )  # fmt: skip
+    mail_from: str = setting("", "email: the sender address.")
+    mail_to: tuple[str, ...] = setting((), "email: the recipient addresses.")
+
+    def password(self) -> str:
+        """The relay password, from the environment at run time (never from the config file)."""
+        return os.environ.get(self.password_env, "") if self.password_env else ""
+
+
+@dataclass(frozen=True)
 class Monitor:
     """Thresholds of the health report (`vpskit-health` on the host)."""
 
@@ -198,4 +227,17 @@ class Monitor:
     min_cert_days: int = setting(14, "Fewest days a TLS certificate may have left.", minimum=1, unit="days")
     journal_hours: int = setting(
         24, "How far back error-level journal lines are listed (as a warning).", minimum=1, unit="hours"
+    )
+    schedule: str = setting(
+        "*:0/5", "systemd OnCalendar of the scheduled check that notifies on changes (every 5 minutes).",
+        pattern="^" + CALENDAR, expect=CALENDAR_EXPECT,
+    )  # fmt: skip
+    remind_hours: int = setting(
+        24,
+        "While an item stays failing, remind at most this often; also how long a recovered item that fails again "
+        "counts as flapping (no new message).",
+        minimum=1, unit="hours",
+    )  # fmt: skip
+    notify: tuple[Notifier, ...] = setting(
+        (), "Where notifications go, one `[[monitor.notify]]` table each; empty: state changes only go to the journal."
     )

@@ -144,3 +144,268 @@ def test_a_compose_app_is_checked_over_http_only():
     apps = [{"name": "memo", "unit": "", "url": "https://127.0.0.1/", "host": "memo.example.test"}]
     results = health.check_apps(apps, state=lambda unit: pytest.fail(f"no unit to check, got {unit!r}"), status_of=lambda url, host: 200)
     assert results == [("ok", "app memo http", "https://127.0.0.1/ (Host: memo.example.test): HTTP 200")]
+
+
+# ---------------------------------------------------------------- when to notify
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+class Checks:
+    """Runs ``step`` check after check, as the timer would, and keeps what each one told."""
+
+    def __init__(self, remind=DAY):
+        self.items, self.remind, self.now = {}, remind, NOW
+
+    def check(self, *failing, after=300):
+        self.now += after
+        self.items, tell = health.step(self.items, {name: f"{name} is down" for name in failing}, self.now, self.remind)
+        return {k: v for k, v in tell.items() if v}
+
+
+def test_a_failure_is_told_once_and_its_recovery_once():
+    c = Checks()
+    assert c.check() == {}
+    assert c.check("app dibby") == {"failing": ["app dibby"]}
+    assert c.check("app dibby") == {}
+    assert c.check("app dibby") == {}
+    assert c.check() == {"recovered": ["app dibby"]}
+    assert c.check() == {}
+
+
+def test_a_new_failing_item_is_told_while_others_still_fail():
+    c = Checks()
+    assert c.check("app dibby") == {"failing": ["app dibby"]}
+    assert c.check("app dibby", "disk /") == {"failing": ["disk /"]}
+    assert c.check("disk /") == {"recovered": ["app dibby"]}
+    assert c.check() == {"recovered": ["disk /"]}
+
+
+def test_an_item_that_stays_failing_is_reminded_once_per_remind_hours():
+    c = Checks(remind=DAY)
+    assert c.check("app dibby") == {"failing": ["app dibby"]}
+    assert c.check("app dibby", after=DAY - 1) == {}
+    assert c.check("app dibby", after=1) == {"reminder": ["app dibby"]}
+    assert c.check("app dibby", after=DAY - 300) == {}
+    assert c.check("app dibby", after=300) == {"reminder": ["app dibby"]}
+
+
+def test_flapping_within_the_window_sends_nothing_new():
+    """Fail, recover: both told. Fail and recover again within remind_hours of the failure message: nothing."""
+    c = Checks(remind=DAY)
+    assert c.check("app dibby") == {"failing": ["app dibby"]}
+    assert c.check() == {"recovered": ["app dibby"]}
+    for _ in range(10):  # a service restarting every few minutes
+        assert c.check("app dibby") == {}
+        assert c.check() == {}
+    # Up to FLAP_CHECKS - 1 failing checks in a row still count as flapping.
+    assert [c.check("app dibby") for _ in range(health.FLAP_CHECKS - 1)] == [{}] * (health.FLAP_CHECKS - 1)
+    assert c.check() == {}
+
+
+def test_a_flapping_item_that_stays_down_is_told_after_flap_checks_in_a_row():
+    c = Checks(remind=DAY)
+    c.check("app dibby")
+    c.check()
+    told = [c.check("app dibby") for _ in range(health.FLAP_CHECKS)]
+    assert told == [{}] * (health.FLAP_CHECKS - 1) + [{"failing": ["app dibby"]}]
+    assert c.check() == {"recovered": ["app dibby"]}
+
+
+def test_a_failure_after_the_window_is_told_again_and_old_records_are_forgotten():
+    c = Checks(remind=DAY)
+    c.check("app dibby")
+    c.check()
+    assert "app dibby" in c.items
+    assert c.check(after=DAY) == {}
+    assert c.items == {}
+    assert c.check("app dibby") == {"failing": ["app dibby"]}
+
+
+def test_a_failure_right_after_the_window_of_a_flapping_item_is_told():
+    c = Checks(remind=2 * HOUR)
+    c.check("app dibby")
+    c.check()
+    c.check("app dibby", after=HOUR)
+    assert c.check(after=60) == {}
+    assert c.check("app dibby", after=HOUR) == {"failing": ["app dibby"]}
+
+
+def test_one_message_says_everything_a_check_has_to_tell():
+    c = Checks()
+    c.check("app dibby", "disk /")
+    items, tell = health.step(c.items, {"disk /": "95% used", "cert x": "expires"}, c.now + 300, DAY)
+    msg = health.message("web1", tell, items, c.now + 300)
+    assert msg["event"] == "failing" and msg["title"] == "vpskit web1: FAILING cert x"
+    assert msg["text"].splitlines() == ["FAILING  cert x: expires", "RECOVERED  app dibby", "also failing: disk /"]
+    assert (msg["new"], msg["recovered"], msg["failing"], msg["healthy"]) == (
+        ["cert x"], ["app dibby"], {"disk /": "95% used", "cert x": "expires"}, False)  # fmt: skip
+    items, tell = health.step(items, {}, c.now + 600, DAY)
+    msg = health.message("web1", tell, items, c.now + 600)
+    assert (msg["event"], msg["title"], msg["healthy"]) == ("recovered", "vpskit web1: healthy again", True)
+
+
+# ---------------------------------------------------------------- notifiers
+
+MSG = {"event": "failing", "title": "vpskit web1: FAILING app dibby", "text": "FAILING  app dibby: inactive"}
+
+
+def test_payload_shapes_of_slack_discord_ntfy_and_a_generic_webhook():
+    body, headers = health.http_request({"kind": "slack"}, MSG)
+    assert json.loads(body) == {"text": "vpskit web1: FAILING app dibby\nFAILING  app dibby: inactive"}
+    assert headers["Content-Type"] == "application/json"
+    body, _ = health.http_request({"kind": "discord"}, {**MSG, "text": "x" * 3000})
+    assert list(json.loads(body)) == ["content"] and len(json.loads(body)["content"]) == 2000
+    body, headers = health.http_request({"kind": "ntfy"}, MSG)
+    assert body == b"FAILING  app dibby: inactive"
+    assert headers == {"Title": "vpskit web1: FAILING app dibby", "Priority": "high", "Tags": "warning"}
+    _, headers = health.http_request({"kind": "ntfy"}, {**MSG, "event": "recovered"})
+    assert headers["Priority"] == "default"
+    body, _ = health.http_request({"kind": "webhook"}, MSG)
+    assert json.loads(body) == MSG
+
+
+@pytest.fixture
+def sink(tmp_path):
+    """The tests' webhook receiver in a thread: (base URL, file of what it got)."""
+    from tests.sinks import webhook_server
+
+    out = tmp_path / "webhook.jsonl"
+    server = webhook_server(0, str(out))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", out
+    server.shutdown()
+
+
+def received(out):
+    return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+
+
+def test_notify_test_reaches_every_notifier_and_names_the_one_that_failed(sink, capsys):
+    url, out = sink
+    good = {"label": "monitor.notify[0] (slack 127.0.0.1)", "kind": "slack", "url": f"{url}/hook"}
+    bad = {"label": "monitor.notify[1] (webhook 127.0.0.1)", "kind": "webhook", "url": f"{url}/fail"}
+    assert health.notify_test([good], hostname="web1") == 0
+    assert "vpskit web1: test message" in json.loads(received(out)[0]["body"])["text"]
+    assert health.notify_test([good, bad], hostname="web1") == 1
+    printed = capsys.readouterr().out
+    assert "FAIL  monitor.notify[1] (webhook 127.0.0.1): HTTPError: HTTP Error 500" in printed
+    assert "ok    monitor.notify[0] (slack 127.0.0.1)" in printed
+    assert health.notify_test([]) == 1
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    path = tmp_path / "state" / "health-state.json"
+    monkeypatch.setattr(health, "STATE", str(path))
+    return path
+
+
+def test_the_timer_run_notifies_changes_and_saves_the_state(sink, state, capsys):
+    url, out = sink
+    hook = [{"label": "hook", "kind": "webhook", "url": f"{url}/hook"}]
+    down = [("ok", "cpu", "fine"), ("FAIL", "app dibby", "dibby.service inactive"), ("WARN", "journal", "3 lines")]
+    assert health.notify({"remind_hours": 24}, hook, down, now=NOW, hostname="web1") == 0
+    assert health.notify({"remind_hours": 24}, hook, down, now=NOW + 300, hostname="web1") == 0
+    sent = [json.loads(r["body"]) for r in received(out)]
+    assert [(m["event"], m["new"], m["failing"]) for m in sent] == [("failing", ["app dibby"], {"app dibby": "dibby.service inactive"})]
+    assert json.loads(state.read_text())["items"]["app dibby"]["told"] == "failing"
+    assert "notified (failing): vpskit web1: FAILING app dibby" in capsys.readouterr().out
+
+
+def test_when_no_notifier_delivers_the_next_check_tries_again(sink, state):
+    url, out = sink
+    broken = [{"label": "hook", "kind": "webhook", "url": f"{url}/fail"}]
+    down = [("FAIL", "app dibby", "inactive")]
+    assert health.notify({}, broken, down, now=NOW, hostname="web1") == 1
+    assert not state.exists()
+    hook = [{"label": "hook", "kind": "webhook", "url": f"{url}/hook"}]
+    assert health.notify({}, hook, down, now=NOW + 300, hostname="web1") == 0
+    assert [r["path"] for r in received(out)] == ["/fail", "/hook"]
+    # One of two delivered: the state is saved (no storm on the working one), the run still fails.
+    assert health.notify({}, hook + broken, [], now=NOW + 600, hostname="web1") == 1
+    assert json.loads(state.read_text())["items"]["app dibby"]["told"] == "recovered"
+
+
+def test_without_notifiers_the_timer_run_keeps_the_state_and_logs_only(state, capsys):
+    assert health.notify({}, [], [("FAIL", "disk /", "95% used")], now=NOW, hostname="web1") == 0
+    assert "UNHEALTHY: disk /" in capsys.readouterr().out
+    assert json.loads(state.read_text())["items"]["disk /"]["told"] == "failing"
+
+
+def test_a_crashing_check_is_itself_a_failing_item():
+    assert health.run_report({}) == [("FAIL", "health check", "crashed: KeyError: 'max_load_per_core'")]
+
+
+@pytest.fixture
+def smtp_sink(tmp_path, monkeypatch):
+    """The tests' SMTP relay with STARTTLS (a self-signed certificate the client is made to trust)."""
+    from tests.sinks import smtp_server
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    real = health.ssl.create_default_context
+    monkeypatch.setattr(health.ssl, "create_default_context", lambda: real(cafile=str(cert)))
+    out = tmp_path / "mail.jsonl"
+    server = smtp_server(0, str(out), str(cert), str(key))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], out
+    server.shutdown()
+    server.server_close()
+
+
+def test_email_goes_through_the_relay_over_starttls_with_the_login(smtp_sink):
+    port, out = smtp_sink
+    notifier = {
+        "label": "mail", "kind": "email", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "starttls",
+        "smtp_user": "alerts", "password": "s3cret pass", "mail_from": "vps@example.test", "mail_to": ["ops@example.test", "me@example.test"],
+    }  # fmt: skip
+    assert health.deliver([notifier], MSG) == []
+    (mail,) = received(out)
+    assert mail["tls"] is True and mail["auth"] == ["alerts", "s3cret pass"]
+    assert (mail["from"], mail["to"]) == ("<vps@example.test>", ["<ops@example.test>", "<me@example.test>"])
+    assert "Subject: vpskit web1: FAILING app dibby" in mail["data"] and "FAILING  app dibby: inactive" in mail["data"]
+
+
+def test_a_relay_without_starttls_gets_no_password_in_clear(tmp_path):
+    from tests.sinks import smtp_server
+
+    out = tmp_path / "mail.jsonl"
+    server = smtp_server(0, str(out))  # no certificate: no STARTTLS offered
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        notifier = {"label": "mail", "kind": "email", "smtp_host": "127.0.0.1", "smtp_port": server.server_address[1],
+                    "smtp_security": "starttls", "smtp_user": "alerts", "password": "pw", "mail_from": "a@example.test",
+                    "mail_to": ["b@example.test"]}  # fmt: skip
+        (failed,) = health.deliver([notifier], MSG)
+        assert failed[0] == "mail" and "STARTTLS" in failed[1]
+        assert not out.exists()
+        # Without a login, "none" sends in clear, as configured.
+        assert health.deliver([{**notifier, "smtp_security": "none", "smtp_user": ""}], MSG) == []
+        assert received(out)[0]["auth"] is None
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_damaged_state_file_starts_afresh_instead_of_stopping_the_checks(state, capsys):
+    state.parent.mkdir()
+    state.write_text("{half")
+    assert health.notify({}, [], [("FAIL", "disk /", "95% used")], now=NOW, hostname="web1") == 0
+    assert "unreadable" in capsys.readouterr().err
+    assert json.loads(state.read_text())["items"]["disk /"]["told"] == "failing"
+
+
+def test_an_unreadable_notifier_file_is_named(tmp_path, monkeypatch, capsys):
+    (tmp_path / "health.json").write_text("{}")
+    (tmp_path / "notify.json").write_text("[")
+    monkeypatch.setattr(health, "CONF", str(tmp_path / "health.json"))
+    monkeypatch.setattr(health, "NOTIFY_CONF", str(tmp_path / "notify.json"))
+    assert health.main(["--notify-test"]) == 2
+    assert f"cannot read {tmp_path / 'notify.json'}" in capsys.readouterr().err
+    assert health.main(["--bogus"]) == 2

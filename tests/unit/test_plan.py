@@ -28,10 +28,10 @@ def test_contributions_add_up_in_order_each_once():
     assert combined(parts) == Contribution(("ufw", "postgresql"), ("postgresql.service", "cron.service"))
 
 
-def test_a_bare_host_gets_the_firewall_and_fail2ban_packages_and_watches_no_units(minimal_raw, tmp_path, monkeypatch):
+def test_a_bare_host_gets_the_firewall_and_fail2ban_packages_and_watches_only_its_health_timer(minimal_raw, tmp_path, monkeypatch):
     plan = plan_of(minimal_raw, tmp_path, monkeypatch)
-    assert plan.contribution == Contribution(packages=("ufw", "fail2ban", "iptables"))
-    assert plan.health["units"] == [] and plan.backups is None and plan.docker is None and not plan.databases
+    assert plan.contribution == Contribution(packages=("ufw", "fail2ban", "iptables"), units=("vpskit-health.timer",))
+    assert plan.health["units"] == ["vpskit-health.timer"] and plan.backups is None and plan.docker is None and not plan.databases
 
 
 def test_units_the_health_report_watches_come_from_each_concern(minimal_raw, tmp_path, monkeypatch):
@@ -48,7 +48,7 @@ def test_units_the_health_report_watches_come_from_each_concern(minimal_raw, tmp
     plan = plan_of(minimal_raw, tmp_path, monkeypatch, apps=apps, web={"proxy": "caddy"}, firewall={"enabled": False})
     assert plan.contribution.units == (
         "postgresql.service", "docker.service", "caddy.service", "vpskit-backup.timer", "vpskit-restore-drill.timer",
-        "cron.service", "shop-report.timer",
+        "cron.service", "shop-report.timer", "vpskit-health.timer",
     )  # fmt: skip
     assert "ufw" not in plan.contribution.packages and {"postgresql", "cron", "logrotate"} <= set(plan.contribution.packages)
     assert plan.firewall is None and plan.docker["compose_apps"] == ["memo"]
