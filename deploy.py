@@ -10,11 +10,14 @@ from pyinfra.operations import server
 
 from operations.backup import BACKUP_UNIT, DRILL_UNIT, backup_items, backups
 from operations.config import load_config
-from operations.connect import login_prover
+from operations.connect import known_hosts_entry, login_prover
 from operations.fail2ban import fail2ban_jails, fail2ban_packages
 from operations.firewall import PACKAGES as FIREWALL_PACKAGES
 from operations.firewall import firewall
-from operations.ssh import SshdState, sshd_hardened
+from operations.permissions import CIS_MODES, modes_restricted
+from operations.ssh import SshdState, host_keys_hardened, sshd_hardened, supported_algorithms
+from operations.sshpolicy import release_policy
+from operations.sysctl import kernel_hardened, sysctl_settings
 from operations.monitor import AppCheck, health_report, health_settings
 from operations.postgres import PACKAGES as POSTGRES_PACKAGES
 from operations.postgres import app_database, pg_version, postgres_server, secret_env_path
@@ -73,7 +76,20 @@ sshd_hardened(
     prove=login_prover(config),
     firewall=config.firewall.enabled,
     state=sshd,
+    release=distro.key,
 )
+# ssh-audit's hardened policy for this release: a 4096-bit RSA host key, no small DH moduli.
+ssh_policy = release_policy(distro.key)
+known_hosts, host_names = known_hosts_entry(config)
+host_keys_hardened(
+    ssh_policy.rsa_bits,
+    ssh_policy.min_modulus_bits,
+    host_key_algorithms=supported_algorithms(config.ssh, sshd["algorithms"], ssh_policy).host_key,
+    known_hosts=known_hosts,
+    names=host_names,
+    socket_mode=sshd["socket_mode"],
+)
+kernel_hardened(sysctl_settings(config.sysctl.enabled, config.sysctl.disable, config.sysctl.values))
 fail2ban_jails(config.fail2ban, ssh_port=config.server.ssh_port)
 
 # ------------------------------------------------------------ data and schedules
@@ -136,6 +152,9 @@ for app in apps:
 installed_jobs = host.get_fact(AppJobFiles)
 for app in config.apps:
     app_jobs_pruned(app.name, {j.name for j in app.jobs} if app.state == "present" else set(), installed_jobs)
+
+# Root-only config files (CIS), cron's included now that every package is in.
+modes_restricted(name="Root-only modes of sshd and cron config (CIS)", paths=CIS_MODES)
 
 health_report(
     health_settings(

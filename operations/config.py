@@ -58,36 +58,6 @@ class Firewall:
     ssh_limit: bool = False
 
 
-# Modern algorithms (no sha1, cbc, md5, umac-64); each list is cut down to
-# what the host's OpenSSH supports (`ssh -Q`) before it is written.
-DEFAULT_KEX = (
-    "mlkem768x25519-sha256",
-    "sntrup761x25519-sha512",
-    "sntrup761x25519-sha512@openssh.com",
-    "curve25519-sha256",
-    "curve25519-sha256@libssh.org",
-    "diffie-hellman-group16-sha512",
-    "diffie-hellman-group18-sha512",
-    "diffie-hellman-group-exchange-sha256",
-)
-DEFAULT_CIPHERS = (
-    "chacha20-poly1305@openssh.com",
-    "aes256-gcm@openssh.com",
-    "aes128-gcm@openssh.com",
-    "aes256-ctr",
-    "aes192-ctr",
-    "aes128-ctr",
-)
-DEFAULT_MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com")
-DEFAULT_HOST_KEY_ALGORITHMS = (
-    "ssh-ed25519",
-    "ssh-ed25519-cert-v01@openssh.com",
-    "sk-ssh-ed25519@openssh.com",
-    "rsa-sha2-512",
-    "rsa-sha2-512-cert-v01@openssh.com",
-    "rsa-sha2-256",
-    "rsa-sha2-256-cert-v01@openssh.com",
-)
 WEAK_ALGORITHM_PARTS = ("sha1", "-cbc", "md5", "umac-64", "arcfour", "3des", "ssh-rsa", "ssh-dss")
 
 
@@ -106,10 +76,12 @@ class Ssh:
     login_grace_time: int = 30
     # Users allowed to log in; empty: the deploy user only.
     allow_users: tuple[str, ...] = ()
-    kex_algorithms: tuple[str, ...] = DEFAULT_KEX
-    ciphers: tuple[str, ...] = DEFAULT_CIPHERS
-    macs: tuple[str, ...] = DEFAULT_MACS
-    host_key_algorithms: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
+    # Algorithm lists; empty: those of ssh-audit's hardened policy for the host's
+    # release (operations/sshpolicy.py), cut down to what its OpenSSH supports.
+    kex_algorithms: tuple[str, ...] = ()
+    ciphers: tuple[str, ...] = ()
+    macs: tuple[str, ...] = ()
+    host_key_algorithms: tuple[str, ...] = ()
     # More sshd options, written as they are: {AllowTcpForwarding = "no"}.
     extra: dict[str, str] = field(default_factory=dict)
     # Seconds after which an on-host timer restores the previous sshd and UFW
@@ -468,6 +440,17 @@ class DockerEngine:
 
 
 @dataclass(frozen=True)
+class Sysctl:
+    """Kernel and network hardening in /etc/sysctl.d (the settings: operations/sysctl.py)."""
+
+    enabled: bool = True
+    # Keys of vpskit's settings to leave out, e.g. ["kernel.yama.ptrace_scope"].
+    disable: tuple[str, ...] = ()
+    # Values replacing vpskit's or added to them: {"net.ipv4.conf.all.rp_filter" = "2"}.
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     server: Server
     first_login: FirstLogin = field(default_factory=FirstLogin)
@@ -484,6 +467,7 @@ class Config:
     tls: TLS = field(default_factory=TLS)
     web: Web = field(default_factory=Web)
     docker: DockerEngine = field(default_factory=DockerEngine)
+    sysctl: Sysctl = field(default_factory=Sysctl)
     # Directory the config file lives in: relative key paths are read from here.
     base_dir: str = "."
 
@@ -692,8 +676,6 @@ def validate(config: Config) -> list[str]:
         c.add("ssh.allow_users", f"must include the deploy user {du.name!r}, or vpskit itself is locked out")
     for name in ("kex_algorithms", "ciphers", "macs", "host_key_algorithms"):
         values = getattr(ssh, name)
-        if not values:
-            c.add(f"ssh.{name}", "must list at least one algorithm")
         for i, alg in enumerate(values):
             weak = [w for w in WEAK_ALGORITHM_PARTS if w in alg and not alg.startswith(("rsa-sha2", "ssh-ed25519"))]
             if not re.match(r"^[a-z0-9@.+_-]+$", alg):
@@ -776,7 +758,22 @@ def validate(config: Config) -> list[str]:
             c.add(f"monitor.{name}", f"must be 1 or more, got {getattr(m, name)}")
     _check_web(c, config)
     _check_containers(c, config)
+    _check_sysctl(c, config.sysctl)
     return problems
+
+
+def _check_sysctl(c: _Checker, sysctl: Sysctl) -> None:
+    """The [sysctl] section: known keys to disable, well-formed keys and one-line values to set."""
+    from .sysctl import HARDENING, KEY_RE
+
+    for i, key in enumerate(sysctl.disable):
+        if key not in HARDENING:
+            c.add(f"sysctl.disable[{i}]", f"{key!r} is not one of vpskit's sysctl settings")
+    for key, value in sysctl.values.items():
+        if not KEY_RE.match(key):
+            c.add(f"sysctl.values.{key}", "is not a sysctl key like 'net.ipv4.tcp_syncookies'")
+        elif not value.strip() or any(ch in value for ch in "\n\r="):
+            c.add(f"sysctl.values.{key}", "must be a one-line value")
 
 
 def _check_app_data(c: _Checker, app: App, where: str, databases: dict[str, str], roles: dict[str, str]) -> None:
