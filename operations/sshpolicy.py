@@ -36,20 +36,22 @@ _CIPHERS = (
 )
 _MACS_512_FIRST = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com")
 _MACS_256_FIRST = ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com")
+# OpenSSH 8.9-9.x: a post-quantum hybrid, curve25519, then finite-field Diffie-Hellman (4096 and 8192 bits, group exchange).
+_KEX_OPENSSH_9 = (
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha256",
+)
 # OpenSSH 10: post-quantum key exchanges only (no group exchange left to harden).
 _KEX_POST_QUANTUM = ("mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com")
 
 POLICIES: dict[str, SshPolicy] = {
     "ubuntu2204": SshPolicy(
         "Hardened Ubuntu Server 22.04 LTS (version 6)",
-        kex=(
-            "sntrup761x25519-sha512@openssh.com",
-            "curve25519-sha256",
-            "curve25519-sha256@libssh.org",
-            "diffie-hellman-group16-sha512",
-            "diffie-hellman-group18-sha512",
-            "diffie-hellman-group-exchange-sha256",
-        ),
+        kex=_KEX_OPENSSH_9,
         ciphers=_CIPHERS,
         macs=_MACS_256_FIRST,
     ),
@@ -71,15 +73,7 @@ POLICIES: dict[str, SshPolicy] = {
     ),
     "debian12": SshPolicy(
         "Hardened Debian 12 (version 3)",
-        kex=(
-            "sntrup761x25519-sha512",
-            "sntrup761x25519-sha512@openssh.com",
-            "curve25519-sha256",
-            "curve25519-sha256@libssh.org",
-            "diffie-hellman-group16-sha512",
-            "diffie-hellman-group18-sha512",
-            "diffie-hellman-group-exchange-sha256",
-        ),
+        kex=("sntrup761x25519-sha512", *_KEX_OPENSSH_9),
         ciphers=_CIPHERS,
         macs=_MACS_256_FIRST,
     ),
