@@ -173,6 +173,20 @@ def supported_algorithms(ssh: Ssh, available: dict[str, list[str]], policy: SshP
     return Algorithms(**chosen)
 
 
+HOST_KEY_FILES = {"ssh-ed25519": "ed25519", "rsa-sha2-512": "rsa", "rsa-sha2-256": "rsa"}
+HOST_KEY_FILES.update({f"ecdsa-sha2-nistp{n}": "ecdsa" for n in (256, 384, 521)})
+
+
+def host_key_files(host_key_algorithms) -> list[str]:
+    """The host key files for ``host_key_algorithms``, in their order.
+
+    sshd announces its host key algorithms in the order of its HostKey lines (the
+    default order is RSA, ECDSA, ed25519), not in HostKeyAlgorithms' order.
+    """
+    kinds = dict.fromkeys(HOST_KEY_FILES[a] for a in host_key_algorithms if a in HOST_KEY_FILES)
+    return [f"/etc/ssh/ssh_host_{kind}_key" for kind in kinds]
+
+
 def render_dropin(ports, ssh: Ssh | None, allow_users=(), algorithms: Algorithms | None = None) -> str:
     """vpskit's sshd drop-in: ports only (``ssh`` None: logins as before) or fully hardened."""
     return render(
@@ -183,6 +197,7 @@ def render_dropin(ports, ssh: Ssh | None, allow_users=(), algorithms: Algorithms
         ssh=ssh,
         allow_users=list(allow_users),
         algorithms=algorithms,
+        host_keys=host_key_files(algorithms.host_key) if ssh and algorithms else [],
     )
 
 

@@ -22,6 +22,7 @@ from operations.ssh import (
     Algorithms,
     SshdState,
     apply_command,
+    host_key_files,
     is_hardened,
     neutralise_command,
     parse_sshd_state,
@@ -282,6 +283,14 @@ def test_empty_lists_take_the_releases_hardened_policy_in_its_order():
     )
 
 
+def test_host_key_files_follow_the_algorithm_order_once_each():
+    assert host_key_files(("rsa-sha2-512", "ssh-ed25519", "rsa-sha2-256", "sk-ssh-ed25519@openssh.com")) == [
+        "/etc/ssh/ssh_host_rsa_key",
+        "/etc/ssh/ssh_host_ed25519_key",
+    ]
+    assert host_key_files(("ecdsa-sha2-nistp256", "ssh-ed25519-cert-v01@openssh.com")) == ["/etc/ssh/ssh_host_ecdsa_key"]
+
+
 def test_every_supported_release_has_a_policy_and_an_unknown_one_gets_the_newest():
     assert {k: p.name for k, p in POLICIES.items()} == {
         "ubuntu2204": "Hardened Ubuntu Server 22.04 LTS (version 6)",
@@ -351,6 +360,9 @@ def test_hardened_dropin_sets_every_option():
         ("Ciphers", "aes256-gcm@openssh.com"),
         ("MACs", "hmac-sha2-512-etm@openssh.com"),
         ("HostKeyAlgorithms", "ssh-ed25519,rsa-sha2-512"),
+        # sshd announces host key algorithms in HostKey order: ed25519 first, as the policies want.
+        ("HostKey", "/etc/ssh/ssh_host_ed25519_key"),
+        ("HostKey", "/etc/ssh/ssh_host_rsa_key"),
         ("AllowTcpForwarding", "no"),
         ("MaxSessions", "2"),
     ]
