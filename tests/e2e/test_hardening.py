@@ -148,6 +148,7 @@ def test_invalid_sshd_option_fails_with_sshds_error_and_changes_nothing(deployed
 def test_sshd_passes_ssh_audits_hardened_policy_for_its_release(deployed):
     """ssh-audit's built-in policy of the release (Ubuntu 24.04: version 2, Debian 12: version 3), from the test machine."""
     result = ssh_audit(deployed.target.ports[SSH_PORT], release_policy(deployed.distro).name)
+    print(f"\n[{deployed.distro}] ssh-audit: {result.output.strip()}")
     assert result.passed, f"{result.failures}\n{result}"
     assert not result.failures
 
