@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from io import StringIO
 from typing import Callable
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FunctionCommand, OperationError, StringCommand, deploy, operation
 from pyinfra.operations import files, server
 
 from .config import Ssh
 from .firewall import UfwRule
+from .knownhosts import refreshed
 from .render import render
 from .sshpolicy import NEWEST, SshPolicy, release_policy
 from .validated import checked_file
@@ -473,8 +474,6 @@ def _read(path: str) -> str:
 
 def _write_known_hosts(path: str, names, keys: dict[str, str], add: bool = True) -> bool:
     """Bring the lines for ``names`` in ``path`` in step with ``keys``; whether the file changed."""
-    from .knownhosts import refreshed
-
     text = _read(path)
     new = refreshed(text, names, keys, add)
     if new == text:
@@ -547,16 +546,14 @@ def rsa_host_key(
     keys = host.get_fact(HostKeys)
     offered = offered_keys(keys, host_key_algorithms)
     rsa = keys.get("ssh-rsa")
-    if rsa and rsa["bits"] >= bits:
+    if (rsa and rsa["bits"] >= bits) or not any(KEY_TYPES.get(a) == "ssh-rsa" for a in host_key_algorithms):
         if known_hosts and names:
-            from .knownhosts import refreshed
-
             # Stale lines only (a run killed after the key change); keys are added by the run that makes them.
             text = _read(known_hosts)
             if refreshed(text, names, offered, add=False) != text:
                 yield FunctionCommand(_update_known_hosts, (known_hosts, names, offered, False), {})
                 return
-        host.noop(f"RSA host key has {rsa['bits']} bits")
+        host.noop(f"RSA host key has {rsa['bits']} bits" if rsa else "sshd offers no RSA host key")
         return
 
     if known_hosts and names:
@@ -568,16 +565,12 @@ def rsa_host_key(
 
 
 def _update_known_hosts(path: str, names, keys: dict[str, str], add: bool = True) -> None:
-    from pyinfra import logger
-
     if _write_known_hosts(path, names, keys, add):
         logger.warning(f"vpskit: updated the host keys of {', '.join(names)} in {path}")
 
 
 def _record_new_keys(state, host, host_key_algorithms, known_hosts: str, names) -> None:
     """After the key change: print the keys sshd now offers and record them in known_hosts."""
-    from pyinfra import logger
-
     ok, output = host.run_shell_command(HostKeys().command(), _sudo=bool(host.data.get("_sudo")))
     keys = parse_host_keys(output.stdout_lines) if ok else {}
     for key_type, k in sorted(keys.items()):
