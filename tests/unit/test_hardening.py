@@ -1,4 +1,4 @@
-"""Host keys, known_hosts, CIS modes and sysctl: the pure pieces of issue-15 hardening."""
+"""Host keys, known_hosts, CIS modes and sysctl: the pure pieces of the hardening public auditors measure."""
 
 from __future__ import annotations
 
