@@ -1,8 +1,9 @@
 """Kernel and network hardening through sysctl: one vpskit file in /etc/sysctl.d.
 
 The file is applied with ``sysctl -p`` when it changes, and read back: a value the kernel
-refuses (inside a container /proc/sys is read-only; an old kernel may lack a key) is
-reported, not failed, and stays in the file for the next boot of a real host.
+refuses (an old kernel may lack a key) is reported, not failed, and stays in the file for
+the next boot. Inside a container the file is written but not applied: most keys are
+read-only there, and where /proc/sys is writable the kernel-wide ones belong to the host.
 """
 
 from __future__ import annotations
@@ -83,6 +84,17 @@ def refused_report(refused: list[str], current: dict[str, str | None]) -> str:
     return f"the kernel keeps its own value of {len(refused)} setting(s), kept in the file for the next boot: {shown}"
 
 
+def apply_command(path: str) -> str:
+    """``sysctl -p`` on the file, except inside a container: kernel-wide keys there would be
+    the container host's (a container with a writable /proc/sys sets them for every other one)."""
+    # A refused key makes sysctl exit non-zero; the read-back reports it instead.
+    return (
+        "if systemd-detect-virt --container --quiet 2>/dev/null; then "
+        "echo 'vpskit: in a container: the host kernel settings are left alone'; "
+        f"else sysctl -q -p {shlex.quote(path)} >/dev/null 2>&1; fi; true"
+    )
+
+
 class SysctlValues(FactBase):
     """
     Returns the value in effect of each of ``keys`` (None for a key this kernel lacks).
@@ -119,8 +131,7 @@ def sysctl_applied(settings: dict[str, str], path: str = SYSCTL_FILE):
 
         sysctl_applied(settings={"kernel.dmesg_restrict": "1"}, _if=file_step.did_change)
     """
-    # A refused key makes sysctl exit non-zero; the read-back below reports it instead.
-    yield f"sysctl -q -p {shlex.quote(path)} >/dev/null 2>&1; true"
+    yield apply_command(path)
     yield FunctionCommand(_report, (settings,), {})
 
 

@@ -11,7 +11,7 @@ from operations.config import parse_config
 from operations.knownhosts import host_name, names_in_line, refreshed
 from operations.permissions import CIS_MODES, PathModes, mode_commands
 from operations.ssh import HostKeys, WeakModuli, offered_keys, parse_host_keys, regenerate_rsa_command
-from operations.sysctl import HARDENING, SysctlValues, in_effect, refused_report, sysctl_settings
+from operations.sysctl import HARDENING, SysctlValues, apply_command, in_effect, refused_report, sysctl_settings
 from operations.render import render
 
 ED, RSA_OLD, RSA_NEW, ECDSA = "AAAAC3ed", "AAAAB3old", "AAAAB3new", "AAAAE2ec"
@@ -185,6 +185,24 @@ def test_values_in_effect_are_read_back_and_refused_ones_reported():
     assert refused == ["fs.protected_fifos", "net.ipv4.conf.all.rp_filter"]
     report = refused_report(refused, current)
     assert "fs.protected_fifos (in effect: 1)" in report and "net.ipv4.conf.all.rp_filter (in effect: no such key)" in report
+
+
+def test_sysctl_file_is_applied_outside_containers_only(tmp_path):
+    command = apply_command("/etc/sysctl.d/90-vpskit-hardening.conf")
+    assert command.startswith("if systemd-detect-virt --container --quiet")
+    assert "else sysctl -q -p /etc/sysctl.d/90-vpskit-hardening.conf" in command and command.endswith("; true")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemd-detect-virt").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "sysctl").write_text("#!/bin/sh\necho applied\nexit 1\n")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    run = lambda: subprocess.run(["sh", "-c", command], capture_output=True, text=True, env={"PATH": f"{fake}:/usr/bin:/bin"})  # noqa: E731
+    inside = run()
+    assert inside.returncode == 0 and "left alone" in inside.stdout
+    (fake / "systemd-detect-virt").write_text("#!/bin/sh\nexit 1\n")
+    outside = run()
+    assert outside.returncode == 0 and "left alone" not in outside.stdout  # a refused key does not fail the run
 
 
 def test_sysctl_values_fact_runs_on_this_machine():
