@@ -19,7 +19,9 @@ from operations.monitor import health_notifiers, health_report, health_timer
 from operations.plan import Plan
 from operations.postgres import app_database, postgres_server
 from operations.schedule import AppJobFiles, app_job, app_jobs_pruned, cron_ready
-from operations.ssh import sshd_hardened, sshd_state
+from operations.permissions import CIS_MODES, modes_restricted
+from operations.ssh import host_keys_hardened, sshd_hardened, sshd_state
+from operations.sysctl import kernel_hardened
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
 from operations.web import front_proxy, web_apps
@@ -36,6 +38,9 @@ sshd = sshd_state()
 if plan.firewall:
     firewall(**plan.firewall, ssh_ports_in_use=sshd["ports"] if sshd else [])
 sshd_hardened(**plan.sshd, state=sshd)
+# ssh-audit's hardened policy for this release: a 4096-bit RSA host key, no small DH moduli.
+host_keys_hardened(**plan.host_keys(sshd))
+kernel_hardened(plan.sysctl)
 fail2ban_jails(plan.fail2ban, ssh_port=plan.ssh_port)
 
 # Data: PostgreSQL and each app's database; the apps start with their secret env file in place.
@@ -68,6 +73,9 @@ for job in plan.jobs:
 installed_jobs = host.get_fact(AppJobFiles)
 for app_name, keep in plan.jobs_kept:
     app_jobs_pruned(app_name, keep, installed_jobs)
+
+# Root-only config files (CIS), cron's included now that every package is in.
+modes_restricted(name="Root-only modes of sshd and cron config (CIS)", paths=CIS_MODES)
 
 health_report(plan.health)
 health_notifiers(plan.notifiers)

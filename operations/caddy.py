@@ -22,6 +22,17 @@ from .validated import checked_file
 CADDYFILE = "/etc/caddy/Caddyfile"
 LOG_DIR = "/var/log/caddy"
 CHECK = "caddy validate --adapter caddyfile --config {path}"
+# Mozilla's "intermediate" TLS 1.2 suites (Go's names, Mozilla's order) and curves; TLS 1.3
+# suites are not configurable in Go and are Mozilla's three.
+TLS_CIPHERS = (
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+)
+TLS_CURVES = ("x25519", "secp256r1", "secp384r1")
 
 
 def contribution(serves_sites: bool) -> Contribution:
@@ -40,6 +51,8 @@ def caddyfile_text(sites: list[Site], tls: Issuer, template: str = "", hsts_max_
         selfsigned=not letsencrypt,
         hsts_max_age=hsts_max_age,
         log_dir=LOG_DIR,
+        tls_ciphers=TLS_CIPHERS,
+        tls_curves=TLS_CURVES,
     )
     return render_text(template, **context) if template else render("Caddyfile.j2", **context)
 

@@ -190,3 +190,19 @@ def login_prover(config: Config):
         return error
 
     return prove
+
+
+def known_hosts_entry(config: Config) -> tuple[str, list[str]]:
+    """The known_hosts file pyinfra checks this host against, and the names the host may be filed under there.
+
+    The names are every address:port a way in uses (``[address]:port`` off port 22); ("", [])
+    for non-SSH connectors.
+    """
+    if not config.server.uses_ssh:
+        return "", []
+    from .knownhosts import host_name
+
+    s = config.server
+    path = str(config.path(s.known_hosts_file)) if s.known_hosts_file else os.path.expanduser("~/.ssh/known_hosts")
+    ports = dict.fromkeys(w.port for w in ways_in(config, remembered_ports(config)))
+    return path, [host_name(s.address, p) for p in ports]

@@ -20,7 +20,7 @@ from .backup import backup_items
 from .certbot import Issuer
 from .checkout import AppPaths
 from .config import App, Config, Web
-from .connect import login_prover
+from .connect import known_hosts_entry, login_prover
 from .contribution import Contribution, combined
 from .distro import Distro
 from .docker import Engine
@@ -31,7 +31,9 @@ from .nginx import read_template
 from .nodejs import nodejs_packages
 from .postgres import pg_version, secret_env_path
 from .schedule import Job
-from .ssh import SshdPolicy
+from .ssh import SshdPolicy, supported_algorithms
+from .sshpolicy import release_policy
+from .sysctl import sysctl_settings
 from .system import BaseSettings
 from .web import VenvApp, python_plans
 
@@ -141,7 +143,27 @@ class Plan:
             policy=spec(SshdPolicy, c.ssh),
             prove=login_prover(c),
             firewall=c.firewall.enabled,
+            release=self.distro.key,
         )
+
+    def host_keys(self, sshd_state: dict) -> dict:
+        """``host_keys_hardened`` arguments: the release's ssh-audit policy, and where the controller files host keys."""
+        policy = release_policy(self.distro.key)
+        known_hosts, names = known_hosts_entry(self.config)
+        return dict(
+            rsa_bits=policy.rsa_bits,
+            min_modulus_bits=policy.min_modulus_bits,
+            host_key_algorithms=supported_algorithms(spec(SshdPolicy, self.config.ssh), sshd_state["algorithms"], policy).host_key,
+            known_hosts=known_hosts,
+            names=names,
+            socket_mode=sshd_state["socket_mode"],
+        )
+
+    @property
+    def sysctl(self) -> dict[str, str]:
+        """``kernel_hardened`` settings: vpskit's hardening as the ``[sysctl]`` section adjusts it."""
+        s = self.config.sysctl
+        return sysctl_settings(s.enabled, s.disable, s.values)
 
     @cached_property
     def fail2ban(self) -> Jail:

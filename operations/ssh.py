@@ -20,6 +20,7 @@ Every config is checked with ``sshd -t`` before it replaces the live one.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import time
@@ -27,16 +28,18 @@ from dataclasses import dataclass, field
 from io import StringIO
 from typing import Callable
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FunctionCommand, OperationError, StringCommand, deploy, operation
 from pyinfra.operations import files, server
 
-from .config import DEFAULT_CIPHERS, DEFAULT_HOST_KEY_ALGORITHMS, DEFAULT_KEX, DEFAULT_MACS
 from .firewall import UfwRule
+from .knownhosts import refreshed
 from .render import render
+from .sshpolicy import NEWEST, SshPolicy, release_policy
 from .validated import checked_file
 
 DROPIN = "/etc/ssh/sshd_config.d/00-vpskit.conf"
+DROPIN_MODE = "600"  # CIS: sshd config files root-only
 STATE_DIR = "/var/lib/vpskit"
 REVERT_UNIT = "vpskit-ssh-revert"
 REVERT_SCRIPT = f"{STATE_DIR}/ssh-revert.sh"
@@ -160,10 +163,11 @@ class SshdPolicy:
     login_grace_time: int = 30
     # Users allowed to log in; empty: the deploy user only.
     allow_users: tuple[str, ...] = ()
-    kex_algorithms: tuple[str, ...] = DEFAULT_KEX
-    ciphers: tuple[str, ...] = DEFAULT_CIPHERS
-    macs: tuple[str, ...] = DEFAULT_MACS
-    host_key_algorithms: tuple[str, ...] = DEFAULT_HOST_KEY_ALGORITHMS
+    # Empty: the lists of ssh-audit's hardened policy for the host's release (``sshpolicy``).
+    kex_algorithms: tuple[str, ...] = ()
+    ciphers: tuple[str, ...] = ()
+    macs: tuple[str, ...] = ()
+    host_key_algorithms: tuple[str, ...] = ()
     # More sshd options, written as they are: {"AllowTcpForwarding": "no"}.
     extra: dict[str, str] = field(default_factory=dict)
     # Seconds after which an on-host timer restores the previous sshd and UFW state unless the move is proven.
@@ -178,9 +182,14 @@ class Algorithms:
     host_key: tuple[str, ...]
 
 
-def supported_algorithms(ssh: SshdPolicy, available: dict[str, list[str]]) -> Algorithms:
-    """The configured algorithms the host's OpenSSH knows, in configured order."""
-    wanted = {"kex": ssh.kex_algorithms, "ciphers": ssh.ciphers, "macs": ssh.macs, "host_key": ssh.host_key_algorithms}
+def supported_algorithms(ssh: SshdPolicy, available: dict[str, list[str]], policy: SshPolicy = NEWEST) -> Algorithms:
+    """The configured algorithms (an empty list: ``policy``'s) the host's OpenSSH knows, in that order."""
+    wanted = {
+        "kex": ssh.kex_algorithms or policy.kex,
+        "ciphers": ssh.ciphers or policy.ciphers,
+        "macs": ssh.macs or policy.macs,
+        "host_key": ssh.host_key_algorithms or policy.host_key,
+    }
     chosen = {}
     for kind, names in wanted.items():
         have = set(available.get(kind) or ())
@@ -193,6 +202,20 @@ def supported_algorithms(ssh: SshdPolicy, available: dict[str, list[str]]) -> Al
     return Algorithms(**chosen)
 
 
+HOST_KEY_FILES = {"ssh-ed25519": "ed25519", "rsa-sha2-512": "rsa", "rsa-sha2-256": "rsa"}
+HOST_KEY_FILES.update({f"ecdsa-sha2-nistp{n}": "ecdsa" for n in (256, 384, 521)})
+
+
+def host_key_files(host_key_algorithms) -> list[str]:
+    """The host key files for ``host_key_algorithms``, in their order.
+
+    sshd announces its host key algorithms in the order of its HostKey lines (the
+    default order is RSA, ECDSA, ed25519), not in HostKeyAlgorithms' order.
+    """
+    kinds = dict.fromkeys(HOST_KEY_FILES[a] for a in host_key_algorithms if a in HOST_KEY_FILES)
+    return [f"/etc/ssh/ssh_host_{kind}_key" for kind in kinds]
+
+
 def render_dropin(ports, ssh: SshdPolicy | None, allow_users=(), algorithms: Algorithms | None = None) -> str:
     """vpskit's sshd drop-in: ports only (``ssh`` None: logins as before) or fully hardened."""
     return render(
@@ -203,6 +226,7 @@ def render_dropin(ports, ssh: SshdPolicy | None, allow_users=(), algorithms: Alg
         ssh=ssh,
         allow_users=list(allow_users),
         algorithms=algorithms,
+        host_keys=host_key_files(algorithms.host_key) if ssh and algorithms else [],
     )
 
 
@@ -322,6 +346,7 @@ def sshd_hardened(
     prove: Callable[[], str | None] | None = None,
     firewall: bool = True,
     state: dict | None = None,
+    release: str = "",
 ):
     """
     Ensure sshd is hardened and listens on ``port`` only, moving it without a lockout.
@@ -332,6 +357,8 @@ def sshd_hardened(
     + prove: controller-side login check (see ``ssh_login_proven``); None: the port is checked from the host
     + firewall: UFW is managed (close the old port there after the move)
     + state: the ``SshdState`` fact already read this run (``sshd_state()``; one round trip less)
+    + release: the host's ``Distro.key``: its ssh-audit hardened policy gives the algorithm
+      lists the policy leaves empty
 
     **Example:**
 
@@ -342,7 +369,7 @@ def sshd_hardened(
     state = state or sshd_state()
     if state is None:
         raise OperationError("sshd is not installed on this host (package openssh-server)")
-    algorithms = supported_algorithms(policy, state["algorithms"])
+    algorithms = supported_algorithms(policy, state["algorithms"], release_policy(release))
     allow_users = policy.allow_users or (deploy_user,)
     final = render_dropin([port], policy, allow_users, algorithms)
     old_ports = [p for p in state["ports"] if p != port]
@@ -371,6 +398,7 @@ def sshd_hardened(
             dest=DROPIN,
             content=both,
             validate=SSHD_CHECK_OR_DISARM,
+            mode=DROPIN_MODE,
         )
         server.shell(
             name="Apply: sshd on old and new port",
@@ -385,7 +413,9 @@ def sshd_hardened(
             name="Disable Port and login settings outside vpskit's drop-in",
             commands=[neutralise_command(state["conflicts"])],
         )
-    hardened = checked_file(name="Hardened sshd config", dest=DROPIN, content=final, validate=SSHD_CHECK_OR_DISARM)
+    hardened = checked_file(
+        name="Hardened sshd config", dest=DROPIN, content=final, validate=SSHD_CHECK_OR_DISARM, mode=DROPIN_MODE
+    )
     server.shell(
         name="Apply: hardened sshd",
         commands=[apply_command(state["socket_mode"], listener_changes=moving or bool(state["conflicts"]))],
@@ -403,3 +433,216 @@ def sshd_hardened(
         )
     server.shell(name="Cancel the revert timer: the change is proven", commands=[_disarm()])
 
+
+
+# ------------------------------------------------------ host keys and moduli
+
+MODULI = "/etc/ssh/moduli"
+RSA_KEY = "/etc/ssh/ssh_host_rsa_key"
+# known_hosts key types for the host key algorithms sshd may offer.
+KEY_TYPES = {"ssh-ed25519": "ssh-ed25519", "rsa-sha2-512": "ssh-rsa", "rsa-sha2-256": "ssh-rsa"}
+
+
+class HostKeys(FactBase):
+    """
+    Returns sshd's host keys, read from the private key files (what sshd really loads).
+
+    .. code:: python
+
+        {"ssh-rsa": {"bits": 4096, "fingerprint": "SHA256:...", "key": "AAAA..."}, "ssh-ed25519": {...}}
+    """
+
+    def requires_command(self):
+        return "ssh-keygen"
+
+    def command(self):
+        return (
+            "for f in /etc/ssh/ssh_host_*_key; do [ -f \"$f\" ] || continue; "
+            "echo \"$(ssh-keygen -lf \"$f\" | cut -d' ' -f1,2) $(ssh-keygen -yf \"$f\" | cut -d' ' -f1,2)\"; done"
+        )
+
+    def process(self, output):
+        return parse_host_keys(output)
+
+
+def parse_host_keys(lines) -> dict:
+    keys = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 4 and parts[0].isdigit():
+            keys[parts[2]] = {"bits": int(parts[0]), "fingerprint": parts[1], "key": parts[3]}
+    return keys
+
+
+class WeakModuli(FactBase):
+    """Returns how many group-exchange moduli in /etc/ssh/moduli are smaller than ``min_bits``."""
+
+    def command(self, min_bits=3072):
+        return f"awk '$1 !~ /^#/ && NF >= 7 && $5 + 1 < {int(min_bits)}' {MODULI} 2>/dev/null | wc -l"
+
+    def process(self, output):
+        return int(output[0]) if output and output[0].strip().isdigit() else 0
+
+
+def offered_keys(keys: dict, host_key_algorithms) -> dict[str, str]:
+    """{known_hosts key type: base64 key} of the host keys sshd offers with ``host_key_algorithms``."""
+    types = {KEY_TYPES[a] for a in host_key_algorithms if a in KEY_TYPES}
+    return {t: k["key"] for t, k in keys.items() if t in types}
+
+
+def regenerate_rsa_command(bits: int) -> str:
+    """A new RSA host key of ``bits``, swapped in private key first (the fact reads the private key)."""
+    new = f"{RSA_KEY}.vpskit-new"
+    return (
+        f"rm -f {new} {new}.pub && ssh-keygen -q -t rsa -b {int(bits)} -N '' -C \"root@$(hostname)\" -f {new} && "
+        f"chmod 600 {new} && mv -f {new} {RSA_KEY} && mv -f {new}.pub {RSA_KEY}.pub"
+    )
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _write_known_hosts(path: str, names, keys: dict[str, str], add: bool = True) -> bool:
+    """Bring the lines for ``names`` in ``path`` in step with ``keys``; whether the file changed."""
+    text = _read(path)
+    new = refreshed(text, names, keys, add)
+    if new == text:
+        return False
+    # A run killed mid-write must not leave a cut file: write aside, then rename.
+    tmp = f"{path}.vpskit-new"
+    with open(tmp, "w") as f:
+        f.write(new)
+    os.chmod(tmp, os.stat(path).st_mode & 0o777)
+    os.replace(tmp, path)
+    return True
+
+
+def prune_moduli_command(min_bits: int, path: str = MODULI) -> str:
+    """Keep comment lines and moduli of ``min_bits`` or more (field 5 is the size minus one)."""
+    return (
+        f"awk '$1 ~ /^#/ || $5 + 1 >= {int(min_bits)}' {path} > {path}.vpskit && "
+        f"chmod 644 {path}.vpskit && mv -f {path}.vpskit {path}"
+    )
+
+
+@operation()
+def moduli_pruned(min_bits: int = 3072):
+    """
+    Ensure /etc/ssh/moduli holds no Diffie-Hellman group-exchange modulus under ``min_bits``.
+
+    + min_bits: the smallest modulus kept (ssh-audit's hardened policies: 3072)
+
+    **Example:**
+
+    .. code:: python
+
+        moduli_pruned(min_bits=3072)
+    """
+    weak = host.get_fact(WeakModuli, min_bits=min_bits)
+    if not weak:
+        host.noop(f"no modulus under {min_bits} bits")
+        return
+    yield prune_moduli_command(min_bits)
+
+
+@operation()
+def rsa_host_key(
+    bits: int = 4096,
+    host_key_algorithms=("ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"),
+    known_hosts: str = "",
+    names=(),
+    socket_mode: bool = False,
+):
+    """
+    Ensure sshd's RSA host key has ``bits`` (regenerated once; the other keys stay) and the
+    controller's known_hosts lists the keys sshd offers.
+
+    The new key's fingerprints are printed when it is made. Stale known_hosts lines for the
+    host are dropped before the key changes (the unchanged ed25519 key is listed first), so
+    a run killed in between still gets in; the new key is recorded after.
+
+    + bits: the RSA key size wanted (ssh-audit's hardened policies: 4096)
+    + host_key_algorithms: what sshd offers (its HostKeyAlgorithms)
+    + known_hosts: the controller's known_hosts file for this host ("" : none, e.g. @docker)
+    + names: the names the host is filed under there (``[address]:port``)
+    + socket_mode: sshd is socket-activated (every connection reads the keys anew)
+
+    **Example:**
+
+    .. code:: python
+
+        rsa_host_key(4096, known_hosts="~/.ssh/known_hosts", names=["[203.0.113.7]:2222"])
+    """
+    keys = host.get_fact(HostKeys)
+    offered = offered_keys(keys, host_key_algorithms)
+    rsa = keys.get("ssh-rsa")
+    if (rsa and rsa["bits"] >= bits) or not any(KEY_TYPES.get(a) == "ssh-rsa" for a in host_key_algorithms):
+        if known_hosts and names:
+            # Stale lines only (a run killed after the key change); keys are added by the run that makes them.
+            text = _read(known_hosts)
+            if refreshed(text, names, offered, add=False) != text:
+                yield FunctionCommand(_update_known_hosts, (known_hosts, names, offered, False), {})
+                return
+        host.noop(f"RSA host key has {rsa['bits']} bits" if rsa else "sshd offers no RSA host key")
+        return
+
+    if known_hosts and names:
+        staying = {t: k for t, k in offered.items() if t != "ssh-rsa"}
+        yield FunctionCommand(_update_known_hosts, (known_hosts, names, staying), {})
+    yield StringCommand(regenerate_rsa_command(bits))
+    yield StringCommand(apply_command(socket_mode, listener_changes=False))
+    yield FunctionCommand(_record_new_keys, (tuple(host_key_algorithms), known_hosts, tuple(names)), {})
+
+
+def _update_known_hosts(path: str, names, keys: dict[str, str], add: bool = True) -> None:
+    if _write_known_hosts(path, names, keys, add):
+        logger.warning(f"vpskit: updated the host keys of {', '.join(names)} in {path}")
+
+
+def _record_new_keys(state, host, host_key_algorithms, known_hosts: str, names) -> None:
+    """After the key change: print the keys sshd now offers and record them in known_hosts."""
+    ok, output = host.run_shell_command(HostKeys().command(), _sudo=bool(host.data.get("_sudo")))
+    keys = parse_host_keys(output.stdout_lines) if ok else {}
+    for key_type, k in sorted(keys.items()):
+        if key_type in offered_keys(keys, host_key_algorithms):
+            logger.warning(f"vpskit: sshd host key {key_type} ({k['bits']} bits) {k['fingerprint']}")
+    if known_hosts and names and keys:
+        _update_known_hosts(known_hosts, names, offered_keys(keys, host_key_algorithms))
+
+
+@deploy("SSH host keys")
+def host_keys_hardened(
+    rsa_bits: int = 4096,
+    min_modulus_bits: int = 3072,
+    host_key_algorithms=("ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"),
+    known_hosts: str = "",
+    names=(),
+    socket_mode: bool = False,
+):
+    """
+    Ensure sshd's keys meet a hardened policy: an RSA host key of ``rsa_bits``, no DH moduli under ``min_modulus_bits``.
+
+    + rsa_bits: RSA host key size (``SshPolicy.rsa_bits``)
+    + min_modulus_bits: smallest group-exchange modulus kept (``SshPolicy.min_modulus_bits``)
+    + host_key_algorithms, known_hosts, names, socket_mode: see ``rsa_host_key``
+
+    **Example:**
+
+    .. code:: python
+
+        host_keys_hardened(4096, 3072, known_hosts="~/.ssh/known_hosts", names=["[203.0.113.7]:2222"])
+    """
+    rsa_host_key(
+        name=f"RSA host key of {rsa_bits} bits",
+        bits=rsa_bits,
+        host_key_algorithms=host_key_algorithms,
+        known_hosts=known_hosts,
+        names=names,
+        socket_mode=socket_mode,
+    )
+    moduli_pruned(name=f"No DH moduli under {min_modulus_bits} bits", min_bits=min_modulus_bits)

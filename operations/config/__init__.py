@@ -23,10 +23,6 @@ then ``make docs``. A rule that involves other fields or files goes into that se
 from .apps import App, AppBackup, BasicAuth, ContainerDatabase, Database, Job
 from .checks import is_cron_schedule, is_domain, is_port, validate
 from .host import (
-    DEFAULT_CIPHERS,
-    DEFAULT_HOST_KEY_ALGORITHMS,
-    DEFAULT_KEX,
-    DEFAULT_MACS,
     DeployUser,
     Fail2ban,
     Firewall,
@@ -34,6 +30,7 @@ from .host import (
     FirstLogin,
     Server,
     Ssh,
+    Sysctl,
 )
 from .loader import CONFIG_ENV, DEFAULT_CONFIG_FILE, config_path, load_config, parse_config
 from .model import Config, ConfigError
@@ -44,10 +41,10 @@ from .stack import TLS, Backups, DockerEngine, Monitor, NodeJS, Notifier, Postgr
 WORKER_CLASSES = allowed(App, "worker_class")
 
 __all__ = [
-    "CONFIG_ENV", "DEFAULT_CIPHERS", "DEFAULT_CONFIG_FILE", "DEFAULT_HOST_KEY_ALGORITHMS", "DEFAULT_KEX",
-    "DEFAULT_MACS", "TLS", "WORKER_CLASSES", "App", "AppBackup", "Backups", "BasicAuth", "Config", "ConfigError",
+    "CONFIG_ENV", "DEFAULT_CONFIG_FILE",
+    "TLS", "WORKER_CLASSES", "App", "AppBackup", "Backups", "BasicAuth", "Config", "ConfigError",
     "ContainerDatabase", "Database", "DeployUser", "DockerEngine", "Fail2ban", "Firewall", "FirewallRule",
-    "FirstLogin", "Job", "Monitor", "NodeJS", "Notifier", "Postgres", "Python", "Server", "Ssh", "Web", "allowed",
+    "FirstLogin", "Job", "Monitor", "NodeJS", "Notifier", "Postgres", "Python", "Server", "Ssh", "Sysctl", "Web", "allowed",
     "config_path", "is_cron_schedule", "is_domain", "is_port", "load_config", "parse_config", "setting",
     "validate",
 ]  # fmt: skip

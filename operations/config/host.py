@@ -136,48 +136,17 @@ class Firewall:
     )
 
 
-# Modern algorithms (no sha1, cbc, md5, umac-64); each list is cut down to
-# what the host's OpenSSH supports (`ssh -Q`) before it is written.
-DEFAULT_KEX = (
-    "mlkem768x25519-sha256",
-    "sntrup761x25519-sha512",
-    "sntrup761x25519-sha512@openssh.com",
-    "curve25519-sha256",
-    "curve25519-sha256@libssh.org",
-    "diffie-hellman-group16-sha512",
-    "diffie-hellman-group18-sha512",
-    "diffie-hellman-group-exchange-sha256",
-)
-DEFAULT_CIPHERS = (
-    "chacha20-poly1305@openssh.com",
-    "aes256-gcm@openssh.com",
-    "aes128-gcm@openssh.com",
-    "aes256-ctr",
-    "aes192-ctr",
-    "aes128-ctr",
-)
-DEFAULT_MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com")
-DEFAULT_HOST_KEY_ALGORITHMS = (
-    "ssh-ed25519",
-    "ssh-ed25519-cert-v01@openssh.com",
-    "sk-ssh-ed25519@openssh.com",
-    "rsa-sha2-512",
-    "rsa-sha2-512-cert-v01@openssh.com",
-    "rsa-sha2-256",
-    "rsa-sha2-256-cert-v01@openssh.com",
-)
-
-
-def _algorithms(default: tuple[str, ...], doc: str):
-    return setting(default, doc, pattern=ALGORITHM, expect="an algorithm name")
+def _algorithms(doc: str):
+    return setting((), doc, pattern=ALGORITHM, expect="an algorithm name")
 
 
 @dataclass(frozen=True)
 class Ssh:
     """sshd hardening; the port is `server.ssh_port`.
 
-    Algorithm lists are cut down to what the host's OpenSSH supports (`ssh -Q`); names with sha1, cbc, md5 or
-    umac-64 are refused.
+    An empty algorithm list means the lists of ssh-audit's hardened policy for the host's release, in the
+    policy's order. Every list is cut down to what the host's OpenSSH supports (`ssh -Q`); names with sha1,
+    cbc, md5 or umac-64 are refused.
     """
 
     permit_root_login: str = setting(
@@ -197,14 +166,10 @@ class Ssh:
         (), "Users allowed to log in (must include the deploy user); empty: the deploy user only.",
         pattern=USER_NAME, expect="a valid user name",
     )  # fmt: skip
-    kex_algorithms: tuple[str, ...] = _algorithms(
-        DEFAULT_KEX, "Key exchange: post-quantum hybrids, curve25519, DH group 16/18/GEX-sha256."
-    )
-    ciphers: tuple[str, ...] = _algorithms(DEFAULT_CIPHERS, "Ciphers: chacha20-poly1305, AES-GCM, AES-CTR.")
-    macs: tuple[str, ...] = _algorithms(DEFAULT_MACS, "MACs: hmac-sha2-512/256-etm, umac-128-etm.")
-    host_key_algorithms: tuple[str, ...] = _algorithms(
-        DEFAULT_HOST_KEY_ALGORITHMS, "Host key algorithms: ed25519, rsa-sha2-512/256 (and their certificates)."
-    )
+    kex_algorithms: tuple[str, ...] = _algorithms("Key exchange algorithms; empty: the release's hardened policy.")
+    ciphers: tuple[str, ...] = _algorithms("Ciphers; empty: the release's hardened policy.")
+    macs: tuple[str, ...] = _algorithms("MACs; empty: the release's hardened policy.")
+    host_key_algorithms: tuple[str, ...] = _algorithms("Host key algorithms; empty: the release's hardened policy.")
     extra: dict[str, str] = setting({}, 'More sshd options, written as they are: `{ AllowTcpForwarding = "no" }`.')
     revert_after: int = setting(
         300,
@@ -225,4 +190,18 @@ class Fail2ban:
     maxretry: int = setting(5, "Failures in that window before a ban.", minimum=1, maximum=100)
     ignoreip: tuple[str, ...] = setting(
         (), "Addresses or networks never banned besides loopback (your office, your CI)."
+    )
+
+
+@dataclass(frozen=True)
+class Sysctl:
+    """Kernel and network hardening in /etc/sysctl.d (vpskit's settings: `HARDENING` in operations/sysctl.py).
+
+    Values the kernel refuses (inside a container, for example) are reported by the run, not failed.
+    """
+
+    enabled: bool = setting(True, "Write and apply vpskit's sysctl hardening file.")
+    disable: tuple[str, ...] = setting((), 'Keys of vpskit\'s settings to leave out, e.g. `["kernel.yama.ptrace_scope"]`.')
+    values: dict[str, str] = setting(
+        {}, 'Values replacing vpskit\'s or added to them: `{ "net.ipv4.conf.all.rp_filter" = "2" }`.'
     )

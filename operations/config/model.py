@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .apps import App
-from .host import DeployUser, Fail2ban, Firewall, FirstLogin, Server, Ssh
+from .host import DeployUser, Fail2ban, Firewall, FirstLogin, Server, Ssh, Sysctl
 from .schema import setting
 from .stack import TLS, Backups, DockerEngine, Monitor, NodeJS, Postgres, Python, Web
 
@@ -47,6 +47,7 @@ class Config:
     tls: TLS = setting(TLS, "Certificates for the app domains.")
     web: Web = setting(Web, "Where apps live and how the front proxy serves them.")
     docker: DockerEngine = setting(DockerEngine, "Docker Engine, for compose apps.")
+    sysctl: Sysctl = setting(Sysctl, "Kernel and network hardening.")
     base_dir: str = setting(
         ".", "Directory the config file lives in: relative paths are read from here.", internal=True
     )

@@ -23,6 +23,7 @@ import tomllib
 
 import pytest
 
+from tests.audit import PEBBLE_CERTIFICATE_ISSUES, sslyze_mozilla
 from tests.images import build_compose_base
 from tests.rig import ROOT, dump_toml, run_pyinfra, start_target, target_config
 from tests.web_fixtures import GIT_DIR, https_get, load_images, prepare_web_target, use_local_images
@@ -253,7 +254,8 @@ def test_ubuntu_container_runs_took(ubuntu):
 @pytest.fixture(scope="module", params=["debian12"])
 def debian(request, docker_engine, images, keys, tmp_path_factory):
     distro = request.param
-    target = start_target(docker_engine, images[distro], distro, publish=(), nested_docker=True)
+    # 443 published on 127.0.0.1 for sslyze, which runs on the test machine.
+    target = start_target(docker_engine, images[distro], distro, publish=(443,), nested_docker=True)
     try:
         h = Host(target, keys, tmp_path_factory.mktemp(f"containers-{distro}"))
         raw = example()
@@ -304,6 +306,13 @@ def test_debian_caddy_serves_the_venv_app_behind_basic_auth_with_a_pebble_certif
     issuer = t.out(f"echo | openssl s_client -connect 127.0.0.1:443 -servername {DIBBY} 2>/dev/null | openssl x509 -noout -issuer")
     assert "Pebble" in issuer, issuer
     only_proxy_on_80_443(t, "caddy")
+
+
+def test_debian_caddy_tls_is_mozillas_intermediate_profile_by_sslyze(debian):
+    """Only the pebble certificate's trust and five-year lifetime may fail sslyze's check."""
+    result = sslyze_mozilla(debian.target.ports[443], DIBBY)
+    print(f"\n[debian12] sslyze intermediate {DIBBY} (Caddy): {result.failures or 'compliant'}")
+    assert set(result.failures) <= PEBBLE_CERTIFICATE_ISSUES, f"{result.failures}\n{result}"
 
 
 def test_debian_api_prefix_goes_to_the_second_upstream_without_the_prefix(debian):

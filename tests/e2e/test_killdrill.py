@@ -8,6 +8,10 @@ while; it must never go more than a few seconds without a working login.
 Last, a run killed before the new port was proven is left alone: the on-host
 revert timer must put the previous sshd config back by itself, and the next
 run must finish the move.
+
+The first move also replaces the RSA host key, with the known_hosts file listing the
+old RSA key first for every address the runs use (as an OpenSSH client leaves it): the
+run is killed while the new key is made, and every later run must still get in.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ pytestmark = pytest.mark.e2e
 PORTS = (2222, 2200)
 # (operation whose start triggers the kill, seconds to wait before killing)
 KILL_POINTS = [
+    # The first move also replaces the RSA host key: killed while the new key is made.
+    ("SSH host keys | RSA host key of 4096 bits", 0.3),
     ("SSH | Arm the timer that restores sshd unless the change is proven", 0.0),
     ("SSH | Listen on port", 0.0),
     ("SSH | Apply: sshd on old and new port", 0.2),
@@ -101,6 +107,14 @@ def ufw_ports(target) -> set[str]:
     return {line.split()[0] for line in target.out("ufw status").splitlines() if "ALLOW" in line or "LIMIT" in line}
 
 
+def rsa_known_first(target, known_hosts: str, ports) -> None:
+    """known_hosts lists the host's current RSA key first for each published port, then its ed25519 key."""
+    rsa, ed25519 = (target.out(f"cut -d' ' -f1,2 /etc/ssh/ssh_host_{k}_key.pub") for k in ("rsa", "ed25519"))
+    lines = [f"[127.0.0.1]:{target.ports[p]} {key}" for p in ports for key in (rsa, ed25519)]
+    with open(known_hosts, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def ssh_ports_listening(target) -> set[int]:
     out = target.out("ss -Hltn | awk '{print $4}'")
     return {int(a.rsplit(":", 1)[1]) for a in out.split()} & {22, *PORTS}
@@ -126,6 +140,7 @@ def test_deploy_killed_during_port_moves_always_leaves_a_way_in(distro, docker_e
         # A fresh VPS with its base system done (root still on 22): the package
         # upgrades restart sshd the distro's way, which is not what is drilled here.
         kill_at(configs[PORTS[0]], "Firewall | Install ufw", 0.0)
+        rsa_known_first(target, load_config(configs[PORTS[0]]).server.known_hosts_file, [22, *PORTS])
         with Prober(ways) as prober:
             for i, (point, delay) in enumerate(KILL_POINTS):
                 port = PORTS[i % 2]

@@ -18,6 +18,7 @@ import tomllib
 import pytest
 
 from operations.app import default_workers
+from tests.audit import PEBBLE_CERTIFICATE_ISSUES, sslyze_mozilla
 from tests.conftest import DISTROS
 from tests.rig import ROOT, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
 from tests.web_fixtures import PEBBLE_ROOT, https_get, prepare_web_target, venv_apps
@@ -66,7 +67,8 @@ class Web:
 @pytest.fixture(scope="session", params=DISTROS)
 def web(request, docker_engine, images, keys, tmp_path_factory):
     distro = request.param
-    target = start_target(docker_engine, images[distro], distro, publish=())
+    # 443 published on 127.0.0.1 for sslyze, which runs on the test machine.
+    target = start_target(docker_engine, images[distro], distro, publish=(443,))
     try:
         raw = prepare_web_target(target, example_raw())
         w = Web(target, target_config(raw, target, keys, connector="docker"), tmp_path_factory.mktemp(f"web-{distro}"))
@@ -231,6 +233,15 @@ def test_tls_1_0_and_1_1_and_non_aead_suites_are_refused(web):
     assert not _handshake(web, "443", "-tls1_2", f"-cipher '{cbc}'")
     assert _handshake(web, "443", "-tls1_2", "-cipher ECDHE-ECDSA-AES128-GCM-SHA256")
     assert _handshake(web, "443", "-tls1_3")
+
+
+def test_tls_is_mozillas_intermediate_profile_by_sslyze(web):
+    """Only the pebble certificate's trust and five-year lifetime may fail sslyze's check."""
+    for name in DOMAINS.values():
+        result = sslyze_mozilla(web.target.ports[443], name)
+        print(f"\n[{web.target.distro}] sslyze intermediate {name}: {result.failures or 'compliant'}")
+        assert set(result.failures) <= PEBBLE_CERTIFICATE_ISSUES, f"{result.failures}\n{result}"
+        assert "X448" not in result.output.split("Rejected curves")[0].split("Supported curves")[-1]
 
 
 def test_rate_limit_and_body_size_limit(web):

@@ -47,6 +47,8 @@ SAMPLES: dict[str, dict] = {
         "log_dir": "/var/log/caddy",
         "selfsigned": False,
         "sites": [{"app": APP}],
+        "tls_ciphers": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"],
+        "tls_curves": ["x25519", "secp256r1"],
     },
     "apt-lock-timeout.conf.j2": {"timeout": 600},
     "apt-source.sources.j2": {
@@ -93,7 +95,7 @@ SAMPLES: dict[str, dict] = {
         "hsts_max_age": 31536000,
         "static_path": "/srv/apps/shop/src/static",
     },
-    "nginx.conf.j2": {"ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"},
+    "nginx.conf.j2": {"ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256", "curves": "X25519:prime256v1"},
     "oneshot.service.j2": {
         "description": "job snapshot of app shop",
         "after": ["postgresql.service"],
@@ -120,8 +122,10 @@ SAMPLES: dict[str, dict] = {
             "macs": ["hmac-sha2-512-etm@openssh.com"],
             "host_key": ["ssh-ed25519"],
         },
+        "host_keys": ["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"],
     },
     "sudoers.j2": {"user": "deploy", "nopasswd": True},
+    "sysctl-vpskit.conf.j2": {"settings": {"net.ipv4.tcp_syncookies": "1", "kernel.kptr_restrict": "2"}},
     "unattended-upgrades.conf.j2": {
         "origins": ["origin=Ubuntu,archive=noble-security,label=Ubuntu"],
         "reboot": False,

@@ -333,7 +333,20 @@ def test_caddyfile_defaults_to_lets_encrypt_and_selfsigned_uses_the_internal_ca(
     assert "acme_ca" not in default and "email" not in default and "tls internal" not in default
     assert "acme_ca https://acme-staging-v02.api.letsencrypt.org/directory" in caddyfile_text(SITES[:1], Issuer(staging=True))
     selfsigned = caddyfile_text(SITES[:1], Issuer(mode="selfsigned"), hsts_max_age=0)
-    assert "\ttls internal\n" in selfsigned and "Strict-Transport-Security" not in selfsigned
+    assert "\ttls internal {\n" in selfsigned and "Strict-Transport-Security" not in selfsigned
+
+
+def test_caddyfile_sites_use_mozillas_intermediate_tls_settings():
+    for issuer in (Issuer(), Issuer(mode="selfsigned")):
+        text = caddyfile_text(SITES, issuer)
+        block = (
+            "\t\tprotocols tls1.2 tls1.3\n"
+            "\t\tciphers TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 "
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 "
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256\n"
+            "\t\tcurves x25519 secp256r1 secp384r1\n\t}\n"
+        )
+        assert text.count(block) == len(SITES), text
 
 
 def test_a_users_caddyfile_template_replaces_vpskits():

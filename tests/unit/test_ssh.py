@@ -22,6 +22,7 @@ from operations.ssh import (
     Algorithms,
     SshdState,
     apply_command,
+    host_key_files,
     is_hardened,
     neutralise_command,
     parse_sshd_state,
@@ -31,6 +32,7 @@ from operations.ssh import (
     ssh_login_proven,
     supported_algorithms,
 )
+from operations.sshpolicy import POLICIES, release_policy
 from operations.validated import install_checked_command
 
 UBUNTU_KEX = ["sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com", "curve25519-sha256",
@@ -247,15 +249,72 @@ def test_supported_algorithms_error_when_none_configured_is_supported():
     """No configured MAC known to the host: an OperationError naming the kind and what the host offers."""
     available = {"kex": ["curve25519-sha256"], "macs": ["hmac-sha1", "hmac-md5"]}
     with pytest.raises(OperationError, match=r"ssh\.macs .*offers: hmac-md5, hmac-sha1"):
-        supported_algorithms(Ssh(), available)
+        supported_algorithms(Ssh(kex_algorithms=("curve25519-sha256",)), available)
 
 
 def test_supported_algorithms_pass_everything_when_host_lists_nothing():
     """``ssh -Q`` answered nothing (an old OpenSSH): the configured lists are written as they are."""
-    ssh = Ssh()
+    ssh = Ssh(kex_algorithms=("curve25519-sha256",), ciphers=("aes256-ctr",), macs=("umac-128-etm@openssh.com",),
+              host_key_algorithms=("ssh-ed25519",))  # fmt: skip
     chosen = supported_algorithms(ssh, {"kex": [], "ciphers": [], "macs": [], "host_key": []})
     assert chosen == Algorithms(ssh.kex_algorithms, ssh.ciphers, ssh.macs, ssh.host_key_algorithms)
     assert supported_algorithms(ssh, {}) == chosen
+
+
+def test_empty_lists_take_the_releases_hardened_policy_in_its_order():
+    """Ubuntu 24.04's policy orders group18 before GEX before group16 and MACs 512 first; Debian 12's differs."""
+    ubuntu = supported_algorithms(Ssh(), {}, release_policy("ubuntu2404"))
+    assert ubuntu.kex == (
+        "sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org",
+        "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha256", "diffie-hellman-group16-sha512",
+    )  # fmt: skip
+    assert ubuntu.macs[0] == "hmac-sha2-512-etm@openssh.com"
+    assert ubuntu.host_key == ("ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256")
+    debian = supported_algorithms(Ssh(), {}, release_policy("debian12"))
+    assert debian.kex[:2] == ("sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com")
+    assert debian.macs[0] == "hmac-sha2-256-etm@openssh.com"
+    assert debian.ciphers == ubuntu.ciphers == (
+        "chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes256-ctr", "aes192-ctr",
+        "aes128-gcm@openssh.com", "aes128-ctr",
+    )  # fmt: skip
+    # A configured list still wins over the policy's.
+    assert supported_algorithms(Ssh(macs=("umac-128-etm@openssh.com",)), {}, release_policy("debian12")).macs == (
+        "umac-128-etm@openssh.com",
+    )
+
+
+def test_host_key_files_follow_the_algorithm_order_once_each():
+    assert host_key_files(("rsa-sha2-512", "ssh-ed25519", "rsa-sha2-256", "sk-ssh-ed25519@openssh.com")) == [
+        "/etc/ssh/ssh_host_rsa_key",
+        "/etc/ssh/ssh_host_ed25519_key",
+    ]
+    assert host_key_files(("ecdsa-sha2-nistp256", "ssh-ed25519-cert-v01@openssh.com")) == ["/etc/ssh/ssh_host_ecdsa_key"]
+
+
+def test_every_supported_release_has_a_policy_and_an_unknown_one_gets_the_newest():
+    assert {k: p.name for k, p in POLICIES.items()} == {
+        "ubuntu2204": "Hardened Ubuntu Server 22.04 LTS (version 6)",
+        "ubuntu2404": "Hardened Ubuntu Server 24.04 LTS (version 2)",
+        "ubuntu2604": "Hardened Ubuntu Server 26.04 LTS (version 1)",
+        "debian12": "Hardened Debian 12 (version 3)",
+        "debian13": "Hardened Debian 13 (version 1)",
+    }
+    assert release_policy("debian14") == release_policy("debian13")
+    assert all(p.rsa_bits == 4096 and p.min_modulus_bits == 3072 for p in POLICIES.values())
+
+
+def test_policy_lists_match_the_ssh_audit_policies_they_name():
+    """Checked against ssh-audit's own built-in policies when it is installed (the test extras install it)."""
+    builtin = pytest.importorskip("ssh_audit.builtin_policies").BUILTIN_POLICIES
+    added_by_sshd = ("ext-info-s", "kex-strict-s-v00@openssh.com")
+    for release, policy in POLICIES.items():
+        audit = builtin[policy.name]
+        assert policy.kex == tuple(k for k in audit["kex"] if k not in added_by_sshd), release
+        assert (policy.ciphers, policy.macs, policy.host_key) == tuple(
+            tuple(audit[k]) for k in ("ciphers", "macs", "host_keys")
+        ), release
+        assert audit["hostkey_sizes"]["rsa-sha2-512"]["hostkey_size"] == policy.rsa_bits
+        assert audit["dh_modulus_sizes"]["diffie-hellman-group-exchange-sha256"] == policy.min_modulus_bits
 
 
 # ------------------------------------------------------------------ drop-in
@@ -301,6 +360,9 @@ def test_hardened_dropin_sets_every_option():
         ("Ciphers", "aes256-gcm@openssh.com"),
         ("MACs", "hmac-sha2-512-etm@openssh.com"),
         ("HostKeyAlgorithms", "ssh-ed25519,rsa-sha2-512"),
+        # sshd announces host key algorithms in HostKey order: ed25519 first, as the policies want.
+        ("HostKey", "/etc/ssh/ssh_host_ed25519_key"),
+        ("HostKey", "/etc/ssh/ssh_host_rsa_key"),
         ("AllowTcpForwarding", "no"),
         ("MaxSessions", "2"),
     ]

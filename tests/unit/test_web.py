@@ -22,7 +22,7 @@ from operations.certbot import (
 )
 from operations.config import TLS, App, ConfigError, parse_config
 from operations.distro import Distro
-from operations.nginx import CIPHERS, site_text
+from operations.nginx import CIPHERS, CURVES, site_text
 from operations.render import render
 from operations.plan import Plan
 
@@ -337,11 +337,16 @@ def test_site_from_a_users_own_template():
     assert site_text(app(), None, template="# {{ app.name }} on {{ app.port }}\n") == "# shop on 8000\n"
 
 
-def test_main_config_allows_only_tls_1_2_and_1_3_with_aead_suites():
-    text = render("nginx.conf.j2", ciphers=CIPHERS)
+def test_main_config_is_mozillas_intermediate_profile():
+    text = render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES)
     assert "\n    ssl_protocols TLSv1.2 TLSv1.3;\n" in text
     assert "server_tokens off;" in text and "TLSv1.1" not in text
-    assert all(("GCM" in c or "CHACHA20" in c) and c.startswith("ECDHE-") for c in CIPHERS.split(":"))
+    assert "\n    ssl_ecdh_curve X25519:prime256v1:secp384r1;\n" in text
+    assert "\n    ssl_prefer_server_ciphers off;\n" in text
+    # Mozilla's intermediate TLS 1.2 suites, in its order: forward secret and AEAD only.
+    assert CIPHERS.split(":")[:2] == ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"]
+    assert len(CIPHERS.split(":")) == 9
+    assert all(("GCM" in c or "CHACHA20" in c) and c.startswith(("ECDHE-", "DHE-")) for c in CIPHERS.split(":"))
 
 
 def test_selfsigned_certificate_covers_the_domains(tmp_path):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from ..model import Config
 from ..schema import field_problems
-from . import apps, backups, deploy_user, fail2ban, firewall, first_login, monitor, postgres, server, ssh, web
+from . import apps, backups, deploy_user, fail2ban, firewall, first_login, monitor, postgres, server, ssh, sysctl, web
 from .base import Checker, is_cron_schedule, is_domain, is_port
 
-SECTIONS = (server, first_login, deploy_user, firewall, ssh, fail2ban, apps, postgres, backups, monitor, web)
+SECTIONS = (server, first_login, deploy_user, firewall, ssh, fail2ban, apps, postgres, backups, monitor, web, sysctl)
 
 __all__ = ["is_cron_schedule", "is_domain", "is_port", "validate"]
 
