@@ -16,10 +16,10 @@ from operations.docker import docker_engine
 from operations.fail2ban import fail2ban_jails
 from operations.firewall import firewall
 from operations.monitor import health_notifiers, health_report, health_timer
+from operations.permissions import CIS_MODES, modes_restricted
 from operations.plan import Plan
 from operations.postgres import app_database, postgres_server
 from operations.schedule import AppJobFiles, app_job, app_jobs_pruned, cron_ready
-from operations.permissions import CIS_MODES, modes_restricted
 from operations.ssh import host_keys_hardened, sshd_hardened, sshd_state
 from operations.sysctl import kernel_hardened
 from operations.system import base_system, host_distro

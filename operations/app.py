@@ -89,13 +89,13 @@ def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tupl
     steps = {
         "requirements": (
             f"{paths.venv}/.vpskit-requirements",
-            f"echo \"$(sha256sum < {req} | cut -c1-64) {python_version} {' '.join(pip_packages(app))}\"",
+            f'echo "$(sha256sum < {req} | cut -c1-64) {python_version} {" ".join(pip_packages(app))}"',
         )
     }
     if app.build:
-        steps["build"] = (f"{paths.root}/.vpskit-built", f"echo \"$({head}) {short_hash(app.build)}\"")
+        steps["build"] = (f"{paths.root}/.vpskit-built", f'echo "$({head}) {short_hash(app.build)}"')
     if app.migrate:
-        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f"echo \"$({head}) {short_hash(app.migrate)}\"")
+        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f'echo "$({head}) {short_hash(app.migrate)}"')
     if app.seed:
         steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
     return steps

@@ -29,7 +29,7 @@ class PathModes(FactBase):
 
     def command(self, paths):
         quoted = " ".join(shlex.quote(p) for p in paths)
-        return f"for p in {quoted}; do [ -e \"$p\" ] && stat -c '%a %U %G %n' \"$p\"; done; true"
+        return f'for p in {quoted}; do [ -e "$p" ] && stat -c \'%a %U %G %n\' "$p"; done; true'
 
     def process(self, output):
         modes = {}

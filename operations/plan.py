@@ -268,7 +268,15 @@ class Plan:
             secret = secret_env_path(app.name) if app.database.uses_postgres else ""
             for job in app.jobs:
                 jobs.append(
-                    dict(app_name=app.name, job=self.job(job), user=user, workdir=paths.src, venv=paths.venv, env_file=paths.env, secret_env_file=secret)
+                    dict(
+                        app_name=app.name,
+                        job=self.job(job),
+                        user=user,
+                        workdir=paths.src,
+                        venv=paths.venv,
+                        env_file=paths.env,
+                        secret_env_file=secret,
+                    )
                 )
         return jobs
 

@@ -24,9 +24,9 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import StringIO
-from typing import Callable
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FunctionCommand, OperationError, StringCommand, deploy, operation
@@ -196,8 +196,7 @@ def supported_algorithms(ssh: SshdPolicy, available: dict[str, list[str]], polic
         chosen[kind] = tuple(n for n in names if n in have) if have else tuple(names)
         if not chosen[kind]:
             raise OperationError(
-                f"none of the configured ssh.{kind} algorithms is supported by this host's OpenSSH "
-                f"(it offers: {', '.join(sorted(have))})"
+                f"none of the configured ssh.{kind} algorithms is supported by this host's OpenSSH (it offers: {', '.join(sorted(have))})"
             )
     return Algorithms(**chosen)
 
@@ -262,8 +261,7 @@ def port_check_command(port: int, attempts: int = 5) -> str:
         f'case "$banner" in SSH-*) exit 0;; *) exit 1;; esac\' 2>/dev/null'
     )
     return (
-        f"for i in $(seq {attempts}); do {probe} && exit 0; sleep 2; done; "
-        f"echo 'vpskit: sshd does not answer on port {port}' >&2; exit 1"
+        f"for i in $(seq {attempts}); do {probe} && exit 0; sleep 2; done; echo 'vpskit: sshd does not answer on port {port}' >&2; exit 1"
     )
 
 
@@ -413,9 +411,7 @@ def sshd_hardened(
             name="Disable Port and login settings outside vpskit's drop-in",
             commands=[neutralise_command(state["conflicts"])],
         )
-    hardened = checked_file(
-        name="Hardened sshd config", dest=DROPIN, content=final, validate=SSHD_CHECK_OR_DISARM, mode=DROPIN_MODE
-    )
+    hardened = checked_file(name="Hardened sshd config", dest=DROPIN, content=final, validate=SSHD_CHECK_OR_DISARM, mode=DROPIN_MODE)
     server.shell(
         name="Apply: hardened sshd",
         commands=[apply_command(state["socket_mode"], listener_changes=moving or bool(state["conflicts"]))],
@@ -432,7 +428,6 @@ def sshd_hardened(
             ],
         )
     server.shell(name="Cancel the revert timer: the change is proven", commands=[_disarm()])
-
 
 
 # ------------------------------------------------------ host keys and moduli
@@ -457,8 +452,8 @@ class HostKeys(FactBase):
 
     def command(self):
         return (
-            "for f in /etc/ssh/ssh_host_*_key; do [ -f \"$f\" ] || continue; "
-            "echo \"$(ssh-keygen -lf \"$f\" | cut -d' ' -f1,2) $(ssh-keygen -yf \"$f\" | cut -d' ' -f1,2)\"; done"
+            'for f in /etc/ssh/ssh_host_*_key; do [ -f "$f" ] || continue; '
+            'echo "$(ssh-keygen -lf "$f" | cut -d\' \' -f1,2) $(ssh-keygen -yf "$f" | cut -d\' \' -f1,2)"; done'
         )
 
     def process(self, output):
@@ -524,10 +519,7 @@ def _write_known_hosts(path: str, names, keys: dict[str, str], add: bool = True)
 
 def prune_moduli_command(min_bits: int, path: str = MODULI) -> str:
     """Keep comment lines and moduli of ``min_bits`` or more (field 5 is the size minus one)."""
-    return (
-        f"awk '$1 ~ /^#/ || $5 + 1 >= {int(min_bits)}' {path} > {path}.vpskit && "
-        f"chmod 644 {path}.vpskit && mv -f {path}.vpskit {path}"
-    )
+    return f"awk '$1 ~ /^#/ || $5 + 1 >= {int(min_bits)}' {path} > {path}.vpskit && chmod 644 {path}.vpskit && mv -f {path}.vpskit {path}"
 
 
 @operation()

@@ -68,18 +68,14 @@ POLICIES: dict[str, SshPolicy] = {
         ciphers=_CIPHERS,
         macs=_MACS_512_FIRST,
     ),
-    "ubuntu2604": SshPolicy(
-        "Hardened Ubuntu Server 26.04 LTS (version 1)", kex=_KEX_POST_QUANTUM, ciphers=_CIPHERS, macs=_MACS_512_FIRST
-    ),
+    "ubuntu2604": SshPolicy("Hardened Ubuntu Server 26.04 LTS (version 1)", kex=_KEX_POST_QUANTUM, ciphers=_CIPHERS, macs=_MACS_512_FIRST),
     "debian12": SshPolicy(
         "Hardened Debian 12 (version 3)",
         kex=("sntrup761x25519-sha512", *_KEX_OPENSSH_9),
         ciphers=_CIPHERS,
         macs=_MACS_256_FIRST,
     ),
-    "debian13": SshPolicy(
-        "Hardened Debian 13 (version 1)", kex=_KEX_POST_QUANTUM, ciphers=_CIPHERS, macs=_MACS_512_FIRST
-    ),
+    "debian13": SshPolicy("Hardened Debian 13 (version 1)", kex=_KEX_POST_QUANTUM, ciphers=_CIPHERS, macs=_MACS_512_FIRST),
 }
 # A release without a policy of its own gets the newest one, cut down to what its OpenSSH knows.
 NEWEST = POLICIES["debian13"]

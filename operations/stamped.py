@@ -44,7 +44,7 @@ class Stamps(FactBase):
     def command(self, stamps):
         parts = []
         for name, (stamp, key_cmd) in sorted(stamps.items()):
-            parts.append(f"echo \"{name}=$(cat {shlex.quote(stamp)})|$({key_cmd})\"")
+            parts.append(f'echo "{name}=$(cat {shlex.quote(stamp)})|$({key_cmd})"')
         return "{ " + "; ".join(parts) + "; } 2>/dev/null"
 
     def process(self, output):
@@ -60,8 +60,8 @@ def stamped_command(command: str, key_cmd: str, stamp: str, cwd: str) -> str:
     """Run ``command`` in ``cwd`` unless ``stamp`` holds the current key; record the key on success."""
     s = shlex.quote(stamp)
     return (
-        f"cd {shlex.quote(cwd)} && k=\"$({key_cmd})\" && "
-        f"if [ \"$(cat {s} 2>/dev/null)\" != \"$k\" ]; then {{ {command} ; }} && printf '%s\\n' \"$k\" > {s}; fi"
+        f'cd {shlex.quote(cwd)} && k="$({key_cmd})" && '
+        f'if [ "$(cat {s} 2>/dev/null)" != "$k" ]; then {{ {command} ; }} && printf \'%s\\n\' "$k" > {s}; fi'
     )
 
 

@@ -106,7 +106,7 @@ class SysctlValues(FactBase):
 
     def command(self, keys):
         quoted = " ".join(shlex.quote(k) for k in keys)
-        return f"for k in {quoted}; do printf '%s=%s\\n' \"$k\" \"$(sysctl -n \"$k\" 2>/dev/null || echo '<none>')\"; done"
+        return f'for k in {quoted}; do printf \'%s=%s\\n\' "$k" "$(sysctl -n "$k" 2>/dev/null || echo \'<none>\')"; done'
 
     def process(self, output):
         values = {}

@@ -1,7 +1,7 @@
 """The web stack: Python runtimes, the venv apps, the front proxy (nginx or Caddy) and the certificates.
 
-    web_apps(apps, absent, user, distro)    # after base_system and deploy_user: the venv apps
-    front_proxy(sites, absent, "nginx")     # after every app (compose apps too): nginx + certbot, or Caddy
+web_apps(apps, absent, user, distro)    # after base_system and deploy_user: the venv apps
+front_proxy(sites, absent, "nginx")     # after every app (compose apps too): nginx + certbot, or Caddy
 """
 
 from __future__ import annotations
@@ -148,7 +148,9 @@ def front_proxy(
     nginx_proxy(sites, absent, tls, hsts_max_age, ipv6, template, static_paths or {})
 
 
-def nginx_proxy(sites: list[Site], absent: list[str], tls: Issuer, hsts_max_age: int, ipv6: bool, template: str, static_paths: dict[str, str]):
+def nginx_proxy(
+    sites: list[Site], absent: list[str], tls: Issuer, hsts_max_age: int, ipv6: bool, template: str, static_paths: dict[str, str]
+):
     """nginx in front of ``sites`` with certbot's (or self-signed) certificates; ``absent`` apps lose theirs."""
     letsencrypt = tls.mode == "letsencrypt"
     packages_installed(name="Install nginx" + (", certbot" if letsencrypt else ""), packages=proxy_packages("nginx", letsencrypt))
@@ -186,7 +188,7 @@ def nginx_proxy(sites: list[Site], absent: list[str], tls: Issuer, hsts_max_age:
     for name in absent:
         certificate_absent(name=f"{name}: remove certificate", cert_name=name, tls=tls)
     second = []
-    for app, cert_op in zip(sites, certs):
+    for app, cert_op in zip(sites, certs, strict=True):
         if had_cert[app.name] or not cert_op.will_change:
             continue
         second.append(nginx_site(app.name, site(app, True), label="site with HTTPS"))

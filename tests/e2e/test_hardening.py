@@ -145,6 +145,7 @@ def test_invalid_sshd_option_fails_with_sshds_error_and_changes_nothing(deployed
 
 # ------------------------------------------------- measured by public auditors
 
+
 def test_sshd_passes_ssh_audits_hardened_policy_for_its_release(deployed):
     """ssh-audit's built-in policy of the release (Ubuntu 24.04: version 2, Debian 12: version 3), from the test machine."""
     result = ssh_audit(deployed.target.ports[SSH_PORT], release_policy(deployed.distro).name)
@@ -237,5 +238,3 @@ def test_fail2ban_bans_a_client_that_keeps_failing(deployed, keys, tmp_path):
     finally:
         t.exec("fail2ban-client unban --all", check=False)
     assert _ssh(deployed, keys, "appuser", keys["deploy"], "true").returncode == 0
-
-

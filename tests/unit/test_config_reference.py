@@ -72,7 +72,7 @@ def test_the_declared_rule_is_the_one_enforced(minimal_raw, tmp_path):
 
 def test_a_default_is_always_valid():
     """Every declared default passes its own rule, unless it is the empty string or 0 that means "not set"."""
-    for path, cls, f in _all_fields():
+    for path, _cls, f in _all_fields():
         if f.default is not dataclasses.MISSING and f.default not in (None, (), "", 0):
             value = f.default
             items = value if isinstance(value, tuple) else (value,)

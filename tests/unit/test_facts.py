@@ -12,11 +12,11 @@ import pytest
 
 from operations.app import stamp_keys
 from operations.checkout import AppPaths
-from operations.stamped import Stamps
 from operations.compose import compose_stamp_keys
 from operations.config import App
 from operations.facts import FileState
 from operations.render import sha256
+from operations.stamped import Stamps
 from operations.validated import checked_file
 from tests.unit.hoststub import fact, run_op
 

@@ -10,9 +10,9 @@ import subprocess
 from operations.config import parse_config
 from operations.knownhosts import host_name, names_in_line, refreshed
 from operations.permissions import CIS_MODES, PathModes, mode_commands
+from operations.render import render
 from operations.ssh import HostKeys, WeakModuli, offered_keys, parse_host_keys, regenerate_rsa_command
 from operations.sysctl import HARDENING, SysctlValues, apply_command, in_effect, refused_report, sysctl_settings
-from operations.render import render
 
 ED, RSA_OLD, RSA_NEW, ECDSA = "AAAAC3ed", "AAAAB3old", "AAAAB3new", "AAAAE2ec"
 NAME = "[203.0.113.7]:2222"
@@ -42,12 +42,7 @@ def test_plain_and_hashed_lines_match_their_name_only():
 
 def test_before_the_key_change_stale_rsa_and_unoffered_ecdsa_lines_go_and_ed25519_comes_first():
     """RSA listed first would make paramiko pick RSA: after the change that is 'host key changed'."""
-    text = (
-        f"{NAME} ssh-rsa {RSA_OLD}\n"
-        f"{hashed(NAME)} ecdsa-sha2-nistp256 {ECDSA}\n"
-        f"other.example ssh-rsa {RSA_OLD}\n"
-        f"# kept\n"
-    )
+    text = f"{NAME} ssh-rsa {RSA_OLD}\n{hashed(NAME)} ecdsa-sha2-nistp256 {ECDSA}\nother.example ssh-rsa {RSA_OLD}\n# kept\n"
     staying = {"ssh-ed25519": ED}
     assert refreshed(text, [NAME], staying) == f"other.example ssh-rsa {RSA_OLD}\n# kept\n{NAME} ssh-ed25519 {ED}\n"
 
@@ -81,7 +76,9 @@ def test_host_keys_fact_reads_size_fingerprint_and_key_of_each_private_key(tmp_p
     assert (tmp_path / "ssh_host_rsa_key.pub").read_text().split()[1] == keys["ssh-rsa"]["key"]
     assert offered_keys(keys, ("ssh-ed25519",)) == {"ssh-ed25519": keys["ssh-ed25519"]["key"]}
     assert set(offered_keys(keys, ("ssh-ed25519", "rsa-sha2-512"))) == {"ssh-ed25519", "ssh-rsa"}
-    assert parse_host_keys(["garbage", "3072 SHA256:x ssh-rsa AAAA"]) == {"ssh-rsa": {"bits": 3072, "fingerprint": "SHA256:x", "key": "AAAA"}}
+    assert parse_host_keys(["garbage", "3072 SHA256:x ssh-rsa AAAA"]) == {
+        "ssh-rsa": {"bits": 3072, "fingerprint": "SHA256:x", "key": "AAAA"}
+    }
 
 
 def test_rsa_key_is_made_aside_and_swapped_in_private_key_first(tmp_path):
@@ -140,7 +137,9 @@ def test_only_existing_paths_with_another_mode_or_owner_are_changed(tmp_path):
     assert commands == [f"chmod 600 {paths[0]}", f"chmod 700 {paths[1]}"]
     assert mode_commands(wanted, current, "root", "root")[0] == f"chown root:root {paths[0]}" or user == "root"
     subprocess.run(["sh", "-c", " && ".join(commands)], check=True)
-    again = PathModes().process(subprocess.run(["sh", "-c", PathModes().command(paths)], capture_output=True, text=True).stdout.splitlines())
+    again = PathModes().process(
+        subprocess.run(["sh", "-c", PathModes().command(paths)], capture_output=True, text=True).stdout.splitlines()
+    )
     assert mode_commands(wanted, again, user, group) == []
 
 

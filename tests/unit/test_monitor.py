@@ -56,7 +56,11 @@ def test_every_notifier_kind_parses_and_the_password_comes_from_the_environment(
         ({"notify": [{"kind": "pager", "url": "https://x.example.com"}]}, "monitor.notify[0].kind", "webhook, slack"),
         ({"notify": [{"kind": "slack"}]}, "monitor.notify[0].url", "http:// or https://"),
         ({"notify": [{"kind": "ntfy", "url": "ntfy.sh/topic"}]}, "monitor.notify[0].url", "http:// or https://"),
-        ({"notify": [{"kind": "webhook", "url": "https://x.example.com", "mail_to": ["a@b.cd"]}]}, "monitor.notify[0].mail_to", 'only by kind = "email"'),
+        (
+            {"notify": [{"kind": "webhook", "url": "https://x.example.com", "mail_to": ["a@b.cd"]}]},
+            "monitor.notify[0].mail_to",
+            'only by kind = "email"',
+        ),
         ({"notify": [{**EMAIL, "url": "https://x.example.com"}]}, "monitor.notify[0].url", "not used"),
         ({"notify": [{**EMAIL, "smtp_host": ""}]}, "monitor.notify[0].smtp_host", "SMTP relay"),
         ({"notify": [{**EMAIL, "smtp_port": 0}]}, "monitor.notify[0].smtp_port", "port number"),

@@ -83,8 +83,9 @@ def test_no_operation_takes_an_argument_pyinfra_keeps_for_itself():
     import inspect
     import pkgutil
 
-    import operations
     from pyinfra.api.arguments import all_argument_meta
+
+    import operations
 
     reserved = set(all_argument_meta) | {"name"}
     clashes = []

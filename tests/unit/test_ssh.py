@@ -310,9 +310,7 @@ def test_policy_lists_match_the_ssh_audit_policies_they_name():
     for release, policy in POLICIES.items():
         audit = builtin[policy.name]
         assert policy.kex == tuple(k for k in audit["kex"] if k not in added_by_sshd), release
-        assert (policy.ciphers, policy.macs, policy.host_key) == tuple(
-            tuple(audit[k]) for k in ("ciphers", "macs", "host_keys")
-        ), release
+        assert (policy.ciphers, policy.macs, policy.host_key) == tuple(tuple(audit[k]) for k in ("ciphers", "macs", "host_keys")), release
         assert audit["hostkey_sizes"]["rsa-sha2-512"]["hostkey_size"] == policy.rsa_bits
         assert audit["dh_modulus_sizes"]["diffie-hellman-group-exchange-sha256"] == policy.min_modulus_bits
 
@@ -416,9 +414,7 @@ def test_neutralise_comments_out_conflicting_lines_only(tmp_path):
 
     result = sh(neutralise_command(conflicts), shell="bash")
     assert result.returncode == 0, result.stderr
-    assert main.read_text() == (
-        "Include x\n# disabled by vpskit: Port 22\nUsePAM yes\n# disabled by vpskit:   ListenAddress 0.0.0.0\n"
-    )
+    assert main.read_text() == ("Include x\n# disabled by vpskit: Port 22\nUsePAM yes\n# disabled by vpskit:   ListenAddress 0.0.0.0\n")
     assert cloud.read_text() == "# disabled by vpskit: PasswordAuthentication yes\n"
 
 
