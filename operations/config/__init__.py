@@ -38,7 +38,7 @@ from .host import (
 from .loader import CONFIG_ENV, DEFAULT_CONFIG_FILE, config_path, load_config, parse_config
 from .model import Config, ConfigError
 from .schema import allowed, setting
-from .stack import TLS, Backups, DockerEngine, Monitor, NodeJS, Postgres, Python, Web
+from .stack import TLS, Backups, DockerEngine, Monitor, NodeJS, Offsite, Postgres, Python, Web
 
 # gunicorn's worker classes an app may ask for (the choices of ``App.worker_class``).
 WORKER_CLASSES = allowed(App, "worker_class")
@@ -47,7 +47,7 @@ __all__ = [
     "CONFIG_ENV", "DEFAULT_CIPHERS", "DEFAULT_CONFIG_FILE", "DEFAULT_HOST_KEY_ALGORITHMS", "DEFAULT_KEX",
     "DEFAULT_MACS", "TLS", "WORKER_CLASSES", "App", "AppBackup", "Backups", "BasicAuth", "Config", "ConfigError",
     "ContainerDatabase", "Database", "DeployUser", "DockerEngine", "Fail2ban", "Firewall", "FirewallRule",
-    "FirstLogin", "Job", "Monitor", "NodeJS", "Postgres", "Python", "Server", "Ssh", "Web", "allowed",
+    "FirstLogin", "Job", "Monitor", "NodeJS", "Offsite", "Postgres", "Python", "Server", "Ssh", "Web", "allowed",
     "config_path", "is_cron_schedule", "is_domain", "is_port", "load_config", "parse_config", "setting",
     "validate",
 ]  # fmt: skip
