@@ -16,6 +16,8 @@ from operations.firewall import PACKAGES as FIREWALL_PACKAGES
 from operations.firewall import firewall
 from operations.ssh import SshdState, sshd_hardened
 from operations.monitor import AppCheck, health_report, health_settings
+from operations.offsite import CHECK_UNIT, offsite_copies, offsite_spec, recovery_guards
+from operations.offsite import offsite_databases_recovered, offsite_files_recovered
 from operations.postgres import PACKAGES as POSTGRES_PACKAGES
 from operations.postgres import app_database, pg_version, postgres_server, secret_env_path
 from operations.schedule import CRON_PACKAGES, AppJobFiles, app_job, app_jobs_pruned, cron_ready, job_unit
@@ -79,6 +81,14 @@ fail2ban_jails(config.fail2ban, ssh_port=config.server.ssh_port)
 # ------------------------------------------------------------ data and schedules
 units = []
 
+# Off-host copies; restoring a lost host brings its secrets back before anything would make new ones.
+offsite = offsite_spec(config, apps)
+if offsite:
+    offsite_copies(offsite)
+    units.append(f"{CHECK_UNIT}.timer")
+    if offsite.restore:
+        offsite_files_recovered(guards=recovery_guards(config.backups.dir, apps, config.web))
+
 if pg_apps:
     postgres_server(config.postgres, pg_version(distro), [(a.db_name, a.db_role) for a in pg_apps])
     for app in pg_apps:
@@ -90,6 +100,8 @@ if pg_apps:
             port=config.postgres.port,
         )
     units.append("postgresql.service")
+if offsite and offsite.restore:
+    offsite_databases_recovered(items=backup_items(apps), backup_dir=config.backups.dir, pg_port=config.postgres.port)
 
 # Apps start with their database (and its secret env file) in place.
 web_apps(config, distro)
@@ -153,5 +165,6 @@ health_report(
         units=units,
         backup_items=[i.name for i in items],
         drill_items=[i.name for i in items] if config.backups.drill_schedule else [],
+        offsite=offsite is not None,
     )
 )
