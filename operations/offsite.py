@@ -19,6 +19,7 @@ both before the apps start. A host that already has data is never restored over.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shlex
 from dataclasses import dataclass, field
@@ -75,6 +76,11 @@ class OffsiteSpec:
 
 
 # ------------------------------------------------------------------ pure logic
+
+
+def shown_repository(repository: str) -> str:
+    """The repository as messages show it: a password in its URL (``rest:https://user:pw@host/``) masked."""
+    return re.sub(r"(://[^/:@]+:)[^/@]+@", r"\1***@", repository)
 
 
 def forget_flags(keep_daily: int, keep_weekly: int, keep_monthly: int) -> list[str]:
@@ -177,6 +183,10 @@ class ResticRepository(FactBase):
     ``"error"`` with restic's ``message`` (wrong password, unreachable).
     """
 
+    @staticmethod
+    def default():
+        return {"state": "absent", "message": ""}
+
     def command(self, wrapper):
         w = shlex.quote(wrapper)
         return (
@@ -204,6 +214,10 @@ class RecoveryState(FactBase):
 
         {"mark": "", "data": ["/etc/vpskit/secrets"]}
     """
+
+    @staticmethod
+    def default():
+        return {"mark": "", "data": []}
 
     def command(self, mark, guards):
         checks = "".join(
@@ -307,6 +321,7 @@ def offsite_repository(repository: str, create: bool = True):
         offsite_repository(repository="sftp:backup@backup.example.net:/srv/restic/web1")
     """
     state = host.get_fact(ResticRepository, wrapper=RESTIC)
+    repository = shown_repository(repository)
     if state["state"] == "ok":
         host.noop(f"{repository} opens with the host's password")
         return

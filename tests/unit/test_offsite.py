@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
+import sqlite3
 import subprocess
 
 import pytest
@@ -27,7 +30,9 @@ from operations.offsite import (
     repository_password,
     restic_env_text,
     sftp_command,
+    shown_repository,
 )
+from operations.render import FILES_DIR, render
 from tests.unit.hoststub import check_spec
 
 APP = {"name": "dibby", "port": 5001, "database": {"engine": "postgresql"}, "backup": {"paths": ["/srv/uploads"]}}
@@ -242,3 +247,127 @@ def test_recovery_state_parses_the_mark_and_the_paths_holding_data():
     assert state.process(["mark=files", "data=/etc/vpskit/secrets"]) == {"mark": "files", "data": ["/etc/vpskit/secrets"]}
     assert state.process([]) == {"mark": "", "data": []}
     assert "ls -A" in state.command(RECOVERY_MARK, GUARDS) and "/srv/apps/dibby/.env" in state.command(RECOVERY_MARK, GUARDS)
+
+
+# ------------------------------------------------------------------ vpskit-backup and vpskit-health on the host
+
+
+class BackupHost:
+    """vpskit-backup with one SQLite item, off-host copies to a stand-in restic that records its arguments."""
+
+    def __init__(self, root, restic_exit: int = 0):
+        self.root = root
+        db = sqlite3.connect(root / "notes.sqlite3")
+        db.execute("create table n (t text)")
+        db.commit()
+        db.close()
+        items = [BackupItem("sqlite", "notes", str(root / "notes.sqlite3"))]
+        (root / "backup.conf").write_text(
+            render("backup.conf.j2", dir=str(root / "backups"), keep_days=7, status_dir=str(root / "status"), pg_port=1, items=items)
+        )
+        spec = OffsiteSpec("/mnt/copy", "pw", paths=(str(root / "backups"), str(root / "gone")), excludes=("/x/src",))
+        (root / "offsite.conf").write_text(offsite_conf_text(spec))
+        (root / "restic").write_text(
+            f'#!/bin/sh\necho "$*" >> {root}/restic.calls\n'
+            f'[ "$1" = backup ] && [ {restic_exit} != 0 ] && {{ echo "Fatal: wrong password or no key found" >&2; exit {restic_exit}; }}\n'
+            "exit 0\n"
+        )
+        (root / "restic").chmod(0o755)
+
+    def run(self, *args):
+        env = {
+            **os.environ,
+            "VPSKIT_BACKUP_CONF": str(self.root / "backup.conf"),
+            "VPSKIT_BACKUP_LOCK": str(self.root / "lock"),
+            "VPSKIT_OFFSITE_CONF": str(self.root / "offsite.conf"),
+            "VPSKIT_RESTIC": str(self.root / "restic"),
+        }
+        return subprocess.run(["bash", str(FILES_DIR / "vpskit-backup"), *args], capture_output=True, text=True, env=env, timeout=60)
+
+    def calls(self) -> list[str]:
+        return (self.root / "restic.calls").read_text().splitlines()
+
+    def status(self, name) -> dict:
+        return dict(line.split("=", 1) for line in (self.root / "status" / "offsite" / f"{name}.status").read_text().splitlines())
+
+
+def test_a_backup_run_copies_the_existing_paths_off_host_then_forgets_by_the_keep_rules(tmp_path):
+    h = BackupHost(tmp_path)
+    r = h.run("run")
+    assert r.returncode == 0, r.stderr
+    backup, forget = h.calls()
+    assert backup.startswith("backup --quiet --tag vpskit --host ")
+    assert backup.endswith(f" {tmp_path}/backups --exclude=/x/src")  # the missing path is left out
+    assert forget == "forget --quiet --tag vpskit --group-by host,tags --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --prune"
+    assert h.status("copy")["state"] == "ok"
+
+
+def test_a_failed_copy_fails_the_run_loudly_and_leaves_the_local_backups(tmp_path):
+    h = BackupHost(tmp_path, restic_exit=1)
+    r = h.run("run")
+    assert r.returncode == 1
+    assert "offsite: copy FAILED, local backups kept as they are: Fatal: wrong password or no key found" in r.stderr
+    assert len(list((tmp_path / "backups" / "notes").glob("notes-*.sqlite3"))) == 1
+    assert h.status("copy")["state"] == "failed" and len(h.calls()) == 1  # nothing forgotten after a failed copy
+
+
+def test_snapshots_and_the_check_go_to_restic(tmp_path):
+    h = BackupHost(tmp_path)
+    assert h.run("snapshots").returncode == 0
+    assert h.run("offsite-check").returncode == 0
+    assert h.calls() == ["snapshots --tag vpskit", "check --read-data-subset=5%"]
+    assert h.status("check")["state"] == "ok"
+
+
+_loader = importlib.machinery.SourceFileLoader("vpskit_health_offsite", str(FILES_DIR / "vpskit-health"))
+health = importlib.util.module_from_spec(importlib.util.spec_from_loader("vpskit_health_offsite", _loader))
+_loader.exec_module(health)
+
+
+def test_the_health_report_fails_on_a_stale_failed_or_missing_off_host_copy(tmp_path):
+    now = 1_800_000_000
+    status = tmp_path / "offsite"
+    assert [s for s, *_ in health.check_offsite(str(tmp_path), 26, now=now)] == ["FAIL"]
+    status.mkdir()
+    for state, age_h, want in (("ok", 2, "ok"), ("ok", 30, "FAIL"), ("failed", 1, "FAIL")):
+        (status / "copy.status").write_text(f"state={state}\ntime={now - age_h * 3600}\nmessage=x\n")
+        results = health.check_offsite(str(tmp_path), 26, now=now)
+        assert [(s, name) for s, name, _ in results] == [(want, "off-host copy")]
+    (status / "check.status").write_text(f"state=failed\ntime={now}\nmessage=pack damaged\n")
+    assert health.check_offsite(str(tmp_path), 26, now=now)[-1][:2] == ("FAIL", "off-host check")
+
+
+def test_recovery_state_command_finds_the_mark_and_only_guards_holding_data(tmp_path):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "backups" / "dibby").mkdir()
+    guards = (str(tmp_path / "secrets"), str(tmp_path / "backups"), str(tmp_path / "app.env"))
+    mark = tmp_path / "recovered"
+    fact_ = RecoveryState()
+
+    def read():
+        out = subprocess.run(["sh", "-c", fact_.command(str(mark), guards)], capture_output=True, text=True)
+        assert out.returncode == 0
+        return fact_.process(out.stdout.splitlines()) if out.stdout else fact_.default()
+
+    assert read() == {"mark": "", "data": [str(tmp_path / "backups")]}
+    (tmp_path / "backups" / "dibby").rmdir()
+    assert read() == {"mark": "", "data": []}  # a fresh host: pyinfra gives the default for no output
+    mark.write_text("files\n")
+    (tmp_path / "app.env").write_text("SECRET_KEY=x\n")
+    assert read() == {"mark": "files", "data": [str(tmp_path / "app.env")]}
+
+
+def test_a_password_in_a_repository_url_is_masked_in_messages():
+    assert shown_repository("rest:https://web1:s3cret@backup.example.net:8000/web1") == (
+        "rest:https://web1:***@backup.example.net:8000/web1"
+    )
+    assert shown_repository("sftp:backup@h:/srv/restic") == "sftp:backup@h:/srv/restic"
+    with pytest.raises(OperationError) as e:
+        check_spec(
+            offsite_repository,
+            {ResticRepository: {"state": "error", "message": "Fatal: unreachable"}},
+            {"repository": "rest:https://web1:s3cret@h/r"},
+            [],
+        )
+    assert "s3cret" not in str(e.value)
