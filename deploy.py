@@ -87,7 +87,8 @@ if offsite:
     offsite_copies(offsite)
     units.append(f"{CHECK_UNIT}.timer")
     if offsite.restore:
-        offsite_files_recovered(guards=recovery_guards(config.backups.dir, apps, config.web))
+        guards = recovery_guards(config.backups.dir, apps, config.web)
+        offsite_files_recovered(name="Restore the newest off-host snapshot (a host without data only)", guards=guards)
 
 if pg_apps:
     postgres_server(config.postgres, pg_version(distro), [(a.db_name, a.db_role) for a in pg_apps])
@@ -101,7 +102,9 @@ if pg_apps:
         )
     units.append("postgresql.service")
 if offsite and offsite.restore:
-    offsite_databases_recovered(items=backup_items(apps), backup_dir=config.backups.dir, pg_port=config.postgres.port)
+    offsite_databases_recovered(
+        name="Load the restored databases", items=backup_items(apps), backup_dir=config.backups.dir, pg_port=config.postgres.port
+    )
 
 # Apps start with their database (and its secret env file) in place.
 web_apps(config, distro)

@@ -199,6 +199,20 @@ def test_snapshots_are_listed_and_the_health_report_checks_their_age(drill):
     assert "state=ok" in b.out("cat /var/lib/vpskit/offsite/check.status")
 
 
+def test_restore_never_acts_on_a_host_that_has_data(drill):
+    b = drill.b
+    notes = app_get(b, "/")["notes"]
+    b.exec("curl -fsS -X POST -H 'Content-Type: application/json' -d '{\"text\": \"written on B\"}' http://127.0.0.1:5001/notes")
+    b.exec("mv /var/lib/vpskit/offsite/recovered /root/recovered.kept")  # as if it had never been restored
+    try:
+        run = run_pyinfra(drill.config_b)
+        assert "not restoring from the off-host copy: this host already has data (/etc/vpskit/secrets)" in run.output
+        assert (run.changed, run.errors) == (0, 0), run.changed_ops
+        assert app_get(b, "/")["notes"] == [*notes, "written on B"]
+    finally:
+        b.exec("mv /root/recovered.kept /var/lib/vpskit/offsite/recovered")
+
+
 def test_a_wrong_password_fails_loudly_and_keeps_the_local_backups(drill):
     b = drill.b
     wrong = drill.tmp / "wrong.password"
