@@ -1,7 +1,7 @@
 """vpskit: take one Ubuntu 24.04 / Debian 12 VPS to the configured state.
 
-    pyinfra inventory.py deploy.py          # apply
-    pyinfra inventory.py deploy.py --dry    # show what would change
+pyinfra inventory.py deploy.py          # apply
+pyinfra inventory.py deploy.py --dry    # show what would change
 """
 
 from pyinfra import host

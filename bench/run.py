@@ -174,7 +174,9 @@ class Bench:
             deployed = Deployed(target, raw, ssh_config, self.config(raw, target, "example", "docker"))
             if i == 0:
                 self.packages, self.venvs = deployed_software(target)
-            log(f"lower bound {i + 1}/{FIRST_RUNS}: apt-get install of {len(self.packages)} packages, pip install into {len(self.venvs)} venvs ...")
+            log(
+                f"lower bound {i + 1}/{FIRST_RUNS}: apt-get install of {len(self.packages)} packages, pip install into {len(self.venvs)} venvs ..."
+            )
             bound, upgrade_secs = self.lower_bound()
             lower.add(bound)
             upgrade.add(upgrade_secs)
@@ -254,7 +256,9 @@ class Bench:
             changed.add(run.changed)
             log(f"  change {i + 1}: {secs:.1f}s, {run.changed} operations changed: {', '.join(run.changed_ops)}")
         run_pyinfra(d.docker_config)  # back to the example config
-        self.results.update(one_app_change=seconds.as_dict() | {"change": what, "changed_ops": changed.runs}, one_app_change_s=round(seconds.median, 2))
+        self.results.update(
+            one_app_change=seconds.as_dict() | {"change": what, "changed_ops": changed.runs}, one_app_change_s=round(seconds.median, 2)
+        )
 
     def baseline_phase(self) -> None:
         d = self.deployed
@@ -430,7 +434,10 @@ def table(r: dict) -> str:
         ("first deploy (SSH)", fig("first_deploy")),
         ("lower bound: apt-get + pip", fig("lower_bound")),
         ("  first deploy / lower bound", num(r.get("first_deploy_ratio"), "{:.2f}x")),
-        ("  ... lower bound incl. dist-upgrade", f"{fig('lower_bound_with_upgrade')} -> {num(r.get('first_deploy_ratio_with_upgrade'), '{:.2f}x')}"),
+        (
+            "  ... lower bound incl. dist-upgrade",
+            f"{fig('lower_bound_with_upgrade')} -> {num(r.get('first_deploy_ratio_with_upgrade'), '{:.2f}x')}",
+        ),
         ("no-change re-run (docker)", f"{fig('rerun')}, {r.get('rerun_commands')} commands, {r.get('rerun_facts')} facts"),
         ("no-change re-run (SSH)", f"{fig('rerun_ssh')}, {r.get('rerun_ssh_commands')} commands"),
         ("baseline: Ansible re-run (SSH)", fig("baseline_rerun")),
@@ -441,15 +448,25 @@ def table(r: dict) -> str:
     for n, f in (r.get("rerun_by_apps_detail") or {}).items():
         rows.append((f"re-run with {n} apps", f"{f['median']:.1f}s (min {f['min']:.1f}, max {f['max']:.1f}), {f['commands']} commands"))
     if r.get("rerun_by_apps_detail"):
-        rows.append(("  per extra app", f"{num(r.get('seconds_per_extra_app'))}s, {num(r.get('commands_per_extra_app'), '{:.1f}')} commands"))
+        rows.append(
+            ("  per extra app", f"{num(r.get('seconds_per_extra_app'))}s, {num(r.get('commands_per_extra_app'), '{:.1f}')} commands")
+        )
     if r.get("served"):
         for name, s in r["served"].items():
             rows.append(
-                (f"served: {name} ({s['kind']}, {s['workers']} workers)", f"{s['rps']:.0f} req/s, p50 {num(s['p50_ms'])} ms, p99 {num(s['p99_ms'])} ms, {s['errors']} errors")
+                (
+                    f"served: {name} ({s['kind']}, {s['workers']} workers)",
+                    f"{s['rps']:.0f} req/s, p50 {num(s['p50_ms'])} ms, p99 {num(s['p99_ms'])} ms, {s['errors']} errors",
+                )
             )
             if s.get("direct"):
                 g = s["direct"]
-                rows.append((f"  {name} straight to gunicorn (no nginx/TLS)", f"{g['rps']:.0f} req/s, p99 {num(g['p99_ms'])} ms, {g['errors']} errors"))
+                rows.append(
+                    (
+                        f"  {name} straight to gunicorn (no nginx/TLS)",
+                        f"{g['rps']:.0f} req/s, p99 {num(g['p99_ms'])} ms, {g['errors']} errors",
+                    )
+                )
     else:
         rows.append(("served throughput", "not measured (no app behind nginx in this deploy)"))
     width = max(len(k) for k, _ in rows)

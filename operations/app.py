@@ -255,7 +255,7 @@ class Stamps(FactBase):
     def command(self, stamps):
         parts = []
         for name, (stamp, key_cmd) in sorted(stamps.items()):
-            parts.append(f"echo \"{name}=$(cat {shlex.quote(stamp)})|$({key_cmd})\"")
+            parts.append(f'echo "{name}=$(cat {shlex.quote(stamp)})|$({key_cmd})"')
         return "{ " + "; ".join(parts) + "; } 2>/dev/null"
 
     def process(self, output):
@@ -407,8 +407,8 @@ def stamped_command(command: str, key_cmd: str, stamp: str, cwd: str) -> str:
     """Run ``command`` in ``cwd`` unless ``stamp`` holds the current key; record the key on success."""
     s = shlex.quote(stamp)
     return (
-        f"cd {shlex.quote(cwd)} && k=\"$({key_cmd})\" && "
-        f"if [ \"$(cat {s} 2>/dev/null)\" != \"$k\" ]; then {{ {command} ; }} && printf '%s\\n' \"$k\" > {s}; fi"
+        f'cd {shlex.quote(cwd)} && k="$({key_cmd})" && '
+        f'if [ "$(cat {s} 2>/dev/null)" != "$k" ]; then {{ {command} ; }} && printf \'%s\\n\' "$k" > {s}; fi'
     )
 
 
@@ -488,13 +488,13 @@ def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tupl
     steps = {
         "requirements": (
             f"{paths.venv}/.vpskit-requirements",
-            f"echo \"$(sha256sum < {req} | cut -c1-64) {python_version} {' '.join(pip_packages(app))}\"",
+            f'echo "$(sha256sum < {req} | cut -c1-64) {python_version} {" ".join(pip_packages(app))}"',
         )
     }
     if app.build:
-        steps["build"] = (f"{paths.root}/.vpskit-built", f"echo \"$({head}) {short_hash(app.build)}\"")
+        steps["build"] = (f"{paths.root}/.vpskit-built", f'echo "$({head}) {short_hash(app.build)}"')
     if app.migrate:
-        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f"echo \"$({head}) {short_hash(app.migrate)}\"")
+        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f'echo "$({head}) {short_hash(app.migrate)}"')
     if app.seed:
         steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
     return steps

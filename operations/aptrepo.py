@@ -17,7 +17,7 @@ SOURCES_DIR = "/etc/apt/sources.list.d"
 
 # The primary key fingerprints in a key file, one per line: gpg's machine-readable
 # listing has a "pub" record followed by its "fpr" record.
-_PRIMARY_FPRS = "awk -F: '$1==\"pub\"{p=1;next} p&&$1==\"fpr\"{print $10;p=0}'"
+_PRIMARY_FPRS = 'awk -F: \'$1=="pub"{p=1;next} p&&$1=="fpr"{print $10;p=0}\''
 
 
 class KeyFingerprints(FactBase):
@@ -29,7 +29,7 @@ class KeyFingerprints(FactBase):
         p = shlex.quote(path)
         return (
             f"if [ -f {p} ]; then t=$(mktemp -d) && GNUPGHOME=$t gpg --batch --show-keys --with-colons {p} 2>/dev/null"
-            f" | {_PRIMARY_FPRS}; rm -rf \"$t\"; fi"
+            f' | {_PRIMARY_FPRS}; rm -rf "$t"; fi'
         )
 
     @staticmethod

@@ -57,9 +57,9 @@ def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
     """Each step keyed by what it depends on: (stamp file, shell printing the current key)."""
     head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
     settings = short_hash(repr((app.compose_file, app.port, app.public_services, app.health_timeout)))
-    steps = {"up": (f"{paths.root}/.vpskit-up", f"echo \"$({head}) $(sha256sum < {shlex.quote(paths.env)} | cut -c1-16) {settings}\"")}
+    steps = {"up": (f"{paths.root}/.vpskit-up", f'echo "$({head}) $(sha256sum < {shlex.quote(paths.env)} | cut -c1-16) {settings}"')}
     if app.migrate:
-        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f"echo \"$({head}) {short_hash(app.migrate)}\"")
+        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f'echo "$({head}) {short_hash(app.migrate)}"')
     if app.seed:
         steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
     return steps

@@ -41,9 +41,7 @@ def ways_in(config: Config, remembered_ports: list[int] = ()) -> list[WayIn]:
     du_key = str(config.path(du.private_key)) if du.private_key else ""
     fl_key = str(config.path(fl.key)) if fl.key else ""
     ports = [s.reach_port, *remembered_ports, fl.reach]
-    candidates = [WayIn(du.name, p, du_key) for p in ports] + [
-        WayIn(fl.user, p, fl_key, fl.password_env) for p in ports
-    ]
+    candidates = [WayIn(du.name, p, du_key) for p in ports] + [WayIn(fl.user, p, fl_key, fl.password_env) for p in ports]
     seen, out = set(), []
     for c in candidates:
         if c not in seen:

@@ -44,7 +44,5 @@ def distro_from_os_release(os_release: dict) -> Distro:
     codename = os_release.get("version_codename") or ""
     if (dist_id, version) not in SUPPORTED:
         pretty = os_release.get("pretty_name") or f"{dist_id} {version}".strip() or "unknown"
-        raise UnsupportedDistro(
-            f"vpskit supports Ubuntu 24.04 and Debian 12; this host runs {pretty}"
-        )
+        raise UnsupportedDistro(f"vpskit supports Ubuntu 24.04 and Debian 12; this host runs {pretty}")
     return Distro(dist_id, version, codename)

@@ -72,9 +72,7 @@ class AptUpgradable(FactBase):
         verb = "dist-upgrade" if full else "upgrade"
         cache = shlex.quote(f"{APT_UPGRADABLE_CACHE}-{verb}")
         inputs = " ".join(shlex.quote(p) for p in APT_INPUTS)
-        store = (
-            f"mkdir -p $(dirname {cache}) && printf '%s\\n%s\\n' \"$key\" \"$out\" > {cache}.tmp && mv -f {cache}.tmp {cache}"
-        )
+        store = f'mkdir -p $(dirname {cache}) && printf \'%s\\n%s\\n\' "$key" "$out" > {cache}.tmp && mv -f {cache}.tmp {cache}'
         return (
             f"key=$(find {inputs} -maxdepth 2 -printf '%p %T@ %s\\n' 2>/dev/null | md5sum | cut -c1-32); "
             f'if [ "$(head -n1 {cache} 2>/dev/null)" = "$key" ]; then tail -n +2 {cache}; '
@@ -106,8 +104,8 @@ class AptLockHolders(FactBase):
         # /proc/locks lists every POSIX lock by inode; match the lock files' inodes.
         paths = " ".join(shlex.quote(p) for p in self.locks)
         return (
-            f"for f in {paths}; do [ -e \"$f\" ] && stat -c '%i' \"$f\"; done | "
-            "while read ino; do awk -v ino=\"$ino\" '{split($6, a, \":\"); if (a[3] == ino) print $5}' /proc/locks; done "
+            f'for f in {paths}; do [ -e "$f" ] && stat -c \'%i\' "$f"; done | '
+            'while read ino; do awk -v ino="$ino" \'{split($6, a, ":"); if (a[3] == ino) print $5}\' /proc/locks; done '
             "| sort -u"
         )
 

@@ -153,11 +153,7 @@ def ufw_enabled(defaults: dict[str, str] | None = None):
     """
     wanted = {**WANTED_DEFAULTS, **(defaults or {})}
     state = host.get_fact(UfwState) or {"enabled": False, "defaults": {}}
-    commands = [
-        f"ufw default {policy} {direction}"
-        for direction, policy in wanted.items()
-        if state["defaults"].get(direction) != policy
-    ]
+    commands = [f"ufw default {policy} {direction}" for direction, policy in wanted.items() if state["defaults"].get(direction) != policy]
     if not state["enabled"]:
         commands.append("ufw --force enable")
     if not commands:

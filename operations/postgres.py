@@ -44,10 +44,7 @@ def secret_env_path(app_name: str) -> str:
 
 def psql_command(port: int, database: str = "postgres") -> str:
     """psql as the postgres superuser over the Unix socket, stopping at the first error."""
-    return (
-        f"runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -v VERBOSITY=terse"
-        f" -p {int(port)} -d {shlex.quote(database)}"
-    )
+    return f"runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -v VERBOSITY=terse -p {int(port)} -d {shlex.quote(database)}"
 
 
 def psql(port: int, sql: str, database: str = "postgres") -> StringCommand:
@@ -114,7 +111,7 @@ class AppDatabaseState(FactBase):
                 "VPSKIT_SQL",
                 f"if [ -s {secret} ]; then",
                 f"  {_read_password(secret_path)}",
-                f"  if PGPASSWORD=\"$pw\" PGCONNECT_TIMEOUT=5 psql -X -q -t -A -h 127.0.0.1 -p {int(port)}"
+                f'  if PGPASSWORD="$pw" PGCONNECT_TIMEOUT=5 psql -X -q -t -A -h 127.0.0.1 -p {int(port)}'
                 f" -U {shlex.quote(role)} -d {shlex.quote(db)} -c 'SELECT 1' 2>/dev/null | grep -qx 1; then echo login=1; fi",
                 "fi",
                 "true",
@@ -194,9 +191,7 @@ def postgres_server(pg: Postgres, version: str, clients: list[tuple[str, str]]):
         name="PostgreSQL client authentication (pg_hba.conf)",
         dest=f"{etc}/pg_hba.conf",
         content=render("pg_hba.conf.j2", clients=clients),
-        validate=(
-            f"test \"$({psql_command(pg.port)} -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')\" = 0"
-        ),
+        validate=(f"test \"$({psql_command(pg.port)} -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')\" = 0"),
         mode="640",
         user="postgres",
         group="postgres",
@@ -205,7 +200,9 @@ def postgres_server(pg: Postgres, version: str, clients: list[tuple[str, str]]):
     unit_running(name="PostgreSQL runs at boot", unit="postgresql.service")
 
 
-@planned(lambda db, role, secret_path, port=5432, **_: [(AppDatabaseState, {"db": db, "role": role, "secret_path": secret_path, "port": port})])
+@planned(
+    lambda db, role, secret_path, port=5432, **_: [(AppDatabaseState, {"db": db, "role": role, "secret_path": secret_path, "port": port})]
+)
 @operation()
 def app_database(db: str, role: str, secret_path: str, port: int = 5432):
     """
@@ -255,10 +252,7 @@ def app_database(db: str, role: str, secret_path: str, port: int = 5432):
         changed = True
         # The password travels in psql's standard input, built by the shell's printf builtin.
         sql = f"ALTER ROLE {ident(role)} PASSWORD '%s';\\n"
-        yield StringCommand(
-            f"{_read_password(secret_path)} && [ -n \"$pw\" ] && "
-            f"printf {shlex.quote(sql)} \"$pw\" | {psql_command(port)}"
-        )
+        yield StringCommand(f'{_read_password(secret_path)} && [ -n "$pw" ] && printf {shlex.quote(sql)} "$pw" | {psql_command(port)}')
 
     if "db_owner" not in state:
         changed = True

@@ -159,8 +159,7 @@ def supported_algorithms(ssh: Ssh, available: dict[str, list[str]]) -> Algorithm
         chosen[kind] = tuple(n for n in names if n in have) if have else tuple(names)
         if not chosen[kind]:
             raise OperationError(
-                f"none of the configured ssh.{kind} algorithms is supported by this host's OpenSSH "
-                f"(it offers: {', '.join(sorted(have))})"
+                f"none of the configured ssh.{kind} algorithms is supported by this host's OpenSSH (it offers: {', '.join(sorted(have))})"
             )
     return Algorithms(**chosen)
 
@@ -210,8 +209,7 @@ def port_check_command(port: int, attempts: int = 5) -> str:
         f'case "$banner" in SSH-*) exit 0;; *) exit 1;; esac\' 2>/dev/null'
     )
     return (
-        f"for i in $(seq {attempts}); do {probe} && exit 0; sleep 2; done; "
-        f"echo 'vpskit: sshd does not answer on port {port}' >&2; exit 1"
+        f"for i in $(seq {attempts}); do {probe} && exit 0; sleep 2; done; echo 'vpskit: sshd does not answer on port {port}' >&2; exit 1"
     )
 
 
@@ -367,4 +365,3 @@ def sshd_hardened(
             ],
         )
     server.shell(name="Cancel the revert timer: the change is proven", commands=[_disarm()])
-

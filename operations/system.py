@@ -97,10 +97,7 @@ def apt_upgraded(full: bool = True):
         host.noop("no package upgrades pending")
         return
     verb = "dist-upgrade" if full else "upgrade"
-    yield (
-        "DEBIAN_FRONTEND=noninteractive apt-get -y "
-        "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold " + verb
-    )
+    yield ("DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold " + verb)
 
 
 @deploy("Base system")

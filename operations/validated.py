@@ -98,4 +98,3 @@ def checked_file(
     staged = host.get_temp_filename(f"vpskit-staged:{dest}:{want_hash}")
     yield FileUploadCommand(BytesIO(data), staged, remote_temp_filename=host.get_temp_filename(staged))
     yield StringCommand(install_checked_command(dest, staged, validate, mode, user, group))
-

@@ -1,7 +1,7 @@
 """The web stack: Python runtimes, the apps, the front proxy (nginx or Caddy) and the certificates.
 
-    web_apps(config, distro)    # after base_system and deploy_user: the venv apps
-    front_proxy(config)         # after every app (compose apps too): nginx + certbot, or Caddy
+web_apps(config, distro)    # after base_system and deploy_user: the venv apps
+front_proxy(config)         # after every app (compose apps too): nginx + certbot, or Caddy
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 exec runuser -u postgres -- "$bin/postgres" -D "$PGDATA" -c listen_addresses='*'
 """
-_COMPOSE_DOCKERFILE = f"""FROM {RECIPES['debian12'].tag}
+_COMPOSE_DOCKERFILE = f"""FROM {RECIPES["debian12"].tag}
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
     python3-psycopg2 postgresql >/dev/null && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY pg-entrypoint /usr/local/bin/pg-entrypoint

@@ -102,9 +102,7 @@ def start_pebble(target: Target) -> None:
     target.exec("systemctl daemon-reload && systemctl start pebble")
     deadline = time.time() + 30
     while True:
-        probe = target.exec(
-            f"curl -sf --cacert {PEBBLE_LISTENER_CERT} https://localhost:15000/roots/0 -o {PEBBLE_ROOT}", check=False
-        )
+        probe = target.exec(f"curl -sf --cacert {PEBBLE_LISTENER_CERT} https://localhost:15000/roots/0 -o {PEBBLE_ROOT}", check=False)
         if probe.returncode == 0:
             return
         if time.time() > deadline:

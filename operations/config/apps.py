@@ -16,9 +16,7 @@ ONE_LINE = r"^[^\n\r\0]*\Z"
 class Database:
     """An app's database: its own PostgreSQL database and role, a SQLite file, or none."""
 
-    engine: str = setting(
-        "none", "`postgresql`, `sqlite` (fine below ~200 users) or `none`.", choices=("postgresql", "sqlite", "none")
-    )
+    engine: str = setting("none", "`postgresql`, `sqlite` (fine below ~200 users) or `none`.", choices=("postgresql", "sqlite", "none"))
     name: str = setting("", 'PostgreSQL database name; empty: the app name with "-" as "_".')
     role: str = setting(
         "",
@@ -61,8 +59,7 @@ class Job:
     """
 
     name: str = setting(
-        doc="Short name, unique within the app: the timer is `<app>-<name>.timer`, the cron file "
-        "`/etc/cron.d/vpskit-<app>-<name>`.",
+        doc="Short name, unique within the app: the timer is `<app>-<name>.timer`, the cron file `/etc/cron.d/vpskit-<app>-<name>`.",
         pattern=r"^[a-z0-9][a-z0-9-]{0,40}$",
         expect="lowercase letters, digits and hyphens (no dots)",
         error="{value!r} must be lowercase letters, digits and hyphens (no dots)",
@@ -76,18 +73,14 @@ class Job:
         "`DATABASE_URL` loaded; `cron`: run as-is by `/bin/sh` in the checkout, with cron's plain environment."
     )
     kind: str = setting("timer", "`timer` (systemd timer, `Persistent=true`) or `cron`.", choices=("timer", "cron"))
-    user: str = setting(
-        "", "Unix user the command runs as; empty: the deploy user.", pattern=USER_NAME, expect="a valid user name"
-    )
+    user: str = setting("", "Unix user the command runs as; empty: the deploy user.", pattern=USER_NAME, expect="a valid user name")
 
 
 @dataclass(frozen=True)
 class ContainerDatabase:
     """A database in one of a compose app's containers, backed up with `docker exec` like the host's."""
 
-    service: str = setting(
-        doc="The compose service the database runs in.", pattern=SERVICE, expect="a compose service name"
-    )
+    service: str = setting(doc="The compose service the database runs in.", pattern=SERVICE, expect="a compose service name")
     name: str = setting(
         doc="The database's name; the backup item is `<app>-<service>-<name>`.",
         **DB_IDENTIFIER,
@@ -109,9 +102,7 @@ class ContainerDatabase:
 class BasicAuth:
     """HTTP basic auth in front of an app's whole site (Caddy only)."""
 
-    user: str = setting(
-        doc="The user name.", pattern=USER_NAME, expect="a user name (lowercase letters, digits, _ or -)"
-    )
+    user: str = setting(doc="The user name.", pattern=USER_NAME, expect="a user name (lowercase letters, digits, _ or -)")
     hash: str = setting(
         doc="bcrypt hash of the password (`caddy hash-password`), never the password itself.",
         pattern=r"^\$2[aby]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$",
@@ -140,13 +131,10 @@ class App:
         error="{value!r} must be lowercase letters, digits and hyphens",
     )
     port: int = setting(
-        doc="Loopback port gunicorn binds (`127.0.0.1:<port>`) and the proxy forwards to; one per app, not the SSH "
-        "port, 80 or 443.",
+        doc="Loopback port gunicorn binds (`127.0.0.1:<port>`) and the proxy forwards to; one per app, not the SSH port, 80 or 443.",
         **PORT,
     )
-    domains: tuple[str, ...] = setting(
-        (), "Names the site serves and the certificate covers; the first is the main one. Empty: no site."
-    )
+    domains: tuple[str, ...] = setting((), "Names the site serves and the certificate covers; the first is the main one. Empty: no site.")
     repo: str = setting(
         "",
         "Git URL the deploy user clones (`https://`, `ssh://`, `git@host:path`, `file://`). Empty: vpskit deploys no "
@@ -212,21 +200,15 @@ class App:
         pattern=ENV_NAME,
         expect="an environment variable name",
     )
-    requirements: str = setting(
-        "requirements.txt", "pip requirements file in the repo; installed when it (or the Python version) changed."
-    )
+    requirements: str = setting("requirements.txt", "pip requirements file in the repo; installed when it (or the Python version) changed.")
     migrate: str = _one_line(
         "Command run in the checkout (venv on `PATH`, `.env` and `DATABASE_URL` loaded) whenever the deployed commit "
         "changed; re-run on the next deploy if it failed."
     )
     seed: str = _one_line("Command run once, after the first migration (same environment).")
-    build: str = _one_line(
-        "Front-end build command run in `build_dir` whenever the commit changed; installs Node.js (see `[nodejs]`)."
-    )
+    build: str = _one_line("Front-end build command run in `build_dir` whenever the commit changed; installs Node.js (see `[nodejs]`).")
     build_dir: str = setting(".", "Directory in the repo the build runs in.")
-    static_dir: str = setting(
-        "", "Directory in the repo the proxy serves at `static_url` itself (30-day expiry); empty: none."
-    )
+    static_dir: str = setting("", "Directory in the repo the proxy serves at `static_url` itself (30-day expiry); empty: none.")
     static_url: str = setting(
         "/static/",
         "URL prefix of the static files.",
@@ -255,13 +237,11 @@ class App:
     jobs: tuple[Job, ...] = setting((), "Scheduled commands, one `[[apps.jobs]]` table each.")
     compose_file: str = setting(
         "",
-        '`kind = "compose"` (required): the compose file in the repo, e.g. `"compose.yaml"`; `${VARS}` in it come '
-        "from the app's `.env`.",
+        '`kind = "compose"` (required): the compose file in the repo, e.g. `"compose.yaml"`; `${VARS}` in it come from the app\'s `.env`.',
     )
     service: str = setting(
         "",
-        '`kind = "compose"`: the service `migrate` and `seed` run in (`docker compose exec -T <service>`); required '
-        "with either.",
+        '`kind = "compose"`: the service `migrate` and `seed` run in (`docker compose exec -T <service>`); required with either.',
         pattern=SERVICE,
         expect="a compose service name",
     )
@@ -274,8 +254,7 @@ class App:
     )
     health_timeout: int = setting(
         120,
-        '`kind = "compose"`: how long to wait after `up` for every service to run (and be healthy, where it has a '
-        "healthcheck).",
+        '`kind = "compose"`: how long to wait after `up` for every service to run (and be healthy, where it has a healthcheck).',
         minimum=1,
         unit="seconds",
     )

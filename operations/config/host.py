@@ -29,16 +29,12 @@ class Server:
         expect="a timezone name like 'Europe/Berlin'",
     )
     ssh_port: int = setting(22, "The port sshd listens on once hardened (not 80 or 443).", **PORT)
-    ssh_reach_port: int = setting(
-        0, "The port the controller dials to reach `ssh_port` (NAT port forwards); 0: the same.", **PORT
-    )
+    ssh_reach_port: int = setting(0, "The port the controller dials to reach `ssh_port` (NAT port forwards); 0: the same.", **PORT)
     known_hosts_file: str = setting("", "known_hosts file pyinfra uses for this host; empty: `~/.ssh/known_hosts`.")
     packages: tuple[str, ...] = setting(
         (), "Extra Debian/Ubuntu packages (`name` or `name=version`).", pattern=PACKAGE, expect="a Debian package name"
     )
-    upgrade: str = setting(
-        "full", "`full` (apt dist-upgrade), `safe` (apt upgrade) or `none`.", choices=("full", "safe", "none")
-    )
+    upgrade: str = setting("full", "`full` (apt dist-upgrade), `safe` (apt upgrade) or `none`.", choices=("full", "safe", "none"))
     apt_cache_hours: int = setting(24, "Refresh the apt cache when it is older than this.", minimum=0, unit="hours")
     unattended_upgrades: bool = setting(True, "Apply security updates daily.")
     unattended_reboot: bool = setting(False, "Reboot automatically when an update needs it.")
@@ -104,9 +100,7 @@ class DeployUser:
         error="must be an absolute path, got {value!r}",
     )
     passwordless_sudo: bool = setting(True, "sudo without a password (vpskit needs it to run as this user).")
-    groups: tuple[str, ...] = setting(
-        (), "Extra groups besides `sudo`.", pattern=USER_NAME, expect="a valid group name"
-    )
+    groups: tuple[str, ...] = setting((), "Extra groups besides `sudo`.", pattern=USER_NAME, expect="a valid group name")
 
 
 @dataclass(frozen=True)
@@ -131,9 +125,7 @@ class Firewall:
 
     enabled: bool = setting(True, "Manage UFW at all.")
     allow: tuple[FirewallRule, ...] = setting((), "Extra rules, one `[[firewall.allow]]` table each.")
-    ssh_limit: bool = setting(
-        False, "UFW `limit` (6 connections in 30 s per address) on the SSH port; it can throttle the deploy itself."
-    )
+    ssh_limit: bool = setting(False, "UFW `limit` (6 connections in 30 s per address) on the SSH port; it can throttle the deploy itself.")
 
 
 # Modern algorithms (no sha1, cbc, md5, umac-64); each list is cut down to
@@ -180,26 +172,20 @@ class Ssh:
     umac-64 are refused.
     """
 
-    permit_root_login: str = setting(
-        "no", "Whether root may log in over SSH.", choices=("no", "prohibit-password", "yes")
-    )
+    permit_root_login: str = setting("no", "Whether root may log in over SSH.", choices=("no", "prohibit-password", "yes"))
     password_authentication: bool = setting(False, "Allow password logins.")
     kbd_interactive_authentication: bool = setting(False, "Allow keyboard-interactive logins.")
     permit_empty_passwords: bool = setting(False, "Allow empty passwords.")
     x11_forwarding: bool = setting(False, "Allow X11 forwarding.")
     max_auth_tries: int = setting(3, "Authentication attempts per connection.", minimum=1, maximum=20)
-    client_alive_interval: int = setting(
-        300, "Seconds between keep-alive probes.", minimum=0, maximum=3600, unit="seconds"
-    )
+    client_alive_interval: int = setting(300, "Seconds between keep-alive probes.", minimum=0, maximum=3600, unit="seconds")
     client_alive_count_max: int = setting(3, "Unanswered probes before disconnect.", minimum=0, maximum=100)
     login_grace_time: int = setting(30, "Seconds to complete a login.", minimum=5, maximum=600, unit="seconds")
     allow_users: tuple[str, ...] = setting(
         (), "Users allowed to log in (must include the deploy user); empty: the deploy user only.",
         pattern=USER_NAME, expect="a valid user name",
     )  # fmt: skip
-    kex_algorithms: tuple[str, ...] = _algorithms(
-        DEFAULT_KEX, "Key exchange: post-quantum hybrids, curve25519, DH group 16/18/GEX-sha256."
-    )
+    kex_algorithms: tuple[str, ...] = _algorithms(DEFAULT_KEX, "Key exchange: post-quantum hybrids, curve25519, DH group 16/18/GEX-sha256.")
     ciphers: tuple[str, ...] = _algorithms(DEFAULT_CIPHERS, "Ciphers: chacha20-poly1305, AES-GCM, AES-CTR.")
     macs: tuple[str, ...] = _algorithms(DEFAULT_MACS, "MACs: hmac-sha2-512/256-etm, umac-128-etm.")
     host_key_algorithms: tuple[str, ...] = _algorithms(
@@ -223,6 +209,4 @@ class Fail2ban:
     bantime: int = setting(86400, "Seconds a ban lasts.", minimum=60, maximum=31536000, unit="seconds")
     findtime: int = setting(600, "Window in which failures count.", minimum=60, maximum=86400, unit="seconds")
     maxretry: int = setting(5, "Failures in that window before a ban.", minimum=1, maximum=100)
-    ignoreip: tuple[str, ...] = setting(
-        (), "Addresses or networks never banned besides loopback (your office, your CI)."
-    )
+    ignoreip: tuple[str, ...] = setting((), "Addresses or networks never banned besides loopback (your office, your CI).")

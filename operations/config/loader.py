@@ -108,9 +108,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     """Read, type-check and validate the config file; raise ``ConfigError`` listing every problem."""
     p = config_path(path)
     if not p.is_file():
-        raise ConfigError(
-            str(p), [f"file not found: copy examples/vpskit.toml to {DEFAULT_CONFIG_FILE} or set ${CONFIG_ENV}"]
-        )
+        raise ConfigError(str(p), [f"file not found: copy examples/vpskit.toml to {DEFAULT_CONFIG_FILE} or set ${CONFIG_ENV}"])
     try:
         raw = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:

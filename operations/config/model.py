@@ -47,9 +47,7 @@ class Config:
     tls: TLS = setting(TLS, "Certificates for the app domains.")
     web: Web = setting(Web, "Where apps live and how the front proxy serves them.")
     docker: DockerEngine = setting(DockerEngine, "Docker Engine, for compose apps.")
-    base_dir: str = setting(
-        ".", "Directory the config file lives in: relative paths are read from here.", internal=True
-    )
+    base_dir: str = setting(".", "Directory the config file lives in: relative paths are read from here.", internal=True)
 
     def path(self, p: str) -> Path:
         """A path from the config, with ~ expanded and relative to the config file."""

@@ -47,8 +47,7 @@ class TLS:
 
     mode: str = setting(
         "letsencrypt",
-        "`letsencrypt`: one certificate per app (all its domains) by ACME http-01; `selfsigned`: for hosts without "
-        "public DNS.",
+        "`letsencrypt`: one certificate per app (all its domains) by ACME http-01; `selfsigned`: for hosts without public DNS.",
         choices=("letsencrypt", "selfsigned"),
     )
     email: str = setting(
@@ -72,9 +71,7 @@ class TLS:
         expect="an absolute path on the host",
         error="must be an absolute path on the host, got {value!r}",
     )
-    hsts_max_age: int = setting(
-        63072000, "`Strict-Transport-Security` max-age (two years); 0: no HSTS header.", minimum=0, unit="seconds"
-    )
+    hsts_max_age: int = setting(63072000, "`Strict-Transport-Security` max-age (two years); 0: no HSTS header.", minimum=0, unit="seconds")
 
 
 @dataclass(frozen=True)
@@ -85,8 +82,7 @@ class Web:
     log_dir: str = setting("/var/log/apps", "gunicorn's logs: `<log_dir>/<app>/{access,error}.log`, rotated weekly.")
     site_template: str = setting(
         "",
-        "Jinja2 file (on the controller) replacing vpskit's nginx site template (`templates/nginx-site.conf.j2` shows "
-        "the variables).",
+        "Jinja2 file (on the controller) replacing vpskit's nginx site template (`templates/nginx-site.conf.j2` shows the variables).",
     )
     ipv6: bool = setting(True, "Also listen on IPv6.")
     proxy: str = setting(
@@ -97,8 +93,7 @@ class Web:
     )
     caddyfile_template: str = setting(
         "",
-        "Jinja2 file (on the controller) replacing vpskit's Caddyfile template (`templates/Caddyfile.j2` shows the "
-        "variables).",
+        "Jinja2 file (on the controller) replacing vpskit's Caddyfile template (`templates/Caddyfile.j2` shows the variables).",
     )
 
 
@@ -131,9 +126,7 @@ class DockerEngine:
         choices=("overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs"),
         error="must be empty (the engine's default) or one of {choices}, got {value!r}",
     )
-    deploy_user_in_group: bool = setting(
-        False, "Put the deploy user in the docker group. **The docker group is root-equivalent.**"
-    )
+    deploy_user_in_group: bool = setting(False, "Put the deploy user in the docker group. **The docker group is root-equivalent.**")
 
 
 @dataclass(frozen=True)
@@ -206,9 +199,7 @@ class Offsite:
 class Backups:
     """Host-wide backup settings: where, when, how long, and the restore drill ([docs/data.md](data.md))."""
 
-    dir: str = setting(
-        "/var/backups/vpskit", "Root-only directory (mode 700) holding one sub-directory per backup item."
-    )
+    dir: str = setting("/var/backups/vpskit", "Root-only directory (mode 700) holding one sub-directory per backup item.")
     schedule: str = setting(
         "*-*-* 02:00:00",
         "systemd OnCalendar of the backup run; missed runs are caught up at boot.",
@@ -253,6 +244,4 @@ class Monitor:
     )
     max_backup_age_hours: int = setting(26, "Oldest acceptable newest backup of each item.", minimum=1, unit="hours")
     min_cert_days: int = setting(14, "Fewest days a TLS certificate may have left.", minimum=1, unit="days")
-    journal_hours: int = setting(
-        24, "How far back error-level journal lines are listed (as a warning).", minimum=1, unit="hours"
-    )
+    journal_hours: int = setting(24, "How far back error-level journal lines are listed (as a warning).", minimum=1, unit="hours")

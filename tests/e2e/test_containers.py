@@ -171,7 +171,7 @@ def test_compose_ports_are_on_loopback_only_and_env_is_private(ubuntu):
 
 def test_container_database_backup_restores_into_a_scratch_database(ubuntu):
     t = ubuntu.target
-    r = https_get(t, f"https://{MEMO}/memos", "-f -X POST -H 'Content-Type: application/json'", "-d '{\"text\": \"kept by the backup\"}'")
+    r = https_get(t, f"https://{MEMO}/memos", "-f -X POST -H 'Content-Type: application/json'", '-d \'{"text": "kept by the backup"}\'')
     assert r.returncode == 0, r.stderr
     t.exec("vpskit-backup run")
     newest = t.out("vpskit-backup list memo-db-memo | head -n 1")
@@ -206,7 +206,9 @@ def test_switching_to_caddy_serves_the_app_with_pebble_certificates_and_headers(
 
 def test_a_broken_caddyfile_fails_the_run_while_caddy_keeps_serving(ubuntu):
     bad = ubuntu.tmp / "Caddyfile.bad.j2"
-    bad.write_text("{% for site in sites %}{{ site.app.domains[0] }} {\n\treverse_proxy 127.0.0.1:{{ site.app.port }}\n\tno_such_directive\n}\n{% endfor %}")
+    bad.write_text(
+        "{% for site in sites %}{{ site.app.domains[0] }} {\n\treverse_proxy 127.0.0.1:{{ site.app.port }}\n\tno_such_directive\n}\n{% endfor %}"
+    )
     raw = json.loads(json.dumps(ubuntu.raw_caddy))
     raw["web"]["caddyfile_template"] = str(bad)
     t = ubuntu.target
@@ -233,7 +235,7 @@ def test_a_port_published_on_every_address_is_refused_before_up(ubuntu):
     work = "/tmp/memo-work"
     t.exec(
         f"rm -rf {work} && git clone -q {GIT_DIR}/memo.git {work} && cd {work} && "
-        "sed -i 's/\"127.0.0.1:5003:8000\"/\"5003:8000\"/' compose.yaml && "
+        'sed -i \'s/"127.0.0.1:5003:8000"/"5003:8000"/\' compose.yaml && '
         "git -c user.name=t -c user.email=t@example.test commit -qam 'publish on every address' && git push -q origin main"
     )
     run = ubuntu.deploy("public-port", ubuntu.raw, check=False)

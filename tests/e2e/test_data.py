@@ -69,13 +69,13 @@ def deployed(request, docker_engine, images, keys, tmp_path_factory):
 
 
 def psql(t, sql: str, db: str = "postgres", check: bool = True):
-    return t.exec(f"runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -d {db} -c \"{sql}\"", check=check)
+    return t.exec(f'runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -d {db} -c "{sql}"', check=check)
 
 
 def app_psql(t, app: str, sql: str, db: str | None = None, check: bool = True):
     """psql as the app's own role over loopback TCP, with the URL from its secret file."""
-    url = '"$DATABASE_URL"' if db is None else f"\"${{DATABASE_URL%/*}}/{db}\""
-    return t.exec(f"set -a; . /etc/vpskit/secrets/{app}.env; psql -X -q -t -A -v ON_ERROR_STOP=1 {url} -c \"{sql}\"", check=check)
+    url = '"$DATABASE_URL"' if db is None else f'"${{DATABASE_URL%/*}}/{db}"'
+    return t.exec(f'set -a; . /etc/vpskit/secrets/{app}.env; psql -X -q -t -A -v ON_ERROR_STOP=1 {url} -c "{sql}"', check=check)
 
 
 def newest_dump(t, item="dibby") -> str:
@@ -88,7 +88,6 @@ def run_backup(t):
 
 
 # ------------------------------------------------------------------ idempotence
-
 
 
 def stop_postgres(t):
@@ -105,6 +104,7 @@ def start_postgres(t):
     """Start PostgreSQL and wait until the cluster accepts connections."""
     t.exec("systemctl start postgresql")
     t.exec("for i in $(seq 1 60); do pg_isready -q && exit 0; sleep 0.5; done; exit 1")
+
 
 def test_second_run_changes_nothing(deployed):
     run = deployed.second
@@ -142,7 +142,10 @@ def test_postgres_is_the_distros_listening_on_loopback_only_with_scram(deployed)
 def test_app_roles_have_least_privilege_and_own_their_database_and_schema(deployed):
     t = deployed.target
     for db, role in (("dibby", "dibby"), ("grades_db", "grades_app")):
-        flags = psql(t, f"SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = '{role}'")
+        flags = psql(
+            t,
+            f"SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = '{role}'",
+        )
         assert flags.stdout.strip() == "f|f|f|f|f|t"
         assert psql(t, f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db}'").stdout.strip() == role
         assert psql(t, "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'public'", db=db).stdout.strip() == role
@@ -226,7 +229,12 @@ def test_sqlite_file_and_upload_dir_are_backed_up_and_restored(deployed):
     t.exec("rm /srv/dibby/uploads/r1.txt && rm /srv/notes/notes.sqlite3")
     t.exec("vpskit-backup restore dibby-files-uploads && vpskit-backup restore notes")
     assert t.out("cat /srv/dibby/uploads/r1.txt") == "receipt"
-    assert t.out("python3 -c \"import sqlite3; print(sqlite3.connect('/srv/notes/notes.sqlite3').execute('select count(*) from n').fetchone()[0])\"") >= "1"
+    assert (
+        t.out(
+            "python3 -c \"import sqlite3; print(sqlite3.connect('/srv/notes/notes.sqlite3').execute('select count(*) from n').fetchone()[0])\""
+        )
+        >= "1"
+    )
 
 
 def test_backup_fails_loudly_without_postgres_and_keeps_the_good_backup(deployed):
@@ -368,7 +376,9 @@ def test_jobs_taken_out_of_the_config_stop_and_their_files_go(deployed, tmp_path
     smaller.write_text(dump_toml(raw))
     first = run_pyinfra(smaller)
     assert first.errors == 0
-    assert {"Removed jobs | Remove dibby-interest.timer", "Removed jobs | Remove cron job dibby/ping"} <= set(first.changed_ops), first.changed_ops
+    assert {"Removed jobs | Remove dibby-interest.timer", "Removed jobs | Remove cron job dibby/ping"} <= set(first.changed_ops), (
+        first.changed_ops
+    )
     assert t.out("ls /etc/systemd/system/dibby-interest.* /etc/cron.d/vpskit-dibby-ping 2>/dev/null | wc -l") == "0"
     timers = t.out("systemctl list-timers --all --no-pager")
     assert "dibby-interest.timer" not in timers and "dibby-snapshot.timer" in timers

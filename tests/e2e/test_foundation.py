@@ -93,7 +93,7 @@ def test_apt_waits_for_a_lock_held_by_another_apt_run(deployed):
     """A fresh VPS upgrades itself at first boot: the deploy waits instead of failing."""
     t = deployed.target
     t.exec(
-        "systemd-run --unit=hold-dpkg-lock python3 -c \"import fcntl,time;"
+        'systemd-run --unit=hold-dpkg-lock python3 -c "import fcntl,time;'
         "f=open('/var/lib/dpkg/lock-frontend','w');fcntl.lockf(f,fcntl.LOCK_EX);time.sleep(12)\""
     )
     time.sleep(1)

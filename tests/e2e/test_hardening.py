@@ -158,4 +158,3 @@ def test_fail2ban_bans_a_client_that_keeps_failing(deployed, keys, tmp_path):
     finally:
         t.exec("fail2ban-client unban --all", check=False)
     assert _ssh(deployed, keys, "appuser", keys["deploy"], "true").returncode == 0
-

@@ -129,7 +129,9 @@ def test_each_app_reads_and_writes_its_own_postgres_database_through_nginx(web):
     assert rows.splitlines()[-1] == "written through nginx"
     assert t.out("stat -c '%a %U' /etc/vpskit/secrets/dibby.env") == "600 root"
     assert curl_json(web, "grades")["database"] == "postgresql"
-    r = https_get(t, "https://grades.example.test/courses", "-f -X POST -H 'Content-Type: application/json'", "-d '{\"name\": \"chemistry\"}'")
+    r = https_get(
+        t, "https://grades.example.test/courses", "-f -X POST -H 'Content-Type: application/json'", '-d \'{"name": "chemistry"}\''
+    )
     assert r.returncode == 0, r.stderr
     assert "chemistry" in curl_json(web, "grades")["courses"]
     assert "chemistry" in t.out("runuser -u postgres -- psql -X -t -A -d grades -c 'SELECT name FROM courses'").split()
@@ -259,8 +261,17 @@ def test_unknown_names_get_no_site(web):
 def test_units_run_as_the_deploy_user_sandboxed_and_without_secrets(web):
     t = web.target
     for app, port in (("dibby", 5001), ("grades", 5002)):
-        props = t.out(f"systemctl show app-{app}.service -p User -p NoNewPrivileges -p ProtectSystem -p Restart -p RestartUSec -p ActiveState")
-        assert {"User=appuser", "NoNewPrivileges=yes", "ProtectSystem=full", "Restart=always", "RestartUSec=10s", "ActiveState=active"} <= set(props.splitlines()), props
+        props = t.out(
+            f"systemctl show app-{app}.service -p User -p NoNewPrivileges -p ProtectSystem -p Restart -p RestartUSec -p ActiveState"
+        )
+        assert {
+            "User=appuser",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=full",
+            "Restart=always",
+            "RestartUSec=10s",
+            "ActiveState=active",
+        } <= set(props.splitlines()), props
         unit = t.out(f"cat /etc/systemd/system/app-{app}.service")
         assert f"--bind 127.0.0.1:{port}" in unit and f"EnvironmentFile=/srv/apps/{app}/.env" in unit
         for secret in web.secrets():
@@ -364,7 +375,11 @@ def test_broken_site_template_fails_with_nginx_error_and_sites_keep_serving(web)
     t = web.target
     before = t.out("sha256sum /etc/nginx/sites-enabled/*")
     broken = web.tmp / "broken-site.conf.j2"
-    broken.write_text((ROOT / "templates" / "nginx-site.conf.j2").read_text().replace("proxy_redirect off;", "proxy_redirect off;\n        no_such_directive on;"))
+    broken.write_text(
+        (ROOT / "templates" / "nginx-site.conf.j2")
+        .read_text()
+        .replace("proxy_redirect off;", "proxy_redirect off;\n        no_such_directive on;")
+    )
     raw = copy.deepcopy(web.raw)
     raw.setdefault("web", {})["site_template"] = str(broken)
     run = web.deploy("broken", raw, check=False)

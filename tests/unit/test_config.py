@@ -131,7 +131,9 @@ def test_full_config_parses_into_dataclasses(keys, tmp_path):
     assert config.ssh.ciphers == ("aes256-gcm@openssh.com",) and config.ssh.macs == Ssh().macs
     assert config.fail2ban.bantime == 3600 and config.fail2ban.ignoreip == ("198.51.100.7",)
     assert config.apps == (
-        App("shop", 8000, ("shop.example.com", "www.shop.example.com"), "https://github.com/example/shop.git", "prod", "fastapi", "present"),
+        App(
+            "shop", 8000, ("shop.example.com", "www.shop.example.com"), "https://github.com/example/shop.git", "prod", "fastapi", "present"
+        ),
         App("blog", 8001, (), "", "main", "flask", "absent"),
     )
 

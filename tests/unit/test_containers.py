@@ -55,7 +55,9 @@ COMPOSE = {"name": "memo", "port": 5003, "kind": "compose", "repo": "https://g.e
 def test_defaults_change_nothing_for_configs_without_containers(minimal_raw, tmp_path):
     cfg = parse(minimal_raw, tmp_path)
     assert (cfg.web.proxy, cfg.web.caddyfile_template) == ("nginx", "")
-    assert cfg.docker == DockerEngine(enabled=False, source="docker", log_max_size="100m", log_max_file=3, storage_driver="", deploy_user_in_group=False)
+    assert cfg.docker == DockerEngine(
+        enabled=False, source="docker", log_max_size="100m", log_max_file=3, storage_driver="", deploy_user_in_group=False
+    )
     assert not cfg.wants_docker and cfg.compose_apps == []
 
 
@@ -179,7 +181,9 @@ def test_docker_repo_source_is_pinned_and_its_file_written(calls):
         "https://download.docker.com/linux/ubuntu/gpg", "https://download.docker.com/linux/ubuntu", "noble", "stable",
     )  # fmt: skip
     text = source_file_text(repo["comment"], repo["uri"], repo["suite"], repo["components"], "/etc/apt/keyrings/docker.gpg")
-    assert "URIs: https://download.docker.com/linux/ubuntu\nSuites: noble\nComponents: stable\nSigned-By: /etc/apt/keyrings/docker.gpg" in text
+    assert (
+        "URIs: https://download.docker.com/linux/ubuntu\nSuites: noble\nComponents: stable\nSigned-By: /etc/apt/keyrings/docker.gpg" in text
+    )
     daemon = dict(calls)["checked_file"]
     assert daemon["dest"] == "/etc/docker/daemon.json" and "dockerd --validate --config-file {path}" in daemon["validate"]
     assert dict(calls)["systemd.service"]["restarted"] is True  # daemon.json changed in this run
@@ -204,7 +208,11 @@ def test_compose_command_names_project_directory_file_and_env():
 
 def test_up_checks_ports_before_up_and_waits_after():
     cmd = up_command(compose_app(public_services=("mail",), health_timeout=90), PATHS)
-    check_at, up_at, wait_at = cmd.index(" ports memo 5003 mail"), cmd.index(" up --detach --build"), cmd.index(" wait memo 90 -- docker compose")
+    check_at, up_at, wait_at = (
+        cmd.index(" ports memo 5003 mail"),
+        cmd.index(" up --detach --build"),
+        cmd.index(" wait memo 90 -- docker compose"),
+    )
     assert check_at < up_at < wait_at
     assert cmd.startswith(compose_command(compose_app(), PATHS) + " config --format json | /usr/local/lib/vpskit/vpskit-compose-check")
     assert " && " in cmd[check_at:up_at] and " && " in cmd[up_at:wait_at]
@@ -218,7 +226,11 @@ def test_migrate_and_seed_run_in_the_service_without_a_tty():
 def test_stamps_key_up_by_commit_env_and_settings_and_seed_once():
     keys = compose_stamp_keys(compose_app(), PATHS)
     assert set(keys) == {"up", "migrate", "seed"}
-    assert keys["up"][0] == "/srv/apps/memo/.vpskit-up" and "rev-parse HEAD" in keys["up"][1] and "sha256sum < /srv/apps/memo/.env" in keys["up"][1]
+    assert (
+        keys["up"][0] == "/srv/apps/memo/.vpskit-up"
+        and "rev-parse HEAD" in keys["up"][1]
+        and "sha256sum < /srv/apps/memo/.env" in keys["up"][1]
+    )
     assert keys["up"][1] != compose_stamp_keys(compose_app(public_services=("web",)), PATHS)["up"][1]
     assert keys["seed"] == ("/srv/apps/memo/.vpskit-seeded", "echo seeded")
     assert set(compose_stamp_keys(compose_app(migrate="", seed="", service=""), PATHS)) == {"up"}
@@ -230,7 +242,12 @@ def test_stamps_key_up_by_commit_env_and_settings_and_seed_once():
     (["abc"], True, ["docker compose --project-name memo down --remove-orphans --volumes"]),
 ])  # fmt: skip
 def test_compose_down_only_when_the_project_has_containers(containers, purge, expected):
-    check_spec(compose_down, {fact(ComposeProject, project="memo"): containers}, {"app": compose_app(state="absent", purge=purge), "web": Web()}, expected)
+    check_spec(
+        compose_down,
+        {fact(ComposeProject, project="memo"): containers},
+        {"app": compose_app(state="absent", purge=purge), "web": Web()},
+        expected,
+    )
 
 
 def test_compose_project_fact():
@@ -299,7 +316,9 @@ def test_wait_times_out_naming_the_services(tmp_path):
     fake = tmp_path / "compose"
     fake.write_text('#!/bin/sh\ncase "$1" in config) echo web;; ps) echo \'{"Service": "web", "State": "restarting"}\';; esac\n')
     fake.chmod(0o755)
-    proc = subprocess.run([str(FILES_DIR / "vpskit-compose-check"), "wait", "memo", "1", "--", str(fake)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [str(FILES_DIR / "vpskit-compose-check"), "wait", "memo", "1", "--", str(fake)], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 1 and "vpskit: app memo: not running/healthy after 1 s: web (restarting)" in proc.stderr
 
 
@@ -343,7 +362,9 @@ def test_a_users_caddyfile_template_replaces_vpskits():
 
 def test_container_databases_become_backup_items_after_the_apps_own():
     apps = [
-        compose_app(container_databases=(ContainerDatabase("db", "memo", user="memo"), ContainerDatabase("mysql", "shop_db", "mysql", "root"))),
+        compose_app(
+            container_databases=(ContainerDatabase("db", "memo", user="memo"), ContainerDatabase("mysql", "shop_db", "mysql", "root"))
+        ),
         compose_app(name="gone", state="absent", container_databases=(ContainerDatabase("db", "x"),)),
     ]
     assert backup_items(apps) == [
@@ -363,7 +384,9 @@ def test_mysql_container_backup_and_restore_go_through_docker_exec(tmp_path):
         f'#!/bin/bash\necho "docker $*" >> {log}\n'
         'case "$1" in ps) echo cid1;; exec) shift; while [ "${1#-}" != "$1" ]; do shift; done; shift; exec "$@";; esac\n'
     )
-    (bin_ / "mysqldump").write_text(f'#!/bin/sh\necho "mysqldump $* pw=$MYSQL_PWD" >> {log}\necho "CREATE TABLE t (x int);"\necho "-- Dump completed on now"\n')
+    (bin_ / "mysqldump").write_text(
+        f'#!/bin/sh\necho "mysqldump $* pw=$MYSQL_PWD" >> {log}\necho "CREATE TABLE t (x int);"\necho "-- Dump completed on now"\n'
+    )
     (bin_ / "mysql").write_text(f'#!/bin/sh\necho "mysql $* pw=$MYSQL_PWD" >> {log}\ncat > /dev/null\n')
     for f in bin_.iterdir():
         f.chmod(0o755)

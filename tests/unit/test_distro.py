@@ -93,9 +93,7 @@ def test_empty_os_release_is_unsupported():
 
 def test_ubuntu_security_origins():
     """Ubuntu's security pocket is matched by archive=<codename>-security."""
-    assert Distro("ubuntu", "24.04", "noble").security_origins == [
-        "origin=Ubuntu,archive=noble-security,label=Ubuntu"
-    ]
+    assert Distro("ubuntu", "24.04", "noble").security_origins == ["origin=Ubuntu,archive=noble-security,label=Ubuntu"]
 
 
 def test_debian_security_origins():

@@ -139,7 +139,9 @@ def fake_apt(tmp_path, monkeypatch):
     bin_dir.mkdir()
     log = tmp_path / "calls"
     apt = bin_dir / "apt-get"
-    apt.write_text(f"#!/bin/sh\necho call >> {log}\n[ -e {tmp_path}/fail ] && exit 100\necho 'Inst libc6 [1] (2 x [amd64])'\necho 'Conf libc6'\n")
+    apt.write_text(
+        f"#!/bin/sh\necho call >> {log}\n[ -e {tmp_path}/fail ] && exit 100\necho 'Inst libc6 [1] (2 x [amd64])'\necho 'Conf libc6'\n"
+    )
     apt.chmod(0o755)
     status = tmp_path / "status"
     status.write_text("Package: libc6\n")

@@ -354,9 +354,7 @@ def test_neutralise_comments_out_conflicting_lines_only(tmp_path):
 
     result = sh(neutralise_command(conflicts), shell="bash")
     assert result.returncode == 0, result.stderr
-    assert main.read_text() == (
-        "Include x\n# disabled by vpskit: Port 22\nUsePAM yes\n# disabled by vpskit:   ListenAddress 0.0.0.0\n"
-    )
+    assert main.read_text() == ("Include x\n# disabled by vpskit: Port 22\nUsePAM yes\n# disabled by vpskit:   ListenAddress 0.0.0.0\n")
     assert cloud.read_text() == "# disabled by vpskit: PasswordAuthentication yes\n"
 
 

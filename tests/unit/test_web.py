@@ -56,7 +56,13 @@ def test_app_defaults(minimal_raw, tmp_path):
     assert (a.entry, a.worker_class, a.workers, a.threads, a.timeout) == ("app:app", "", 0, 1, 30)
     assert (a.secrets, a.env, a.requirements, a.static_url, a.max_body_size) == (("SECRET_KEY",), {}, "requirements.txt", "/static/", "10m")
     cfg = parse_app(minimal_raw, tmp_path)
-    assert (cfg.python.version, cfg.nodejs.source, cfg.nodejs.version, cfg.tls.mode, cfg.tls.hsts_max_age) == ("", "distro", 22, "letsencrypt", 63072000)
+    assert (cfg.python.version, cfg.nodejs.source, cfg.nodejs.version, cfg.tls.mode, cfg.tls.hsts_max_age) == (
+        "",
+        "distro",
+        22,
+        "letsencrypt",
+        63072000,
+    )
     assert (cfg.web.apps_dir, cfg.web.log_dir, cfg.web.ipv6) == ("/srv/apps", "/var/log/apps", True)
 
 
@@ -123,7 +129,16 @@ def test_distro_packages_of_the_web_stack_go_into_the_base_systems_one_apt_run(m
     assert distro_packages(parse_config(minimal_raw, base_dir=str(tmp_path)), ubuntu) == []  # no apps, no web stack
     config = parse_app(minimal_raw, tmp_path, build="node build.js")
     assert distro_packages(config, ubuntu) == [
-        "logrotate", "openssl", "nginx", "certbot", "python3", "python3-dev", "python3-venv", "python3.12-venv", "nodejs", "npm"
+        "logrotate",
+        "openssl",
+        "nginx",
+        "certbot",
+        "python3",
+        "python3-dev",
+        "python3-venv",
+        "python3.12-venv",
+        "nodejs",
+        "npm",
     ]
     minimal_raw["nodejs"] = {"source": "nodesource"}
     minimal_raw["python"] = {"version": "3.13"}
@@ -167,7 +182,7 @@ def test_worker_classes_bring_their_packages():
 
 def test_env_values_read_back_unchanged_by_sh():
     """Every quoting env_value picks is read back by sh exactly as given."""
-    for value in ["plain", "two words", "a$b", "x\"y", "back\\slash", "", "postgres://u:p@h/db", "semi;colon", "`cmd`"]:
+    for value in ["plain", "two words", "a$b", 'x"y', "back\\slash", "", "postgres://u:p@h/db", "semi;colon", "`cmd`"]:
         out = subprocess.run(["sh", "-c", f"V={env_value(value)}; printf '%s' \"$V\""], capture_output=True, text=True).stdout
         assert out == value, (value, env_value(value))
 
@@ -193,8 +208,16 @@ def test_unit_runs_gunicorn_on_loopback_sandboxed_without_env_values():
         " --bind 127.0.0.1:8000 --timeout 60 --access-logfile /var/log/apps/shop/access.log"
         " --error-logfile /var/log/apps/shop/error.log app:app\n"
     ) in text
-    for line in ("Restart=always", "RestartSec=10", "NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes",
-                 "RuntimeDirectory=app-shop", "Environment=XDG_RUNTIME_DIR=/run/app-shop"):
+    for line in (
+        "Restart=always",
+        "RestartSec=10",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=full",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "RuntimeDirectory=app-shop",
+        "Environment=XDG_RUNTIME_DIR=/run/app-shop",
+    ):
         assert f"\n{line}\n" in text
     assert "hello-unit" not in text and "SECRET_KEY" not in text
 

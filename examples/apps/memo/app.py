@@ -1,8 +1,8 @@
 """memo: a small web app in a container, with its PostgreSQL in another (vpskit's compose sample).
 
-    GET  /         {"app": "memo", "greeting": ..., "database": "postgresql", "memos": [...]}
-    POST /memos    {"text": "..."} adds a memo
-    GET  /health   200 when the database answers (the container's healthcheck)
+GET  /         {"app": "memo", "greeting": ..., "database": "postgresql", "memos": [...]}
+POST /memos    {"text": "..."} adds a memo
+GET  /health   200 when the database answers (the container's healthcheck)
 """
 
 import json

@@ -36,8 +36,6 @@ def check(c: Checker, where: str, app, databases: dict[str, str], roles: dict[st
         if job.kind == "timer":
             c.calendar(f"{jw}.schedule", job.schedule)
         elif job.kind == "cron" and not is_cron_schedule(job.schedule):
-            c.add(
-                f"{jw}.schedule", f"{job.schedule!r} is not a cron schedule: five fields like '*/5 * * * *' or @daily"
-            )
+            c.add(f"{jw}.schedule", f"{job.schedule!r} is not a cron schedule: five fields like '*/5 * * * *' or @daily")
         if not job.command.strip() or "\n" in job.command:
             c.add(f"{jw}.command", "must be one non-empty line")

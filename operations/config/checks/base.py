@@ -86,11 +86,7 @@ class Checker:
             return
         if public:
             # Blank and # comment lines are allowed, as Config.public_keys() skips them.
-            lines = [
-                ln
-                for ln in p.read_text(errors="replace").splitlines()
-                if ln.strip() and not ln.lstrip().startswith("#")
-            ]
+            lines = [ln for ln in p.read_text(errors="replace").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
             if not lines or not all(ln.strip().startswith(KEY_PREFIXES) for ln in lines):
                 self.add(where, f"file {str(p)!r} is not an OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA...')")
         elif "PRIVATE KEY" not in p.read_text(errors="replace")[:200]:
