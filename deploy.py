@@ -16,6 +16,7 @@ from operations.docker import docker_engine
 from operations.fail2ban import fail2ban_jails
 from operations.firewall import firewall
 from operations.monitor import health_notifiers, health_report, health_timer
+from operations.offsite import offsite_copies, offsite_databases_recovered, offsite_files_recovered
 from operations.permissions import CIS_MODES, modes_restricted
 from operations.plan import Plan
 from operations.postgres import app_database, postgres_server
@@ -43,11 +44,20 @@ host_keys_hardened(**plan.host_keys(sshd))
 kernel_hardened(plan.sysctl)
 fail2ban_jails(plan.fail2ban, ssh_port=plan.ssh_port)
 
+# Off-host copies; recovering a lost host brings its secrets back before anything would make new ones.
+if plan.offsite:
+    offsite_copies(plan.offsite)
+recovering = plan.offsite and plan.offsite.restore
+if recovering:
+    offsite_files_recovered(name="Restore the newest off-host snapshot (a host without data only)", guards=plan.recovery_guards)
+
 # Data: PostgreSQL and each app's database; the apps start with their secret env file in place.
 if plan.databases:
     postgres_server(**plan.postgres)
 for database in plan.databases:
     app_database(**database)
+if recovering:
+    offsite_databases_recovered(name="Load the restored databases", **plan.offsite_databases)
 if plan.has_apps:
     web_apps(**plan.web_apps)
 

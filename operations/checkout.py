@@ -259,7 +259,8 @@ def app_code(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
     env_op = checked_file(
         name=f"{n}: environment (.env)",
         dest=paths.env,
-        content=env_file_text(app, paths, host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))),
+        # Read when the operation runs: secrets restored earlier in this run (off-host recovery) are kept.
+        content=lambda: env_file_text(app, paths, host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))),
         mode="600",
         user=user,
         group=user,

@@ -52,6 +52,7 @@ def health_settings(
     units: list[str],
     backup_items: list[str],
     drill_items: list[str],
+    offsite: bool = False,
 ) -> dict:
     """The content of health.json: thresholds from ``monitor`` and what to check."""
     return {
@@ -64,6 +65,7 @@ def health_settings(
         "apps": [asdict(a) for a in apps],
         "backup_items": list(backup_items),
         "drill_items": list(drill_items),
+        "offsite": offsite,
         "status_dir": STATUS_DIR,
         "max_backup_age_hours": monitor.max_backup_age_hours,
         "cert_glob": CERT_GLOB,

@@ -13,9 +13,10 @@ one apt run, units the health report watches).
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import cached_property
 
-from . import backup, caddy, docker, fail2ban, firewall, monitor, postgres, schedule, web
+from . import backup, caddy, docker, fail2ban, firewall, monitor, offsite, postgres, schedule, web
 from .backup import backup_items
 from .certbot import Issuer
 from .checkout import AppPaths
@@ -29,7 +30,8 @@ from .firewall import UfwRule
 from .monitor import AppCheck, health_settings, notifier_settings
 from .nginx import read_template
 from .nodejs import nodejs_packages
-from .postgres import pg_version, secret_env_path
+from .offsite import OffsiteSpec, recovery_guards, repository_password
+from .postgres import SECRETS_DIR, pg_version, secret_env_path
 from .schedule import Job
 from .ssh import SshdPolicy, supported_algorithms
 from .sshpolicy import release_policy
@@ -88,6 +90,7 @@ class Plan:
             schedule.contribution(jobs),
             self.web_contribution,
             monitor.contribution(),
+            offsite.contribution(self.offsite),
         ]
         return combined(parts)
 
@@ -248,6 +251,47 @@ class Plan:
             static_paths={a.name: f"{self.paths(a).src}/{a.static_dir.strip('/')}" for a in self.apps if a.static_dir},
         )
 
+    # ------------------------------------------------------------ off-host copies
+
+    @cached_property
+    def offsite(self) -> OffsiteSpec | None:
+        """``[backups.offsite]`` as an ``OffsiteSpec``; None without a repository or anything backed up.
+
+        Reads the credentials from this environment and the password file beside the config (made here the first time).
+        """
+        c = self.config
+        o = c.backups.offsite
+        # The copies follow the backup runs, which exist when some app is backed up.
+        if not o.enabled or not self.items:
+            return None
+        roots = [self.paths(app) for app in self.apps]
+        paths = [c.backups.dir, SECRETS_DIR, *(p.root for p in roots)]
+        paths += [d for app in self.apps for d in app.backup.paths if not any(d.startswith(p.root + "/") for p in roots)]
+        return OffsiteSpec(
+            repository=o.repository,
+            password=repository_password(c.path(o.password_file)),
+            credentials=tuple((name, os.environ[name]) for name in o.env),
+            ssh_key=c.path(o.ssh_key).read_text() if o.ssh_key else "",
+            keep_daily=o.keep_daily,
+            keep_weekly=o.keep_weekly,
+            keep_monthly=o.keep_monthly,
+            check_schedule=o.check_schedule,
+            check_subset=o.check_subset,
+            paths=tuple(dict.fromkeys(paths)),
+            excludes=tuple(f"{p.root}/{sub}" for p in roots for sub in ("src", "venv", ".ssh")),
+            restore=o.restore,
+        )
+
+    @property
+    def recovery_guards(self) -> list[str]:
+        """``offsite_files_recovered`` guards: what only a host with data has."""
+        return recovery_guards(self.config.backups.dir, [self.paths(app).env for app in self.apps])
+
+    @property
+    def offsite_databases(self) -> dict:
+        """``offsite_databases_recovered`` arguments: each item's newest restored dump."""
+        return dict(items=self.items, backup_dir=self.config.backups.dir, pg_port=self.config.postgres.port)
+
     # ------------------------------------------------------------ schedules and health
 
     @staticmethod
@@ -304,6 +348,7 @@ class Plan:
             units=list(self.contribution.units),
             backup_items=names,
             drill_items=names if self.config.backups.drill_schedule else [],
+            offsite=self.offsite is not None,
         )
 
     @property

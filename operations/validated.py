@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from io import BytesIO
 
 from pyinfra import host
@@ -47,7 +48,7 @@ def install_checked_command(dest: str, staged: str, validate: str | None, mode: 
 @operation()
 def checked_file(
     dest: str,
-    content: str | bytes,
+    content: str | bytes | Callable[[], str | bytes],
     validate: str | None = None,
     mode: str = "644",
     user: str = "root",
@@ -57,7 +58,8 @@ def checked_file(
     Ensure a file has the given content, checked by a validator before it goes live.
 
     + dest: remote path of the file
-    + content: the full file content (never printed: may hold secrets)
+    + content: the full file content (never printed: may hold secrets), or a function returning it, called when
+      the operation runs: for content built from what earlier operations of the same run put on the host
     + validate: command that must pass; ``{path}`` is replaced by the staged file
       (check the file alone), without it the command checks the live config and a
       failure restores the previous file
@@ -77,6 +79,8 @@ def checked_file(
             mode="440",
         )
     """
+    if callable(content):
+        content = content()
     data = content.encode() if isinstance(content, str) else content
     current = snapshot_fact(FileState, path=dest)
     want_hash = sha256(data)

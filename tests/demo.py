@@ -70,6 +70,9 @@ def main(argv: list[str]) -> int:
     if distro == "debian12":
         print("==> Debian 12's docker.io has no compose v2: the compose app is left out of this demo")
         raw["apps"] = venv_apps(raw)
+    # Off-host copies into a local-path restic repository on the demo host itself (a real VPS names an
+    # SFTP/S3/rest server here); the repository password is made beside the demo config.
+    raw.setdefault("backups", {})["offsite"] = {"repository": "/srv/offsite-demo-repository"}
     base = build_compose_base(client)
     target = start_target(client, image, distro, publish=PUBLISH, name=NAME, owned=False, nested_docker=True)
     target.put_file("/root/.ssh/authorized_keys", root_pub.read_text(), mode=0o600)
@@ -116,6 +119,7 @@ def main(argv: list[str]) -> int:
     shell:        docker exec -it {NAME} bash
     health:       docker exec {NAME} vpskit-health
     backups:      docker exec {NAME} vpskit-backup list
+    off-host:     docker exec {NAME} vpskit-backup snapshots
     log in:       ssh -i {way.key or "~/.ssh/id_ed25519"} -p {way.port} {way.user}@127.0.0.1
     re-deploy:    VPSKIT_CONFIG={config} .venv/bin/pyinfra inventory.py deploy.py
     apps over HTTPS (certificates from the pebble ACME server in the container, root {root.name}):

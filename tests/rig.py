@@ -105,12 +105,14 @@ def start_target(
     name: str | None = None,
     owned: bool = True,
     nested_docker: bool = False,
+    network: str | None = None,
 ) -> Target:
     """Start a systemd container from ``image`` with ``publish`` ports on 127.0.0.1.
 
     ``owned`` targets belong to this test run and are removed with it. ``nested_docker``
     targets can run a Docker engine of their own (opt-in: SYS_PTRACE for containers that
-    run as other users, /proc/sys writable for the engine's sysctls).
+    run as other users, /proc/sys writable for the engine's sysctls). ``network``: a docker
+    network the test created, on which the test's containers reach each other by name.
     """
     debs = CACHE / f"debs-{distro}"
     debs.mkdir(parents=True, exist_ok=True)
@@ -130,6 +132,7 @@ def start_target(
         },
         ports={f"{p}/tcp": ("127.0.0.1", None) for p in publish},
         stop_signal="SIGRTMIN+3",
+        **({"network": network} if network else {}),
     )
     target = Target(container, distro)
     container.reload()

@@ -35,7 +35,7 @@ from .host import (
 from .loader import CONFIG_ENV, DEFAULT_CONFIG_FILE, config_path, load_config, parse_config
 from .model import Config, ConfigError
 from .schema import allowed, setting
-from .stack import TLS, Backups, DockerEngine, Monitor, NodeJS, Notifier, Postgres, Python, Web
+from .stack import TLS, Backups, DockerEngine, Monitor, NodeJS, Notifier, Offsite, Postgres, Python, Web
 
 # gunicorn's worker classes an app may ask for (the choices of ``App.worker_class``).
 WORKER_CLASSES = allowed(App, "worker_class")
@@ -44,7 +44,7 @@ __all__ = [
     "CONFIG_ENV", "DEFAULT_CONFIG_FILE",
     "TLS", "WORKER_CLASSES", "App", "AppBackup", "Backups", "BasicAuth", "Config", "ConfigError",
     "ContainerDatabase", "Database", "DeployUser", "DockerEngine", "Fail2ban", "Firewall", "FirewallRule",
-    "FirstLogin", "Job", "Monitor", "NodeJS", "Notifier", "Postgres", "Python", "Server", "Ssh", "Sysctl", "Web", "allowed",
+    "FirstLogin", "Job", "Monitor", "NodeJS", "Notifier", "Offsite", "Postgres", "Python", "Server", "Ssh", "Sysctl", "Web", "allowed",
     "config_path", "is_cron_schedule", "is_domain", "is_port", "load_config", "parse_config", "setting",
     "validate",
 ]  # fmt: skip

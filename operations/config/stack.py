@@ -141,6 +141,62 @@ class Postgres:
 
 
 @dataclass(frozen=True)
+class Offsite:
+    """Encrypted, deduplicated copies of the backups on another machine, made with the distro's restic after each
+    backup run: the dump directory, each app's `backup.paths`, and vpskit's host secrets (each app's `.env`, the
+    database passwords). How to bring a lost host back from them: [docs/recovery.md](recovery.md)."""
+
+    repository: str = setting(
+        "",
+        "restic repository: `sftp:user@host:/path` (or `sftp://user@host:port//path`), `s3:https://endpoint/bucket/path`, "
+        "`rest:https://host:8000/path`, or an absolute local path. Empty: no off-host copies.",
+        pattern=r"^(\Z|sftp:\S+|s3:\S+|rest:https?://\S+|/\S*)$",
+        expect="a restic repository (sftp:..., s3:..., rest:https://... or an absolute path)",
+    )
+    env: tuple[str, ...] = setting(
+        (),
+        "Names of environment variables on the machine running pyinfra whose values the repository needs "
+        '(`["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]`); set on the host under the same names, root-only.',
+        pattern=ENV_NAME,
+        expect="an environment variable name",
+    )
+    ssh_key: str = setting(
+        "",
+        "`sftp:` repositories: private key file (on the controller) that logs in to the SFTP server; uploaded root-only. "
+        "Empty: root's own SSH keys and config on the host.",
+    )
+    password_file: str = setting(
+        "vpskit-offsite.password",
+        "File beside the config holding the repository password: generated (mode 600) on the first run when missing. "
+        "**Keep a copy elsewhere**: without it the off-host copies cannot be read.",
+    )
+    keep_daily: int = setting(7, "Snapshots kept: the newest of each of this many days ...", minimum=0)
+    keep_weekly: int = setting(4, "... of this many weeks ...", minimum=0)
+    keep_monthly: int = setting(6, "... and of this many months (`restic forget --prune` after each copy).", minimum=0)
+    check_schedule: str = setting(
+        "Sun *-*-* 05:00:00",
+        "systemd OnCalendar of `restic check --read-data-subset`, which reads a sample of the data back.",
+        pattern="^" + CALENDAR,
+        expect=CALENDAR_EXPECT,
+    )
+    check_subset: str = setting(
+        "5%",
+        "Share of the repository's data read back by each check.",
+        pattern=r"^(100|[1-9][0-9]?)(\.[0-9]+)?%$",
+        expect="a percentage like '5%'",
+    )
+    restore: bool = setting(
+        False,
+        "Disaster recovery: on a host with no vpskit data yet, restore secrets, databases and app data from the newest "
+        "snapshot before the apps start. Never acts on a host that has data.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.repository)
+
+
+@dataclass(frozen=True)
 class Backups:
     """Host-wide backup settings: where, when, how long, and the restore drill ([docs/data.md](data.md))."""
 
@@ -164,6 +220,7 @@ class Backups:
         expect=CALENDAR_EXPECT + ", or empty",
         error="{value!r} is not " + CALENDAR_EXPECT,
     )
+    offsite: Offsite = setting(Offsite, "Off-host copies with restic, a `[backups.offsite]` table.")
 
 
 @dataclass(frozen=True)

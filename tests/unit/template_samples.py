@@ -66,6 +66,18 @@ SAMPLES: dict[str, dict] = {
         "pg_port": 5432,
         "items": [{"kind": "pg", "name": "shop", "source": "shop"}, {"kind": "files", "name": "shop-files-up", "source": "/srv/up"}],
     },
+    "offsite.conf.j2": {
+        "paths": ["/var/backups/vpskit", "/etc/vpskit/secrets", "/srv/apps/shop"],
+        "excludes": ["/srv/apps/shop/src", "/srv/apps/shop/venv"],
+        "keep": "'--keep-daily 7 --keep-weekly 4'",
+        "check_subset": "5%",
+    },
+    "restic.env.j2": {"repository": "sftp:backup@backup.example.com:/srv/restic/web1", "credentials": [("AWS_ACCESS_KEY_ID", "AKIA")]},
+    "vpskit-restic.j2": {
+        "env_file": "/etc/vpskit/offsite/env",
+        "password_file": "/etc/vpskit/offsite/password",
+        "sftp_command": "'ssh -o BatchMode=yes backup@backup.example.com -s sftp'",
+    },
     "certbot-deploy-hook.sh.j2": {},
     "certbot-env.conf.j2": {"ca_bundle": "/etc/ssl/acme-ca.pem"},
     "cron-job.j2": {"description": "job ping of app shop", "schedule": "*/5 * * * *", "user": "shop", "command": "echo ping"},
