@@ -13,6 +13,7 @@ from pyinfra.api import OperationError
 
 from operations.backup import BackupItem
 from operations.config import ConfigError, parse_config
+from operations.distro import Distro
 from operations.offsite import (
     RECOVERY_MARK,
     RESTIC,
@@ -30,7 +31,6 @@ from operations.offsite import (
     sftp_command,
     shown_repository,
 )
-from operations.distro import Distro
 from operations.plan import Plan
 from operations.render import FILES_DIR, render
 from tests.unit.hoststub import check_spec
