@@ -1,11 +1,11 @@
-"""Build the Ubuntu 24.04 and Debian 12 test images without a registry.
+"""Build the test images of every supported release without a registry.
 
 debootstrap writes a minimal root filesystem that looks like a fresh VPS
 (systemd as PID 1, openssh-server, python3), ``docker import`` turns it into
 an image. The image carries a label with the hash of its recipe: an image
 whose label matches is reused, a changed recipe builds a new one.
 
-Run as a script to build (or reuse) both: ``python -m tests.images``.
+Run as a script to build (or reuse) them all: ``python -m tests.images [KEY...]``.
 """
 
 from __future__ import annotations
@@ -62,33 +62,45 @@ class Recipe:
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
-# What a fresh VPS of each distro has in its sources: the release, its
-# updates and its security suite (unattended-upgrades needs the latter).
-RECIPES = {
-    "ubuntu2404": Recipe(
-        name="ubuntu:24.04",
-        suite="noble",
-        mirror="http://archive.ubuntu.com/ubuntu",
-        script="/usr/share/debootstrap/scripts/gutsy",
+def _sources(mirror: str, security_mirror: str, suite: str, components: str) -> str:
+    """sources.list of a fresh VPS: the release, its updates and its security suite (unattended-upgrades needs the latter)."""
+    return (
+        f"deb {mirror} {suite} {components}\n"
+        f"deb {mirror} {suite}-updates {components}\n"
+        f"deb {security_mirror} {suite}-security {components}\n"
+    )
+
+
+UBUNTU = "http://archive.ubuntu.com/ubuntu"
+DEBIAN = "http://deb.debian.org/debian"
+DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
+
+
+def _ubuntu(version: str, suite: str, script: str, ssh_units: tuple[str, ...]) -> Recipe:
+    # The Ubuntu archive's keyring is not in Debian's debootstrap: --no-check-gpg.
+    return Recipe(
+        name=f"ubuntu:{version}",
+        suite=suite,
+        mirror=UBUNTU,
+        script=script,
         extra_args=("--no-check-gpg", "--components=main,universe"),
-        # Ubuntu 24.04 socket-activates sshd: ssh.socket listens, ssh.service is disabled.
-        ssh_units=("ssh.socket",),
-        sources=(
-            "deb http://archive.ubuntu.com/ubuntu noble main universe\n"
-            "deb http://archive.ubuntu.com/ubuntu noble-updates main universe\n"
-            "deb http://archive.ubuntu.com/ubuntu noble-security main universe\n"
-        ),
-    ),
-    "debian12": Recipe(
-        name="debian:12",
-        suite="bookworm",
-        mirror="http://deb.debian.org/debian",
-        sources=(
-            "deb http://deb.debian.org/debian bookworm main\n"
-            "deb http://deb.debian.org/debian bookworm-updates main\n"
-            "deb http://deb.debian.org/debian-security bookworm-security main\n"
-        ),
-    ),
+        ssh_units=ssh_units,
+        sources=_sources(UBUNTU, UBUNTU, suite, "main universe"),
+    )
+
+
+def _debian(version: str, suite: str) -> Recipe:
+    return Recipe(name=f"debian:{version}", suite=suite, mirror=DEBIAN, sources=_sources(DEBIAN, DEBIAN_SECURITY, suite, "main"))
+
+
+# One per supported release. Ubuntu 24.04 and later socket-activate sshd (ssh.socket listens,
+# ssh.service is disabled); debootstrap has no script for noble and resolute: the generic one.
+RECIPES = {
+    "ubuntu2204": _ubuntu("22.04", "jammy", "/usr/share/debootstrap/scripts/jammy", ("ssh.service",)),
+    "ubuntu2404": _ubuntu("24.04", "noble", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",)),
+    "ubuntu2604": _ubuntu("26.04", "resolute", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",)),
+    "debian12": _debian("12", "bookworm"),
+    "debian13": _debian("13", "trixie"),
 }
 
 # Runs inside the new root filesystem before it is imported.
