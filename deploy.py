@@ -1,4 +1,4 @@
-"""vpskit: take one Ubuntu 24.04 / Debian 12 VPS to the configured state.
+"""vpskit: take one Ubuntu 22.04/24.04/26.04 or Debian 12/13 VPS to the configured state.
 
     pyinfra inventory.py deploy.py          # apply
     pyinfra inventory.py deploy.py --dry    # show what would change
@@ -24,12 +24,13 @@ from operations.users import deploy_user
 from operations.app import app_paths
 from operations.web import distro_packages, front_proxy, web_apps
 from operations.docker import compose_problem, docker_engine
+from operations.caddy import caddy_problem
 from operations.compose import compose_app, compose_app_absent
 
 config = load_config(host.data.vpskit_config)
 distro = host_distro()
 # Decided before anything changes: compose apps need `docker compose`, which not every source has.
-problem = compose_problem(config.docker, distro, config.compose_apps)
+problem = compose_problem(config.docker, distro, config.compose_apps) or caddy_problem(config.web.proxy, distro)
 if problem:
     raise OperationError(problem)
 
@@ -74,7 +75,7 @@ sshd_hardened(
     firewall=config.firewall.enabled,
     state=sshd,
 )
-fail2ban_jails(config.fail2ban, ssh_port=config.server.ssh_port)
+fail2ban_jails(config.fail2ban, ssh_port=config.server.ssh_port, sshd_commands=distro.sshd_log_commands)
 
 # ------------------------------------------------------------ data and schedules
 units = []

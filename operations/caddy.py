@@ -15,6 +15,7 @@ from pyinfra.operations import apt, server, systemd
 
 from .certbot import acme_server
 from .config import App, TLS
+from .distro import Distro
 from .render import render, render_text
 from .validated import checked_file
 
@@ -36,6 +37,13 @@ def caddyfile_text(sites: list[App], tls: TLS, template: str = "") -> str:
         log_dir=LOG_DIR,
     )
     return render_text(template, **context) if template else render("Caddyfile.j2", **context)
+
+
+def caddy_problem(proxy: str, distro: Distro) -> str:
+    """Why Caddy cannot be the front proxy on this release ('' when it can); decided before anything changes."""
+    if proxy != "caddy" or distro.has_caddy:
+        return ""
+    return f'[web].proxy = "caddy": {distro.name} has no caddy package. Set [web] proxy = "nginx" for this host. Nothing was changed.'
 
 
 def read_template(path: str | Path | None) -> str:

@@ -48,10 +48,12 @@ def site_text(
     hsts_max_age: int = 0,
     ipv6: bool = True,
     template: str = "",
+    http2_on: bool = False,
 ) -> str:
     """One app's site: HTTP (ACME challenges, redirect to HTTPS) and, once ``tls`` exists, the HTTPS proxy.
 
-    ``template`` is the text of a user's own site template ('' for vpskit's).
+    ``template`` is the text of a user's own site template ('' for vpskit's). ``http2_on``: nginx
+    1.25.1+ syntax (``http2 on;``, ``Distro.nginx_http2_directive``) instead of ``listen ... http2``.
     """
     context = dict(
         app=app,
@@ -61,6 +63,7 @@ def site_text(
         hsts_max_age=hsts_max_age,
         ipv6=ipv6,
         acme_root=ACME_WEBROOT,
+        http2_on=http2_on,
     )
     return render_text(template, **context) if template else render("nginx-site.conf.j2", **context)
 

@@ -106,7 +106,7 @@ def apt_upgraded(full: bool = True):
 @deploy("Base system")
 def base_system(server_cfg: Server, packages: list[str] = ()):
     """
-    Bring a fresh Ubuntu 24.04 / Debian 12 VPS to vpskit's base state.
+    Bring a fresh VPS of a supported release to vpskit's base state.
 
     + server_cfg: the ``[server]`` section of the config
     + packages: more packages the later steps need, installed in the same apt run

@@ -21,6 +21,7 @@ from .distro import Distro
 from .nginx import nginx_base, nginx_site, nginx_site_absent, read_template, site_text
 from .nodejs import nodejs_packages, nodejs_runtime
 from .python import PythonPlan, PythonUnavailable, python_plan, python_runtime
+from .system import host_distro
 
 
 # What every host with apps gets: log rotation for the apps, openssl for self-signed certificates.
@@ -162,10 +163,11 @@ def nginx_proxy(config: Config, sites: list[App], absent: list[App]):
     changes = nginx_base(ipv6=config.web.ipv6)
     if tls.mode == "letsencrypt":
         certbot_installed(tls)
+    http2_on = host_distro().nginx_http2_directive
 
     def site(app: App, with_tls: bool) -> str:
         files_ = cert_files(app.name, tls) if with_tls else None
-        return site_text(app, files_, static_path(app, config), tls.hsts_max_age, config.web.ipv6, template)
+        return site_text(app, files_, static_path(app, config), tls.hsts_max_age, config.web.ipv6, template, http2_on)
 
     had_cert = {}
     for app in sites:

@@ -339,6 +339,15 @@ def test_site_without_static_hsts_or_limits():
     assert "listen [::]:443 ssl http2;" in text
 
 
+def test_site_for_nginx_1_25_and_later_turns_http2_on_with_its_own_directive():
+    """Debian 13 and Ubuntu 26.04 (nginx 1.26, 1.28): `http2 on;`, and no `listen ... http2` that nginx warns about."""
+    old = site_text(app(), CertFiles("/c/f", "/c/k"), "", 0)
+    new = site_text(app(), CertFiles("/c/f", "/c/k"), "", 0, http2_on=True)
+    assert "listen 443 ssl;" in new and "listen [::]:443 ssl;" in new and "    http2 on;" in new
+    assert " http2;" not in new and "http2 on" not in old
+    assert new.replace("    http2 on;\n", "").replace("ssl;", "ssl http2;") == old
+
+
 def test_site_from_a_users_own_template():
     assert site_text(app(), None, template="# {{ app.name }} on {{ app.port }}\n") == "# shop on 8000\n"
 
