@@ -116,6 +116,11 @@ class Distro:
         return self.release.nginx >= (1, 25)
 
     @property
+    def nginx_rejects_handshake(self) -> bool:
+        """nginx 1.19.4+ has ``ssl_reject_handshake``; older (Ubuntu 22.04's 1.18) need a certificate for the catch-all."""
+        return self.release.nginx >= (1, 19)
+
+    @property
     def sshd_log_commands(self) -> list[str]:
         """The processes sshd logs authentication as: OpenSSH 9.8+ runs each session in ``sshd-session``."""
         return ["sshd", "sshd-session"] if self.release.openssh >= (9, 8) else ["sshd"]

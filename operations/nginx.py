@@ -13,8 +13,8 @@ from pathlib import Path
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from .certbot import ACME_WEBROOT, CertFiles
-from .config import App
+from .certbot import ACME_WEBROOT, CertFiles, cert_files, certificate
+from .config import TLS, App
 from .render import render, render_text
 from .validated import checked_file
 
@@ -35,6 +35,9 @@ SITES_DIR = "/etc/nginx/sites-enabled"
 DEFAULT_SITE = f"{SITES_DIR}/000-vpskit-default"
 STOCK_DEFAULT_SITE = f"{SITES_DIR}/default"
 CHECK = "nginx -t"
+# The catch-all HTTPS server's certificate where nginx cannot refuse the handshake.
+DEFAULT_CERT = "_default"
+SELFSIGNED = TLS(mode="selfsigned")
 
 
 def site_path(app_name: str) -> str:
@@ -73,13 +76,15 @@ def read_template(path: str | Path | None) -> str:
 
 
 @deploy("nginx")
-def nginx_base(ipv6: bool = True):
+def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
     """
     Ensure nginx's main config (TLS settings, no version banner) and a catch-all default server.
 
     Returns the operations that change nginx's config, for the reload.
 
     + ipv6: also listen on IPv6
+    + reject_handshake: nginx has ``ssl_reject_handshake`` (1.19.4+, ``Distro.nginx_rejects_handshake``);
+      without it the catch-all HTTPS server gets a self-signed certificate for no name and answers nothing
 
     **Example:**
 
@@ -89,13 +94,20 @@ def nginx_base(ipv6: bool = True):
     """
     main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=render("nginx.conf.j2", ciphers=CIPHERS), validate=CHECK)
     stock = files.link(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
+    changes = [main, stock]
+    default_cert = None
+    if not reject_handshake:
+        default_cert = cert_files(DEFAULT_CERT, SELFSIGNED)
+        changes.append(
+            certificate(name="Certificate of the catch-all HTTPS server", cert_name=DEFAULT_CERT, domains=["default.invalid"], tls=SELFSIGNED)
+        )
     default = checked_file(
         name="Catch-all default server",
         dest=DEFAULT_SITE,
-        content=render("nginx-default.conf.j2", ipv6=ipv6),
+        content=render("nginx-default.conf.j2", ipv6=ipv6, default_cert=default_cert),
         validate=CHECK,
     )
-    return [main, stock, default]
+    return [*changes, default]
 
 
 def nginx_site(app: App, content: str, label: str = "site"):

@@ -160,10 +160,11 @@ def nginx_proxy(config: Config, sites: list[App], absent: list[App]):
 
     # nginx, phase 1: every site as far as its certificate allows (HTTP only
     # until it has one), so the ACME challenges can be answered.
-    changes = nginx_base(ipv6=config.web.ipv6)
+    distro = host_distro()
+    changes = nginx_base(ipv6=config.web.ipv6, reject_handshake=distro.nginx_rejects_handshake)
     if tls.mode == "letsencrypt":
         certbot_installed(tls)
-    http2_on = host_distro().nginx_http2_directive
+    http2_on = distro.nginx_http2_directive
 
     def site(app: App, with_tls: bool) -> str:
         files_ = cert_files(app.name, tls) if with_tls else None

@@ -377,3 +377,16 @@ def test_a_command_as_the_app_user_gets_the_database_url_from_the_root_only_file
     assert "s3cret" not in cmd  # never on a command line
     assert cmd.startswith(f"set -a && . {secret} && set +a && sudo --preserve-env=DATABASE_URL -u appuser -H sh -c ")
     assert as_user("appuser", "true") == "sudo -u appuser -H sh -c true"
+
+
+def test_catch_all_https_server_refuses_the_handshake_or_answers_nothing_on_old_nginx():
+    """nginx 1.19.4+ refuses the TLS handshake for unknown names; Ubuntu 22.04's 1.18 gets a throwaway certificate and 444."""
+    from operations.certbot import cert_files
+    from operations.nginx import DEFAULT_CERT, SELFSIGNED
+    from operations.render import render
+
+    new = render("nginx-default.conf.j2", ipv6=True, default_cert=None)
+    assert "ssl_reject_handshake on;" in new and "ssl_certificate" not in new
+    old = render("nginx-default.conf.j2", ipv6=True, default_cert=cert_files(DEFAULT_CERT, SELFSIGNED))
+    assert "ssl_reject_handshake" not in old
+    assert "ssl_certificate /etc/" in old and old.rstrip().endswith("return 444;\n}")
