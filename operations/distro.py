@@ -132,6 +132,11 @@ class Distro:
         return ["docker.io", compose, "docker-buildx"] if compose else ["docker.io"]
 
     @property
+    def has_compose(self) -> bool:
+        """Whether the distro's own packages give `docker compose` (v2)."""
+        return bool(self.release.compose_package)
+
+    @property
     def has_caddy(self) -> bool:
         return self.release.caddy
 

@@ -43,7 +43,7 @@ def docker_packages(cfg: DockerEngine, distro: Distro) -> list[str]:
 
 def has_compose(cfg: DockerEngine, distro: Distro) -> bool:
     """Whether ``docker compose`` (v2) comes with the configured source on this distro."""
-    return bool({"docker-compose-plugin", "docker-compose-v2"} & set(docker_packages(cfg, distro)))
+    return cfg.source == "docker" or distro.has_compose
 
 
 def compose_problem(cfg: DockerEngine, distro: Distro, compose_apps: list[App]) -> str:

@@ -171,6 +171,7 @@ def test_distro_docker_packages_and_caddy():
     assert distro("ubuntu2204").docker_packages == ["docker.io", "docker-compose-v2", "docker-buildx"]
     assert distro("debian13").docker_packages == ["docker.io", "docker-compose", "docker-buildx"]
     assert distro("debian12").docker_packages == ["docker.io"]
+    assert [k for k in RELEASE_KEYS if not distro(k).has_compose] == ["debian12"]
     assert [k for k in RELEASE_KEYS if not distro(k).has_caddy] == ["ubuntu2204"]
 
 
