@@ -49,16 +49,16 @@ class Recipe:
     # How the distro's cloud images start sshd.
     ssh_units: tuple[str, ...] = ("ssh.service",)
     packages: tuple[str, ...] = field(default=tuple(PACKAGES))
+    # systemd 256+ refuses the legacy cgroup hierarchies: start it through CGROUP2_INIT.
+    cgroup2_only: bool = False
 
     @property
     def tag(self) -> str:
         return f"vpskit-test/{self.name}"
 
     def digest(self) -> str:
-        data = json.dumps(
-            [self.suite, self.mirror, self.sources, self.script, self.extra_args, self.packages, self.ssh_units, _POST_SCRIPT],
-            sort_keys=True,
-        )
+        parts = [self.suite, self.mirror, self.sources, self.script, self.extra_args, self.packages, self.ssh_units, _POST_SCRIPT]
+        data = json.dumps(parts + ([CGROUP2_INIT] if self.cgroup2_only else []), sort_keys=True)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -76,7 +76,7 @@ DEBIAN = "http://deb.debian.org/debian"
 DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
 
 
-def _ubuntu(version: str, suite: str, script: str, ssh_units: tuple[str, ...]) -> Recipe:
+def _ubuntu(version: str, suite: str, script: str, ssh_units: tuple[str, ...], cgroup2_only: bool = False) -> Recipe:
     # The Ubuntu archive's keyring is not in Debian's debootstrap: --no-check-gpg.
     return Recipe(
         name=f"ubuntu:{version}",
@@ -86,6 +86,7 @@ def _ubuntu(version: str, suite: str, script: str, ssh_units: tuple[str, ...]) -
         extra_args=("--no-check-gpg", "--components=main,universe"),
         ssh_units=ssh_units,
         sources=_sources(UBUNTU, UBUNTU, suite, "main universe"),
+        cgroup2_only=cgroup2_only,
     )
 
 
@@ -98,10 +99,22 @@ def _debian(version: str, suite: str) -> Recipe:
 RECIPES = {
     "ubuntu2204": _ubuntu("22.04", "jammy", "/usr/share/debootstrap/scripts/jammy", ("ssh.service",)),
     "ubuntu2404": _ubuntu("24.04", "noble", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",)),
-    "ubuntu2604": _ubuntu("26.04", "resolute", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",)),
+    # systemd 259: cgroup v2 only.
+    "ubuntu2604": _ubuntu("26.04", "resolute", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",), cgroup2_only=True),
     "debian12": _debian("12", "bookworm"),
     "debian13": _debian("13", "trixie"),
 }
+
+# The image's init where systemd needs cgroup v2 and the test machine's Docker gives containers
+# the v1 (or hybrid) hierarchies: a cgroup namespace of its own, rooted at the container's cgroup
+# in the unified hierarchy, with cgroup2 mounted, so this systemd sees only its own container.
+CGROUP2_INIT_PATH = "/usr/local/sbin/vpskit-init"
+CGROUP2_INIT = r"""#!/bin/sh
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
+    exec unshare --cgroup /bin/sh -c 'umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec /sbin/init'
+fi
+exec /sbin/init
+"""
 
 # Runs inside the new root filesystem before it is imported.
 _POST_SCRIPT = r"""
@@ -175,10 +188,16 @@ def _build(client: docker.DockerClient, key: str, recipe: Recipe) -> str:
         for crt in glob.glob("/usr/local/share/ca-certificates/*.crt"):
             shutil.copy(crt, os.path.join(rootfs, "usr/local/share/ca-certificates/"))
         _run(["chroot", rootfs, "/usr/bin/env", f"SSH_UNITS={' '.join(recipe.ssh_units)}", "/bin/sh", "-c", _POST_SCRIPT])
+        init = "/sbin/init"
+        if recipe.cgroup2_only:
+            init = CGROUP2_INIT_PATH
+            with open(os.path.join(rootfs, init.lstrip("/")), "w") as f:
+                f.write(CGROUP2_INIT)
+            os.chmod(os.path.join(rootfs, init.lstrip("/")), 0o755)
         tarball = os.path.join(workdir, "rootfs.tar")
         _run(["tar", "-C", rootfs, "-cf", tarball, "."])
         changes = [
-            'CMD ["/sbin/init"]',
+            f'CMD ["{init}"]',
             f"LABEL vpskit.recipe={recipe.digest()}",
             "ENV container=docker",
         ]
