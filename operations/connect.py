@@ -193,6 +193,11 @@ def key_conflict(known: dict[str, str], host_key: str) -> str:
     return "" if known.get(kind, fp) == fp else f"{kind} {known[kind]}"
 
 
+def unused_ways(failures: list[str]) -> list[str]:
+    """The lines of ``failures`` about ways in left unused because they reach another host (or none known)."""
+    return [f for f in failures if "not used:" in f]
+
+
 def _attempted(result) -> Attempt:
     """An ``attempt`` callback's answer: an Attempt, or just the error (None: logged in)."""
     return result if isinstance(result, Attempt) else Attempt(result)

@@ -17,6 +17,7 @@ from operations.connect import (
     recorded_host_keys,
     remember_port,
     remembered_ports,
+    unused_ways,
     ways_in,
 )
 
@@ -272,6 +273,7 @@ def test_two_configured_ways_answering_with_different_keys_use_only_the_first_ma
     way, failures = choose_way_in(config, answers({("appuser", 2222): ("authentication refused", HOST), ("appuser", 22): (None, OTHER), ("root", 2222): (None, HOST)}, tried))
     assert way == WayIn("root", 2222, "")
     assert "shown on port 2222" in failures[1] and failures[1].startswith("appuser@port 22 ")
+    assert unused_ways(failures) == [failures[1]]  # the inventory prints these even when a way in worked
 
 
 def test_the_login_prover_refuses_a_port_answering_with_another_host_key(make_config, monkeypatch):
