@@ -89,8 +89,9 @@ def test_vpskit_health_finds_the_host_healthy(example):
     # The load average is the shared test machine's, not this host's: only that limit is lifted.
     conf = json.loads(t.out("cat /etc/vpskit/health.json"))
     conf["max_load_per_core"] = 100
-    t.put_file("/tmp/health.json", json.dumps(conf))
-    health = t.exec("VPSKIT_HEALTH_CONF=/tmp/health.json vpskit-health", check=False)
+    # Not under /tmp: Ubuntu 26.04 mounts a tmpfs there, which files copied into the container miss.
+    t.put_file("/root/health-test.json", json.dumps(conf))
+    health = t.exec("VPSKIT_HEALTH_CONF=/root/health-test.json vpskit-health", check=False)
     assert health.returncode == 0, health.stdout
     for app in example.domains:
         assert re.search(rf"^ok\s+app {app}\s", health.stdout, re.M), health.stdout
