@@ -51,6 +51,9 @@ class Recipe:
     packages: tuple[str, ...] = field(default=tuple(PACKAGES))
     # systemd 256+ refuses the legacy cgroup hierarchies: start it through CGROUP2_INIT.
     cgroup2_only: bool = False
+    # /tmp is a tmpfs by default (Debian 13, Ubuntu 26.04): `docker cp`, which pyinfra's docker
+    # connector uploads files with, writes beneath that mount, so the image keeps /tmp on disk.
+    tmp_on_disk: bool = False
 
     @property
     def tag(self) -> str:
@@ -58,7 +61,9 @@ class Recipe:
 
     def digest(self) -> str:
         parts = [self.suite, self.mirror, self.sources, self.script, self.extra_args, self.packages, self.ssh_units, _POST_SCRIPT]
-        data = json.dumps(parts + ([CGROUP2_INIT] if self.cgroup2_only else []), sort_keys=True)
+        parts += [CGROUP2_INIT] if self.cgroup2_only else []
+        parts += ["tmp.mount masked"] if self.tmp_on_disk else []
+        data = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -76,7 +81,7 @@ DEBIAN = "http://deb.debian.org/debian"
 DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
 
 
-def _ubuntu(version: str, suite: str, script: str, ssh_units: tuple[str, ...], cgroup2_only: bool = False) -> Recipe:
+def _ubuntu(version: str, suite: str, script: str, ssh_units: tuple[str, ...], cgroup2_only: bool = False, tmp_on_disk: bool = False) -> Recipe:
     # The Ubuntu archive's keyring is not in Debian's debootstrap: --no-check-gpg.
     return Recipe(
         name=f"ubuntu:{version}",
@@ -87,11 +92,13 @@ def _ubuntu(version: str, suite: str, script: str, ssh_units: tuple[str, ...], c
         ssh_units=ssh_units,
         sources=_sources(UBUNTU, UBUNTU, suite, "main universe"),
         cgroup2_only=cgroup2_only,
+        tmp_on_disk=tmp_on_disk,
     )
 
 
-def _debian(version: str, suite: str) -> Recipe:
-    return Recipe(name=f"debian:{version}", suite=suite, mirror=DEBIAN, sources=_sources(DEBIAN, DEBIAN_SECURITY, suite, "main"))
+def _debian(version: str, suite: str, tmp_on_disk: bool = False) -> Recipe:
+    sources = _sources(DEBIAN, DEBIAN_SECURITY, suite, "main")
+    return Recipe(name=f"debian:{version}", suite=suite, mirror=DEBIAN, sources=sources, tmp_on_disk=tmp_on_disk)
 
 
 # One per supported release. Ubuntu 24.04 and later socket-activate sshd (ssh.socket listens,
@@ -100,9 +107,9 @@ RECIPES = {
     "ubuntu2204": _ubuntu("22.04", "jammy", "/usr/share/debootstrap/scripts/jammy", ("ssh.service",)),
     "ubuntu2404": _ubuntu("24.04", "noble", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",)),
     # systemd 259: cgroup v2 only.
-    "ubuntu2604": _ubuntu("26.04", "resolute", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",), cgroup2_only=True),
+    "ubuntu2604": _ubuntu("26.04", "resolute", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",), cgroup2_only=True, tmp_on_disk=True),
     "debian12": _debian("12", "bookworm"),
-    "debian13": _debian("13", "trixie"),
+    "debian13": _debian("13", "trixie", tmp_on_disk=True),
 }
 
 # The image's init where systemd needs cgroup v2 and the test machine's Docker gives containers
@@ -188,6 +195,8 @@ def _build(client: docker.DockerClient, key: str, recipe: Recipe) -> str:
         for crt in glob.glob("/usr/local/share/ca-certificates/*.crt"):
             shutil.copy(crt, os.path.join(rootfs, "usr/local/share/ca-certificates/"))
         _run(["chroot", rootfs, "/usr/bin/env", f"SSH_UNITS={' '.join(recipe.ssh_units)}", "/bin/sh", "-c", _POST_SCRIPT])
+        if recipe.tmp_on_disk:
+            _run(["chroot", rootfs, "systemctl", "mask", "tmp.mount"])
         init = "/sbin/init"
         if recipe.cgroup2_only:
             init = CGROUP2_INIT_PATH
