@@ -26,13 +26,14 @@ e2e: setup
 docs:
 	$(PY) -m operations.config.reference
 
-# Deploy examples/vpskit.toml into a systemd container named vpskit-demo and leave it running.
+# Deploy examples/vpskit.toml into a systemd container and leave it running: vpskit-demo for
+# Ubuntu 24.04, vpskit-demo-$(DISTRO) for the others (or $VPSKIT_DEMO_NAME), each with its own folder.
 demo:
 	./scripts/test-host-setup.sh $(DISTRO)
 	$(PY) -m tests.demo $(DISTRO)
 
 demo-clean:
-	-docker rm -f vpskit-demo
+	$(PY) -m tests.demo --remove $(DISTRO)
 
 # Deploy speed, re-run cost, throughput and an Ansible baseline on fresh targets (about 15 min on 2 cores).
 bench: setup

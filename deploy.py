@@ -42,7 +42,7 @@ sshd_hardened(**plan.sshd, state=sshd)
 # ssh-audit's hardened policy for this release: a 4096-bit RSA host key, no small DH moduli.
 host_keys_hardened(**plan.host_keys(sshd))
 kernel_hardened(plan.sysctl)
-fail2ban_jails(plan.fail2ban, ssh_port=plan.ssh_port)
+fail2ban_jails(**plan.fail2ban_jails)
 
 # Off-host copies; recovering a lost host brings its secrets back before anything would make new ones.
 if plan.offsite:

@@ -9,16 +9,20 @@ same command works on a fresh VPS and on every run after it.
     pyinfra inventory.py deploy.py          # config: ./vpskit.toml or $VPSKIT_CONFIG
 """
 
+import sys
+
 from pyinfra.api.exceptions import InventoryError
 
 from operations.config import ConfigError, config_path, load_config
-from operations.connect import NoWayIn, choose_way_in, host_data
+from operations.connect import NoWayIn, choose_way_in, host_data, unused_ways
 
 try:
     _config = load_config()
-    _way, _ = choose_way_in(_config)
+    _way, _failures = choose_way_in(_config)
 except (ConfigError, NoWayIn) as e:
     raise InventoryError(str(e)) from None
+for _line in unused_ways(_failures):
+    print(f"vpskit: {_line}", file=sys.stderr)
 
 vps = [
     (

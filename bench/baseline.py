@@ -20,12 +20,13 @@ from operations.app import in_app_env, pip_packages
 from operations.backup import BACKUP_CONF, BACKUP_SCRIPT, BACKUP_UNIT, CONFIG_DIR, DRILL_UNIT, STATUS_DIR, backup_items
 from operations.certbot import ACME_WEBROOT, CERTBOT_ENV_DROPIN, DEPLOY_HOOK, certbot_command
 from operations.config import Config
+from operations.distro import RELEASE_KEYS, RELEASES
 from operations.fail2ban import JAIL_LOCAL
 from operations.firewall import wanted_rules
 from operations.monitor import HEALTH_CONF, HEALTH_SCRIPT
 from operations.nginx import DEFAULT_SITE, NGINX_CONF, STOCK_DEFAULT_SITE, site_path
 from operations.plan import app_paths
-from operations.postgres import PG_VERSIONS, secret_env_path
+from operations.postgres import secret_env_path
 from operations.schedule import UNIT_DIR, cron_file, job_unit
 from operations.ssh import DROPIN
 from operations.system import APT_LOCK_CONF, AUTO_UPGRADES_CONF, UNATTENDED_CONF
@@ -59,7 +60,7 @@ def managed(config: Config, distro: str) -> tuple[dict[str, list[str]], list[dic
     }
     services = ["fail2ban"] if config.fail2ban.enabled else []
     if pg_apps:
-        etc = f"/etc/postgresql/{PG_VERSIONS[distro]}/main"
+        etc = f"/etc/postgresql/{RELEASES[RELEASE_KEYS[distro]].postgres}/main"
         files["postgres_settings"].append(f"{etc}/conf.d/vpskit.conf")
         files["postgres_hba"].append(f"{etc}/pg_hba.conf")
         services.append("postgresql")

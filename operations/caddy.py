@@ -15,6 +15,7 @@ from pyinfra.operations import apt, server, systemd
 
 from .certbot import Issuer, acme_server
 from .contribution import Contribution
+from .distro import Distro
 from .render import render, render_text
 from .sites import Site
 from .validated import checked_file
@@ -55,6 +56,13 @@ def caddyfile_text(sites: list[Site], tls: Issuer, template: str = "", hsts_max_
         tls_curves=TLS_CURVES,
     )
     return render_text(template, **context) if template else render("Caddyfile.j2", **context)
+
+
+def caddy_problem(proxy: str, distro: Distro) -> str:
+    """Why Caddy cannot be the front proxy on this release ('' when it can); decided before anything changes."""
+    if proxy != "caddy" or distro.has_caddy:
+        return ""
+    return f'[web].proxy = "caddy": {distro.name} has no caddy package. Set [web] proxy = "nginx" for this host. Nothing was changed.'
 
 
 def read_template(path: str | Path | None) -> str:

@@ -9,6 +9,8 @@ the first one that succeeds.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import socket
@@ -50,8 +52,22 @@ def ways_in(config: Config, remembered_ports: list[int] = ()) -> list[WayIn]:
     return out
 
 
-def try_login(address: str, way: WayIn, timeout: float = 8.0) -> str | None:
-    """Log in once with ``way``; None when it works, else why it did not."""
+@dataclass(frozen=True)
+class Attempt:
+    """One login attempt: ``error`` None when it logged in; ``host_key`` the key sshd answered with ('' if none)."""
+
+    error: str | None
+    host_key: str = ""  # "ssh-ed25519 SHA256:..." as ssh-keygen -l shows it
+
+
+def fingerprint(key) -> str:
+    """A paramiko host key as ``TYPE SHA256:...`` (OpenSSH's fingerprint form)."""
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"
+
+
+def login(address: str, way: WayIn, timeout: float = 8.0) -> Attempt:
+    """Log in once with ``way``: whether it worked, and the host key that answered."""
     import logging
 
     import paramiko
@@ -62,10 +78,16 @@ def try_login(address: str, way: WayIn, timeout: float = 8.0) -> str | None:
     try:
         sock = socket.create_connection((address, way.port), timeout=timeout)
     except OSError as e:
-        return f"cannot connect: {e.strerror or e}"
+        return Attempt(f"cannot connect: {e.strerror or e}")
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     password = os.environ.get(way.password_env) if way.password_env else None
+
+    def answered() -> str:
+        transport = client.get_transport()
+        key = transport.get_remote_server_key() if transport and transport.host_key_type else None
+        return fingerprint(key) if key else ""
+
     try:
         client.connect(
             address,
@@ -80,13 +102,18 @@ def try_login(address: str, way: WayIn, timeout: float = 8.0) -> str | None:
             banner_timeout=timeout,
             auth_timeout=timeout,
         )
+        return Attempt(None, answered())
     except paramiko.AuthenticationException:
-        return "authentication refused"
+        return Attempt("authentication refused", answered())
     except (paramiko.SSHException, OSError, EOFError) as e:
-        return f"ssh failed: {e}"
+        return Attempt(f"ssh failed: {e}", answered())
     finally:
         client.close()
-    return None
+
+
+def try_login(address: str, way: WayIn, timeout: float = 8.0) -> str | None:
+    """Log in once with ``way``; None when it works, else why it did not."""
+    return login(address, way, timeout).error
 
 
 def host_data(config: Config, way: WayIn | None) -> dict:
@@ -105,6 +132,9 @@ def host_data(config: Config, way: WayIn | None) -> dict:
     return data
 
 
+# What earlier runs learnt about the host, kept beside the config (like known_hosts):
+# {address: {"ports": [newest first], "host_keys": {type: "SHA256:..."}}}. The ports are
+# bound to the host keys: a remembered port is only used while it answers with them.
 STATE_FILE = ".vpskit-state.json"
 REMEMBERED = 3
 
@@ -113,58 +143,124 @@ def _state_path(config: Config) -> Path:
     return Path(config.base_dir) / STATE_FILE
 
 
+def _state(config: Config) -> dict:
+    try:
+        data = json.loads(_state_path(config).read_text())
+        entry = data.get(config.server.address, {})
+        return entry if isinstance(entry, dict) else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def remembered_ports(config: Config) -> list[int]:
     """Ports that logged in to this address on earlier runs, newest first."""
     try:
-        data = json.loads(_state_path(config).read_text())
-        return [int(p) for p in data.get(config.server.address, {}).get("ports", [])]
-    except (OSError, ValueError, AttributeError):
+        return [int(p) for p in _state(config).get("ports", [])]
+    except (TypeError, ValueError):
         return []
 
 
-def remember_port(config: Config, port: int) -> None:
-    """Record that ``port`` worked (kept beside the config file, like known_hosts)."""
+def recorded_host_keys(config: Config) -> dict[str, str]:
+    """The host keys (type -> fingerprint) this config's host answered with on earlier runs."""
+    keys = _state(config).get("host_keys", {})
+    return {str(k): str(v) for k, v in keys.items()} if isinstance(keys, dict) else {}
+
+
+def remember_port(config: Config, port: int, host_key: str = "") -> None:
+    """Record that ``port`` worked, answering with ``host_key`` (kept beside the config file, like known_hosts)."""
     path = _state_path(config)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         data = {}
     ports = [port, *[p for p in remembered_ports(config) if p != port]][:REMEMBERED]
-    data[config.server.address] = {"ports": ports}
+    keys = recorded_host_keys(config)
+    if host_key:
+        kind, _, fp = host_key.partition(" ")
+        keys[kind] = fp
+    data[config.server.address] = {"ports": ports, **({"host_keys": keys} if keys else {})}
     try:
         path.write_text(json.dumps(data, indent=2) + "\n")
     except OSError:
         pass  # a read-only checkout only loses the hint
 
 
-def choose_way_in(config: Config, attempt=try_login, rounds: int = 2, pause: float = 3.0) -> tuple[WayIn | None, list[str]]:
-    """The first way in that logs in, and what each failed attempt said.
+def key_conflict(known: dict[str, str], host_key: str) -> str:
+    """The known fingerprint ``host_key`` contradicts ('' when it matches or its type is not known)."""
+    kind, _, fp = host_key.partition(" ")
+    return "" if known.get(kind, fp) == fp else f"{kind} {known[kind]}"
 
-    All ways are tried ``rounds`` times, ``pause`` seconds apart: sshd may be in the
-    middle of a restart (a run that died a moment ago left one going).
+
+def unused_ways(failures: list[str]) -> list[str]:
+    """The lines of ``failures`` about ways in left unused because they reach another host (or none known)."""
+    return [f for f in failures if "not used:" in f]
+
+
+def _attempted(result) -> Attempt:
+    """An ``attempt`` callback's answer: an Attempt, or just the error (None: logged in)."""
+    return result if isinstance(result, Attempt) else Attempt(result)
+
+
+def choose_way_in(config: Config, attempt=login, rounds: int = 2, pause: float = 3.0) -> tuple[WayIn | None, list[str]]:
+    """The first way in that logs in to this config's host, and what each failed attempt said.
+
+    The configured ways come first and say which host this is: the host keys recorded on
+    earlier runs, else the key the first configured way to answer shows. Ports remembered
+    from earlier runs come last, and only when they answer with that same host key. A way
+    answering with another key reaches another machine: it is not used, and its line says
+    which keys. All ways are tried ``rounds`` times, ``pause`` seconds apart: sshd may be
+    in the middle of a restart (a run that died a moment ago left one going).
     """
     if not config.server.uses_ssh:
         return None, []
+    configured = ways_in(config)
+    remembered = [w for w in ways_in(config, remembered_ports(config)) if w not in configured]
     failures: list[str] = []
     for round_ in range(rounds):
         if round_:
             time.sleep(pause)
         failures = []
-        for way in ways_in(config, remembered_ports(config)):
-            err = attempt(config.server.address, way)
-            if err is None:
-                remember_port(config, way.port)
+        # type -> (fingerprint, where it comes from): what this config's host is.
+        known = {kind: (fp, f"recorded in {STATE_FILE}") for kind, fp in recorded_host_keys(config).items()}
+        conflicts = contradicted = False
+        for way in [*configured, *remembered]:
+            is_remembered = way in remembered
+            if is_remembered and (contradicted or not known):
+                why = "the configured ways answered with another host key" if known else "this config's host key is not known"
+                failures.append(f"{way.describe()}: remembered from an earlier run, not used: {why}")
+                continue
+            result = _attempted(attempt(config.server.address, way))
+            if result.host_key:
+                kind, _, fp = result.host_key.partition(" ")
+                expected, source = known.get(kind, (fp, ""))
+                if expected != fp:
+                    conflicts = True
+                    contradicted = contradicted or not is_remembered
+                    failures.append(
+                        f"{way.describe()}: not used: it answered with host key {result.host_key}, "
+                        f"but this config's host has {kind} {expected} ({source})"
+                    )
+                    continue
+                known.setdefault(kind, (fp, f"shown on port {way.port}"))
+            if result.error is None:
+                remember_port(config, way.port, result.host_key)
                 return way, failures
-            failures.append(f"{way.describe()}: {err}")
-    raise NoWayIn(config.server.address, failures)
+            failures.append(f"{way.describe()}: {result.error}")
+    raise NoWayIn(config.server.address, failures, host_key_conflict=conflicts)
 
 
 class NoWayIn(Exception):
-    def __init__(self, address: str, failures: list[str]):
+    def __init__(self, address: str, failures: list[str], host_key_conflict: bool = False):
         self.failures = failures
         tried = "\n".join(f"  - {f}" for f in failures)
+        rebuilt = (
+            f"If this server was reinstalled, or the config now names another server, remove {address} "
+            f"from {STATE_FILE} beside the config and run again.\n"
+            if host_key_conflict
+            else ""
+        )
         super().__init__(
-            f"cannot log in to {address} any configured way:\n{tried}\n"
+            f"cannot log in to {address} any configured way:\n{tried}\n{rebuilt}"
             "If you lost the deploy user's key, log in through your provider's web console "
             "(or rescue system), add a new public key to ~DEPLOY_USER/.ssh/authorized_keys, "
             "point deploy_user.public_keys/private_key at it, and run again. See README, 'Recovery'."
@@ -182,10 +278,13 @@ def login_prover(config: Config):
     way = ways_in(config)[0]  # the deploy user on the hardened port
 
     def prove() -> str | None:
-        error = try_login(config.server.address, way)
-        if error is None:
-            remember_port(config, way.port)  # sshd may move again before the next run
-        return error
+        result = login(config.server.address, way)
+        conflict = key_conflict(recorded_host_keys(config), result.host_key) if result.host_key else ""
+        if conflict:
+            return f"port {way.port} answered with host key {result.host_key}, but this config's host has {conflict}"
+        if result.error is None:
+            remember_port(config, way.port, result.host_key)  # sshd may move again before the next run
+        return result.error
 
     return prove
 

@@ -24,8 +24,6 @@ DAEMON_JSON = "/etc/docker/daemon.json"
 # Docker's release signing key (download.docker.com/linux/*/gpg), pinned by its full fingerprint.
 DOCKER_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
 DOCKER_REPO_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin")
-# The distro's engine; compose v2 exists only in Ubuntu's archive (universe).
-DISTRO_PACKAGES = {"ubuntu": ("docker.io", "docker-compose-v2", "docker-buildx"), "debian": ("docker.io",)}
 # dockerd >= 23 checks a config file on its own; older engines (Debian 12's 20.10) get a JSON syntax check.
 VALIDATE = (
     "if dockerd --help 2>/dev/null | grep -q -- --validate; then dockerd --validate --config-file {path}; "
@@ -59,12 +57,12 @@ def docker_packages(cfg: Engine, distro: Distro) -> list[str]:
     """The packages of the engine, its CLI and (where the source has it) the compose plugin."""
     if cfg.source == "docker":
         return list(DOCKER_REPO_PACKAGES)
-    return list(DISTRO_PACKAGES[distro.id])
+    return distro.docker_packages
 
 
 def has_compose(cfg: Engine, distro: Distro) -> bool:
     """Whether ``docker compose`` (v2) comes with the configured source on this distro."""
-    return bool({"docker-compose-plugin", "docker-compose-v2"} & set(docker_packages(cfg, distro)))
+    return cfg.source == "docker" or distro.has_compose
 
 
 def compose_problem(cfg: Engine, distro: Distro, compose_apps: list[str]) -> str:
@@ -73,7 +71,7 @@ def compose_problem(cfg: Engine, distro: Distro, compose_apps: list[str]) -> str
         return ""
     names = ", ".join(compose_apps)
     return (
-        f'[docker].source = "{cfg.source}": {distro.id.capitalize()} {distro.version}\'s docker.io has no '
+        f'[docker].source = "{cfg.source}": {distro.name}\'s docker.io has no '
         f'`docker compose` (v2), which compose apps ({names}) need. Set [docker] source = "docker" '
         "(Docker's apt repository) for this host. Nothing was changed."
     )

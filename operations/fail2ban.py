@@ -49,23 +49,25 @@ def contribution(jail: Jail) -> Contribution:
     return Contribution(packages=tuple(fail2ban_packages(jail)))
 
 
-def render_jail(f2b: Jail, port: int, backend: str) -> str:
+def render_jail(f2b: Jail, port: int, backend: str, sshd_commands=("sshd",)) -> str:
     return render(
         "fail2ban-jail.local.j2",
         f2b=f2b,
         port=port,
         backend=backend,
+        sshd_commands=sshd_commands,
         ignoreip=[*LOOPBACK, *f2b.ignoreip],
     )
 
 
 @deploy("fail2ban")
-def fail2ban_jails(f2b: Jail = Jail(), ssh_port: int = 22):
+def fail2ban_jails(f2b: Jail = Jail(), ssh_port: int = 22, sshd_commands=("sshd",)):
     """
     Ensure fail2ban runs with an sshd jail on ``ssh_port``.
 
     + f2b: the jail's settings (``Jail``; disabled: fail2ban is stopped)
     + ssh_port: the port sshd listens on
+    + sshd_commands: the processes sshd logs as (``Distro.sshd_log_commands``), for the journal backend
 
     **Example:**
 
@@ -81,7 +83,7 @@ def fail2ban_jails(f2b: Jail = Jail(), ssh_port: int = 22):
     jail = checked_file(
         name="fail2ban jail.local",
         dest=JAIL_LOCAL,
-        content=render_jail(f2b, ssh_port, backend),
+        content=render_jail(f2b, ssh_port, backend, sshd_commands),
         validate="fail2ban-client -t >/dev/null",
     )
     unit_running(name="fail2ban running", unit="fail2ban.service", restarted=jail.will_change)

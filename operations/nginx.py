@@ -13,7 +13,7 @@ from pathlib import Path
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from .certbot import ACME_WEBROOT, CertFiles
+from .certbot import ACME_WEBROOT, CertFiles, Issuer, cert_files, certificate
 from .render import render, render_text
 from .sites import Site
 from .validated import checked_file
@@ -39,6 +39,9 @@ SITES_DIR = "/etc/nginx/sites-enabled"
 DEFAULT_SITE = f"{SITES_DIR}/000-vpskit-default"
 STOCK_DEFAULT_SITE = f"{SITES_DIR}/default"
 CHECK = "nginx -t"
+# The catch-all HTTPS server's certificate where nginx cannot refuse the handshake.
+DEFAULT_CERT = "_default"
+SELFSIGNED = Issuer(mode="selfsigned")
 
 
 def site_path(app_name: str) -> str:
@@ -52,11 +55,13 @@ def site_text(
     hsts_max_age: int = 0,
     ipv6: bool = True,
     template: str = "",
+    http2_on: bool = False,
 ) -> str:
     """One app's site: HTTP (ACME challenges, redirect to HTTPS) and, once ``tls`` exists, the HTTPS proxy.
 
     ``app`` is a ``Site`` or anything with its attributes; ``template`` is the text of a
-    user's own site template ('' for vpskit's), which reads ``app`` as given.
+    user's own site template ('' for vpskit's), which reads ``app`` as given. ``http2_on``: nginx
+    1.25.1+ syntax (``http2 on;``, ``Distro.nginx_http2_directive``) instead of ``listen ... http2``.
     """
     context = dict(
         app=app,
@@ -66,6 +71,7 @@ def site_text(
         hsts_max_age=hsts_max_age,
         ipv6=ipv6,
         acme_root=ACME_WEBROOT,
+        http2_on=http2_on,
     )
     return render_text(template, **context) if template else render("nginx-site.conf.j2", **context)
 
@@ -75,13 +81,15 @@ def read_template(path: str | Path | None) -> str:
 
 
 @deploy("nginx")
-def nginx_base(ipv6: bool = True):
+def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
     """
     Ensure nginx's main config (TLS settings, no version banner) and a catch-all default server.
 
     Returns the operations that change nginx's config, for the reload.
 
     + ipv6: also listen on IPv6
+    + reject_handshake: nginx has ``ssl_reject_handshake`` (1.19.4+, ``Distro.nginx_rejects_handshake``);
+      without it the catch-all HTTPS server gets a self-signed certificate for no name and answers nothing
 
     **Example:**
 
@@ -91,13 +99,22 @@ def nginx_base(ipv6: bool = True):
     """
     main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES), validate=CHECK)
     stock = files.link(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
+    changes = [main, stock]
+    default_cert = None
+    if not reject_handshake:
+        default_cert = cert_files(DEFAULT_CERT, SELFSIGNED)
+        changes.append(
+            certificate(
+                name="Certificate of the catch-all HTTPS server", cert_name=DEFAULT_CERT, domains=["default.invalid"], tls=SELFSIGNED
+            )
+        )
     default = checked_file(
         name="Catch-all default server",
         dest=DEFAULT_SITE,
-        content=render("nginx-default.conf.j2", ipv6=ipv6),
+        content=render("nginx-default.conf.j2", ipv6=ipv6, default_cert=default_cert),
         validate=CHECK,
     )
-    return [main, stock, default]
+    return [*changes, default]
 
 
 def nginx_site(app_name: str, content: str, label: str = "site"):

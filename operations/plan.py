@@ -16,8 +16,11 @@ import dataclasses
 import os
 from functools import cached_property
 
+from pyinfra.api import OperationError
+
 from . import backup, caddy, docker, fail2ban, firewall, monitor, offsite, postgres, schedule, web
 from .backup import backup_items
+from .caddy import caddy_problem
 from .certbot import Issuer
 from .checkout import AppPaths
 from .config import App, Config, Web
@@ -65,6 +68,10 @@ class Plan:
         self.venv_apps = [a for a in self.apps if a.repo and not a.is_compose]
         # Decided before anything is queued: an app whose Python the host cannot have fails the run here.
         self.python = python_plans(self.venv_apps, config.python.version, distro)
+        # Likewise a front proxy the release has no package for.
+        problem = caddy_problem(config.web.proxy, distro)
+        if problem:
+            raise OperationError(problem)
         self.ssh_port = config.server.ssh_port
 
     def paths(self, app: App) -> AppPaths:
@@ -171,6 +178,11 @@ class Plan:
     @cached_property
     def fail2ban(self) -> Jail:
         return spec(Jail, self.config.fail2ban)
+
+    @property
+    def fail2ban_jails(self) -> dict:
+        """``fail2ban_jails`` arguments: the jail, on the port sshd ends up on, matching the names this release's sshd logs as."""
+        return dict(f2b=self.fail2ban, ssh_port=self.ssh_port, sshd_commands=self.distro.sshd_log_commands)
 
     # ------------------------------------------------------------ data
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
-from pyinfra.api import FactBase, OperationError, StringCommand, deploy, operation
+from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import systemd
 
 from .batched import packages_installed, unit_running
@@ -22,8 +22,6 @@ from .render import render
 from .snapshot import planned, snapshot_fact
 from .validated import checked_file
 
-# The PostgreSQL major version each supported distro ships.
-PG_VERSIONS = {"ubuntu2404": "16", "debian12": "15"}
 SECRETS_DIR = "/etc/vpskit/secrets"
 PACKAGES = ["postgresql"]
 # Role attributes that make a role more than a plain owner of its database.
@@ -32,10 +30,7 @@ ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASS
 
 def pg_version(distro: Distro) -> str:
     """The PostgreSQL major version of the distro's archive."""
-    try:
-        return PG_VERSIONS[distro.key]
-    except KeyError:
-        raise OperationError(f"vpskit knows no PostgreSQL version for {distro.key}") from None
+    return distro.postgres
 
 
 def secret_env_path(app_name: str) -> str:

@@ -1,4 +1,4 @@
-"""Python runtimes for the apps: the distro's own python3, or deadsnakes builds on Ubuntu."""
+"""Python runtimes for the apps: the distro's own python3, or deadsnakes builds where it publishes for the release."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from pyinfra.api import deploy
 from .aptrepo import apt_repository
 from .batched import packages_installed
 from .distro import Distro
-
-# The python3 each supported distro ships.
-DISTRO_PYTHON = {"ubuntu2404": "3.12", "debian12": "3.11"}
 
 DEADSNAKES_URI = "https://ppa.launchpadcontent.net/deadsnakes/ppa/ubuntu"
 # The PPA's signing key, fetched by the host from the Ubuntu keyserver and
@@ -39,16 +36,17 @@ class PythonPlan:
 
 def python_plan(version: str, distro: Distro) -> PythonPlan:
     """How ``version`` ("" for the distro's own) gets onto ``distro``; raise ``PythonUnavailable`` when it cannot."""
-    own = DISTRO_PYTHON[distro.key]
+    own = distro.python
     version = version or own
     if version == own:
         return PythonPlan(version, ("python3", "python3-venv", "python3-dev", f"python{version}-venv"), False)
-    if distro.id == "ubuntu":
+    if distro.python_from_deadsnakes(version):
         return PythonPlan(version, (f"python{version}", f"python{version}-venv", f"python{version}-dev"), True)
+    others = [v for v in distro.python_versions() if v != own]
+    where = f" or {', '.join(others)} (deadsnakes)" if others else " (deadsnakes builds none for it)"
     raise PythonUnavailable(
-        f"Python {version} is not available on {distro.id.capitalize()} {distro.version}: it ships Python {own} "
-        f"(deadsnakes builds exist for Ubuntu only). Set the app's python (or [python] version) to {own!r}, "
-        "or use an Ubuntu host."
+        f"Python {version} is not available on {distro.name}: it can have Python {own} (its own){where}. "
+        "Set the app's python (or [python] version) to one of these, or use another release."
     )
 
 

@@ -122,7 +122,7 @@ def apt_upgraded(full: bool = True):
 @deploy("Base system")
 def base_system(settings: BaseSettings = BaseSettings(), packages: list[str] = ()):
     """
-    Bring a fresh Ubuntu 24.04 / Debian 12 VPS to vpskit's base state.
+    Bring a fresh VPS of a supported release to vpskit's base state.
 
     + settings: hostname, timezone, upgrades, apt settings (``BaseSettings``)
     + packages: more packages the later steps need, installed in the same apt run

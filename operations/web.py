@@ -25,6 +25,7 @@ from .nginx import nginx_base, nginx_site, nginx_site_absent, site_text
 from .nodejs import nodejs_runtime
 from .python import PythonPlan, PythonUnavailable, python_plan, python_runtime
 from .sites import Site
+from .system import host_distro
 
 # What every host with apps gets: log rotation for the apps, openssl for self-signed certificates.
 BASE_PACKAGES = ["logrotate", "openssl"]
@@ -157,13 +158,16 @@ def nginx_proxy(
 
     # nginx, phase 1: every site as far as its certificate allows (HTTP only
     # until it has one), so the ACME challenges can be answered.
-    changes = nginx_base(ipv6=ipv6)
+    # What this release's nginx can say: the catch-all's refused handshake, the http2 syntax.
+    distro = host_distro()
+    changes = nginx_base(ipv6=ipv6, reject_handshake=distro.nginx_rejects_handshake)
     if letsencrypt:
         certbot_installed(tls)
+    http2_on = distro.nginx_http2_directive
 
     def site(app: Site, with_tls: bool) -> str:
         files_ = cert_files(app.name, tls) if with_tls else None
-        return site_text(app, files_, static_paths.get(app.name, ""), hsts_max_age, ipv6, template)
+        return site_text(app, files_, static_paths.get(app.name, ""), hsts_max_age, ipv6, template, http2_on)
 
     had_cert = {}
     for app in sites:

@@ -9,20 +9,33 @@ from pathlib import Path
 
 import pytest
 
-DISTROS = ["ubuntu2404", "debian12"]
+# The full end-to-end suite runs on these; the smoke suite (tests/e2e/test_smoke.py) on the others.
+DISTROS = ["ubuntu2404", "debian13"]
+SMOKE_DISTROS = ["ubuntu2204", "ubuntu2604", "debian12"]
+ALL_DISTROS = [*DISTROS, *SMOKE_DISTROS]
+
+
+def distro_of(key: str):
+    """The vpskit Distro of a test image ("debian13"), for what the release decides (codename left empty)."""
+    from operations.distro import RELEASE_KEYS, Distro
+
+    return Distro(*RELEASE_KEYS[key], codename="")
 
 
 def pytest_addoption(parser):
     parser.addoption(
         "--distro",
-        choices=[*DISTROS, "none"],
+        choices=[*ALL_DISTROS, "none"],
         help="run only the tests of one target distro ('none': only the tests that need no target)",
     )
 
 
 def item_distro(item) -> str:
+    """The target release an end-to-end test runs on ("none" for the others, unit tests included)."""
+    if "/e2e/" not in str(item.fspath):
+        return "none"
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return next((v for v in params.values() if v in DISTROS), "none")
+    return next((v for v in params.values() if v in ALL_DISTROS), "none")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -58,7 +71,7 @@ def docker_engine():
 def images(docker_engine):
     from tests.images import build_image
 
-    return {d: build_image(docker_engine, d) for d in DISTROS}
+    return {d: build_image(docker_engine, d) for d in ALL_DISTROS}
 
 
 @pytest.fixture(scope="session")

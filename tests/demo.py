@@ -1,26 +1,22 @@
-"""`make demo`: deploy examples/vpskit.toml into a systemd container named vpskit-demo.
+"""`make demo`: deploy examples/vpskit.toml into a systemd container and leave it running.
 
 The container stands in for a fresh VPS (root reachable by key on port 22); the
 deploy goes through the real ``pyinfra inventory.py deploy.py`` path over SSH on
-ports published on 127.0.0.1, and the container is left running. The example
-apps come from bare git repos inside it, their certificates from pebble (an ACME
-test server) running in it, as in the end-to-end tests.
+ports published on 127.0.0.1 (tests/example_host.py, shared with the smoke suite).
 
-The compose app needs images and there is no registry: a first run installs the
-Docker Engine with everything but the compose app, the local images are then
-``docker load``ed into that engine, and the next run deploys the compose app too.
-On Debian 12 (no compose v2 in its docker.io) the compose app is left out.
+Each demo is named (``VPSKIT_DEMO_NAME``; default ``vpskit-demo`` for Ubuntu 24.04,
+``vpskit-demo-DISTRO`` for the others) and keeps its own config, keys and vpskit state
+in its own folder, so two demos never reach each other's container.
 
-    python -m tests.demo [ubuntu2404|debian12]
+    python -m tests.demo [ubuntu2204|ubuntu2404|ubuntu2604|debian12|debian13]
+    python -m tests.demo --remove [DISTRO]
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import tomllib
 
 import docker
 
@@ -29,102 +25,98 @@ from operations.connect import choose_way_in
 from tests.harness import (
     CACHE,
     PEBBLE_ROOT,
+    PUBLISH,
     RECIPES,
-    ROOT,
     build_compose_base,
     build_image,
+    deploy_example,
     docker_client,
-    dump_toml,
-    load_images,
-    prepare_web_target,
-    run_pyinfra,
     ssh_keypair,
     start_target,
-    target_config,
-    use_local_images,
-    venv_apps,
 )
 
-NAME = os.environ.get("VPSKIT_DEMO_NAME", "vpskit-demo")
-PUBLISH = (22, 2222, 80, 443)
+DEFAULT = "ubuntu2404"
+
+
+def demo_name(distro: str) -> str:
+    return os.environ.get("VPSKIT_DEMO_NAME") or ("vpskit-demo" if distro == DEFAULT else f"vpskit-demo-{distro}")
+
+
+def remove(client: docker.DockerClient, name: str) -> None:
+    try:
+        client.containers.get(name).remove(force=True)
+    except docker.errors.NotFound:
+        pass
 
 
 def main(argv: list[str]) -> int:
-    distro = argv[0] if argv else "ubuntu2404"
+    removing = argv[:1] == ["--remove"]
+    argv = argv[1:] if removing else argv
+    distro = argv[0] if argv else DEFAULT
     if distro not in RECIPES:
         print(f"unknown distro {distro!r}: choose one of {', '.join(RECIPES)}", file=sys.stderr)
         return 2
+    name = demo_name(distro)
     client = docker_client()
+    remove(client, name)
+    if removing:
+        print(f"==> {name} removed")
+        return 0
     image = build_image(client, distro)
-    try:
-        client.containers.get(NAME).remove(force=True)
-    except docker.errors.NotFound:
-        pass
-    keydir = CACHE / "demo"
-    keydir.mkdir(parents=True, exist_ok=True)
-    root_key, root_pub = ssh_keypair(keydir, "id_root")
-    deploy_key, deploy_pub = ssh_keypair(keydir, "id_deploy")
-    keys = {"dir": keydir, "root": root_key, "deploy": deploy_key, "deploy_pub": deploy_pub}
+    folder = CACHE / "demo" / name  # this demo's config, keys and vpskit state, no other demo's
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.toml"):
+        stale.unlink()
+    (folder / ".vpskit-state.json").unlink(missing_ok=True)  # a new container: nothing to remember
+    root_key, root_pub = ssh_keypair(folder, "id_root")
+    deploy_key, deploy_pub = ssh_keypair(folder, "id_deploy")
+    keys = {"dir": folder, "root": root_key, "root_pub": root_pub, "deploy": deploy_key, "deploy_pub": deploy_pub}
 
-    raw = tomllib.loads((ROOT / "examples" / "vpskit.toml").read_text())
-    if distro == "debian12":
-        print("==> Debian 12's docker.io has no compose v2: the compose app is left out of this demo")
-        raw["apps"] = venv_apps(raw)
+    base = build_compose_base(client)
+    target = start_target(client, image, distro, publish=PUBLISH, name=name, owned=False, nested_docker=True)
+    print(f"==> deploying examples/vpskit.toml into {name} ({distro}) with: pyinfra inventory.py deploy.py")
     # Off-host copies into a local-path restic repository on the demo host itself (a real VPS names an
     # SFTP/S3/rest server here); the repository password is made beside the demo config.
-    raw.setdefault("backups", {})["offsite"] = {"repository": "/srv/offsite-demo-repository"}
-    base = build_compose_base(client)
-    target = start_target(client, image, distro, publish=PUBLISH, name=NAME, owned=False, nested_docker=True)
-    target.put_file("/root/.ssh/authorized_keys", root_pub.read_text(), mode=0o600)
-    raw = use_local_images(prepare_web_target(target, raw), base)
-    config = keydir / "vpskit.toml"
-    config.write_text(dump_toml(target_config(raw, target, keys)))
-    engine_first = json.loads(json.dumps(raw))
-    engine_first["apps"] = venv_apps(raw)
-    engine_first["docker"]["enabled"] = True
-    engine_config = keydir / "vpskit-engine-first.toml"
-    engine_config.write_text(dump_toml(target_config(engine_first, target, keys)))
-
-    print(f"==> deploying examples/vpskit.toml into {NAME} ({distro}) with: pyinfra inventory.py deploy.py")
-    for step, path in (("engine and venv apps", engine_config), ("with the compose app", config)):
-        print(f"==> pyinfra run: {step}")
-        first = run_pyinfra(path, check=False, stream=True)
-        if first.returncode != 0:
-            print(f"deploy ({step}) failed (exit {first.returncode}); the container is left running for a look", file=sys.stderr)
-            return first.returncode
-        if path == engine_config:
-            print(f"==> loading {base} into the Docker Engine of {NAME} (no registry)")
-            load_images(target, [base])
-    print("==> pyinfra run again: nothing should change")
-    second = run_pyinfra(config, stream=True)
+    offsite = {"offsite": {"repository": "/srv/offsite-demo-repository"}}
+    host = deploy_example(target, keys, folder, base, echo=print, stream=True, backups=offsite)
+    if host.left_out:
+        print(f"==> left out on {distro} (its docker.io has no compose v2): {', '.join(host.left_out)}")
+    failed = next((label for label, run in host.runs.items() if run.returncode != 0), None)
+    if failed:
+        run = host.runs[failed]
+        print(f"deploy ({failed} run) failed (exit {run.returncode}); the container is left running for a look", file=sys.stderr)
+        return run.returncode
+    first, second = host.runs["engine"], host.runs["second"]
+    if second.changed:
+        print(f"a second run changed {second.changed} operations: {second.changed_ops}", file=sys.stderr)
     health = target.exec("vpskit-health", check=False)
-    print(f"==> vpskit-health on {NAME} (exit {health.returncode}):\n{health.stdout}")
-    way, _ = choose_way_in(load_config(config))
+    print(f"==> vpskit-health on {name} (exit {health.returncode}):\n{health.stdout}")
+    way, _ = choose_way_in(load_config(host.config))
     ports = ", ".join(f"{p} -> 127.0.0.1:{h}" for p, h in target.ports.items())
-    root = keydir / "pebble-root.pem"
+    root = folder / "pebble-root.pem"
     root.write_text(target.out(f"cat {PEBBLE_ROOT}") + "\n")
     https = target.ports[443]
     apps = []
-    for app in raw.get("apps", []):
-        for domain in app.get("domains", []):
-            curl = f"curl --cacert {root} --resolve {domain}:{https}:127.0.0.1 https://{domain}:{https}/"
-            answer = subprocess.run(curl.split(), capture_output=True, text=True, timeout=30)
-            apps.append(f"    {app['name']:<12}  {curl}\n{'':18}-> {(answer.stdout or answer.stderr).strip()}")
+    for app, domain in host.domains.items():
+        curl = f"curl --cacert {root} --resolve {domain}:{https}:127.0.0.1 https://{domain}:{https}/"
+        answer = subprocess.run(curl.split(), capture_output=True, text=True, timeout=30)
+        apps.append(f"    {app:<12}  {curl}\n{'':18}-> {(answer.stdout or answer.stderr).strip()}")
     listing = "\n".join(apps)
+    clean = "make demo-clean" + ("" if distro == DEFAULT else f" DISTRO={distro}")
     print(
         f"""
-==> {NAME} is running ({distro}); first run changed {first.changed} operations, a second run changed {second.changed}.
+==> {name} is running ({distro}); the first run changed {first.changed} operations, a second run changed {second.changed}.
     ports:        {ports}
-    config:       {config}
-    shell:        docker exec -it {NAME} bash
-    health:       docker exec {NAME} vpskit-health
-    backups:      docker exec {NAME} vpskit-backup list
-    off-host:     docker exec {NAME} vpskit-backup snapshots
+    config:       {host.config}
+    shell:        docker exec -it {name} bash
+    health:       docker exec {name} vpskit-health
+    backups:      docker exec {name} vpskit-backup list
+    off-host:     docker exec {name} vpskit-backup snapshots
     log in:       ssh -i {way.key or "~/.ssh/id_ed25519"} -p {way.port} {way.user}@127.0.0.1
-    re-deploy:    VPSKIT_CONFIG={config} .venv/bin/pyinfra inventory.py deploy.py
+    re-deploy:    VPSKIT_CONFIG={host.config} .venv/bin/pyinfra inventory.py deploy.py
     apps over HTTPS (certificates from the pebble ACME server in the container, root {root.name}):
 {listing}
-    remove:       make demo-clean
+    remove:       {clean}
 """
     )
     return 0

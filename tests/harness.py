@@ -8,6 +8,7 @@ an ACME server). Code outside the test suite imports these names from here only.
 
 from __future__ import annotations
 
+from tests.example_host import PUBLISH, deploy_example
 from tests.images import RECIPES, build_compose_base, build_image
 from tests.rig import (
     CACHE,
@@ -27,6 +28,7 @@ from tests.web_fixtures import PEBBLE_ROOT, load_images, prepare_web_target, res
 __all__ = [
     "CACHE",
     "LABEL",
+    "PUBLISH",
     "PEBBLE_ROOT",
     "RECIPES",
     "ROOT",
@@ -34,6 +36,7 @@ __all__ = [
     "Target",
     "build_compose_base",
     "build_image",
+    "deploy_example",
     "docker_client",
     "dump_toml",
     "load_images",

@@ -1,11 +1,11 @@
-"""Build the Ubuntu 24.04 and Debian 12 test images without a registry.
+"""Build the test images of every supported release without a registry.
 
 debootstrap writes a minimal root filesystem that looks like a fresh VPS
 (systemd as PID 1, openssh-server, python3), ``docker import`` turns it into
 an image. The image carries a label with the hash of its recipe: an image
 whose label matches is reused, a changed recipe builds a new one.
 
-Run as a script to build (or reuse) both: ``python -m tests.images``.
+Run as a script to build (or reuse) them all: ``python -m tests.images [KEY...]``.
 """
 
 from __future__ import annotations
@@ -49,47 +49,83 @@ class Recipe:
     # How the distro's cloud images start sshd.
     ssh_units: tuple[str, ...] = ("ssh.service",)
     packages: tuple[str, ...] = field(default=tuple(PACKAGES))
+    # systemd 256+ refuses the legacy cgroup hierarchies: start it through CGROUP2_INIT.
+    cgroup2_only: bool = False
+    # /tmp is a tmpfs by default (Debian 13, Ubuntu 26.04): `docker cp`, which pyinfra's docker
+    # connector uploads files with, writes beneath that mount, so the image keeps /tmp on disk.
+    tmp_on_disk: bool = False
 
     @property
     def tag(self) -> str:
         return f"vpskit-test/{self.name}"
 
     def digest(self) -> str:
-        data = json.dumps(
-            [self.suite, self.mirror, self.sources, self.script, self.extra_args, self.packages, self.ssh_units, _POST_SCRIPT],
-            sort_keys=True,
-        )
+        parts = [self.suite, self.mirror, self.sources, self.script, self.extra_args, self.packages, self.ssh_units, _POST_SCRIPT]
+        parts += [CGROUP2_INIT] if self.cgroup2_only else []
+        parts += ["tmp.mount masked"] if self.tmp_on_disk else []
+        data = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
-# What a fresh VPS of each distro has in its sources: the release, its
-# updates and its security suite (unattended-upgrades needs the latter).
-RECIPES = {
-    "ubuntu2404": Recipe(
-        name="ubuntu:24.04",
-        suite="noble",
-        mirror="http://archive.ubuntu.com/ubuntu",
-        script="/usr/share/debootstrap/scripts/gutsy",
+def _sources(mirror: str, security_mirror: str, suite: str, components: str) -> str:
+    """sources.list of a fresh VPS: the release, its updates and its security suite (unattended-upgrades needs the latter)."""
+    return (
+        f"deb {mirror} {suite} {components}\n"
+        f"deb {mirror} {suite}-updates {components}\n"
+        f"deb {security_mirror} {suite}-security {components}\n"
+    )
+
+
+UBUNTU = "http://archive.ubuntu.com/ubuntu"
+DEBIAN = "http://deb.debian.org/debian"
+DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
+
+
+def _ubuntu(
+    version: str, suite: str, script: str, ssh_units: tuple[str, ...], cgroup2_only: bool = False, tmp_on_disk: bool = False
+) -> Recipe:
+    # The Ubuntu archive's keyring is not in Debian's debootstrap: --no-check-gpg.
+    return Recipe(
+        name=f"ubuntu:{version}",
+        suite=suite,
+        mirror=UBUNTU,
+        script=script,
         extra_args=("--no-check-gpg", "--components=main,universe"),
-        # Ubuntu 24.04 socket-activates sshd: ssh.socket listens, ssh.service is disabled.
-        ssh_units=("ssh.socket",),
-        sources=(
-            "deb http://archive.ubuntu.com/ubuntu noble main universe\n"
-            "deb http://archive.ubuntu.com/ubuntu noble-updates main universe\n"
-            "deb http://archive.ubuntu.com/ubuntu noble-security main universe\n"
-        ),
+        ssh_units=ssh_units,
+        sources=_sources(UBUNTU, UBUNTU, suite, "main universe"),
+        cgroup2_only=cgroup2_only,
+        tmp_on_disk=tmp_on_disk,
+    )
+
+
+def _debian(version: str, suite: str, tmp_on_disk: bool = False) -> Recipe:
+    sources = _sources(DEBIAN, DEBIAN_SECURITY, suite, "main")
+    return Recipe(name=f"debian:{version}", suite=suite, mirror=DEBIAN, sources=sources, tmp_on_disk=tmp_on_disk)
+
+
+# One per supported release. Ubuntu 24.04 and later socket-activate sshd (ssh.socket listens,
+# ssh.service is disabled); debootstrap has no script for noble and resolute: the generic one.
+RECIPES = {
+    "ubuntu2204": _ubuntu("22.04", "jammy", "/usr/share/debootstrap/scripts/jammy", ("ssh.service",)),
+    "ubuntu2404": _ubuntu("24.04", "noble", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",)),
+    # systemd 259: cgroup v2 only.
+    "ubuntu2604": _ubuntu(
+        "26.04", "resolute", "/usr/share/debootstrap/scripts/gutsy", ("ssh.socket",), cgroup2_only=True, tmp_on_disk=True
     ),
-    "debian12": Recipe(
-        name="debian:12",
-        suite="bookworm",
-        mirror="http://deb.debian.org/debian",
-        sources=(
-            "deb http://deb.debian.org/debian bookworm main\n"
-            "deb http://deb.debian.org/debian bookworm-updates main\n"
-            "deb http://deb.debian.org/debian-security bookworm-security main\n"
-        ),
-    ),
+    "debian12": _debian("12", "bookworm"),
+    "debian13": _debian("13", "trixie", tmp_on_disk=True),
 }
+
+# The image's init where systemd needs cgroup v2 and the test machine's Docker gives containers
+# the v1 (or hybrid) hierarchies: a cgroup namespace of its own, rooted at the container's cgroup
+# in the unified hierarchy, with cgroup2 mounted, so this systemd sees only its own container.
+CGROUP2_INIT_PATH = "/usr/local/sbin/vpskit-init"
+CGROUP2_INIT = r"""#!/bin/sh
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
+    exec unshare --cgroup /bin/sh -c 'umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec /sbin/init'
+fi
+exec /sbin/init
+"""
 
 # Runs inside the new root filesystem before it is imported.
 _POST_SCRIPT = r"""
@@ -163,10 +199,18 @@ def _build(client: docker.DockerClient, key: str, recipe: Recipe) -> str:
         for crt in glob.glob("/usr/local/share/ca-certificates/*.crt"):
             shutil.copy(crt, os.path.join(rootfs, "usr/local/share/ca-certificates/"))
         _run(["chroot", rootfs, "/usr/bin/env", f"SSH_UNITS={' '.join(recipe.ssh_units)}", "/bin/sh", "-c", _POST_SCRIPT])
+        if recipe.tmp_on_disk:
+            _run(["chroot", rootfs, "systemctl", "mask", "tmp.mount"])
+        init = "/sbin/init"
+        if recipe.cgroup2_only:
+            init = CGROUP2_INIT_PATH
+            with open(os.path.join(rootfs, init.lstrip("/")), "w") as f:
+                f.write(CGROUP2_INIT)
+            os.chmod(os.path.join(rootfs, init.lstrip("/")), 0o755)
         tarball = os.path.join(workdir, "rootfs.tar")
         _run(["tar", "-C", rootfs, "-cf", tarball, "."])
         changes = [
-            'CMD ["/sbin/init"]',
+            f'CMD ["{init}"]',
             f"LABEL vpskit.recipe={recipe.digest()}",
             "ENV container=docker",
         ]

@@ -110,7 +110,7 @@ class DockerEngine:
     source: str = setting(
         "docker",
         "`docker`: Docker's apt repository (key pinned), with the compose and buildx plugins; `distro`: the distro's "
-        "docker.io (Debian 12 has no compose v2 there).",
+        "docker.io (Debian 12 has no compose v2 there; see docs/distros.md).",
         choices=("docker", "distro"),
     )
     log_max_size: str = setting(

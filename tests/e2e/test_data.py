@@ -15,7 +15,7 @@ import tomllib
 
 import pytest
 
-from tests.conftest import DISTROS
+from tests.conftest import DISTROS, distro_of
 from tests.rig import dump_toml, run_pyinfra, start_target, target_config
 
 pytestmark = pytest.mark.e2e
@@ -129,7 +129,7 @@ def test_passwords_never_appear_in_pyinfra_output_or_units(deployed):
 def test_postgres_is_the_distros_listening_on_loopback_only_with_scram(deployed):
     t = deployed.target
     version = psql(t, "SHOW server_version_num").stdout.strip()[:2]
-    assert version == ("16" if t.distro == "ubuntu2404" else "15")
+    assert version == distro_of(t.distro).postgres
     listeners = t.out("ss -Hltn 'sport = :5432' | awk '{print $4}' | sort")
     # ::1 only where the host has IPv6 (containers here may not).
     assert "127.0.0.1:5432" in listeners.split() and set(listeners.split()) <= {"127.0.0.1:5432", "[::1]:5432"}

@@ -19,7 +19,7 @@ import pytest
 
 from operations.app import default_workers
 from tests.audit import PEBBLE_CERTIFICATE_ISSUES, sslyze_mozilla
-from tests.conftest import DISTROS
+from tests.conftest import DISTROS, distro_of
 from tests.rig import ROOT, dump_toml, run_pyinfra, ssh_keypair, start_target, target_config
 from tests.web_fixtures import PEBBLE_ROOT, https_get, prepare_web_target, venv_apps
 
@@ -312,20 +312,23 @@ def test_logrotate_and_certbot_renewal_are_set_up(web):
 
 
 def test_python_version_beyond_the_distro(web):
-    """Ubuntu would take 3.13 from deadsnakes (shown by --dry: the PPA is out of reach here); Debian stops before any change."""
+    """Where deadsnakes builds for the release (Ubuntu 24.04) another Python comes from it (shown by --dry: the PPA is
+    out of reach here); elsewhere (Debian) the run stops before any change, naming the versions the release can have."""
+    distro = distro_of(web.target.distro)
+    version = next(v for v in ("3.13", "3.12") if v != distro.python)
     raw = copy.deepcopy(web.raw)
-    raw["python"] = {"version": "3.13"}
+    raw["python"] = {"version": version}
     snapshot = "dpkg -l | md5sum; ls /etc/apt/sources.list.d /etc/apt/keyrings 2>&1; ls -la /srv/apps/*/venv/bin/python"
     before = web.target.out(snapshot)
-    if web.target.distro.startswith("ubuntu"):
-        run = web.deploy("python313-dry", raw, "--dry")
-        wanted = ["Signing key of deadsnakes", "Apt source deadsnakes", "Install Python 3.13", "dibby: venv (Python 3.13)"]
+    if distro.python_from_deadsnakes(version):
+        run = web.deploy("python-other-dry", raw, "--dry")
+        wanted = ["Signing key of deadsnakes", "Apt source deadsnakes", f"Install Python {version}", f"dibby: venv (Python {version})"]
         for name in wanted:
             assert any(name in op for op in run.changed_ops), (name, run.changed_ops)
     else:
-        run = web.deploy("python313", raw, check=False)
+        run = web.deploy("python-other", raw, check=False)
         assert run.returncode != 0
-        assert "Python 3.13 is not available on Debian 12: it ships Python 3.11" in run.output
+        assert f"Python {version} is not available on {distro.name}: it can have Python {distro.python} (its own)" in run.output
         assert "Starting operation" not in run.output
     assert web.target.out(snapshot) == before
 

@@ -85,6 +85,7 @@ SAMPLES: dict[str, dict] = {
         "f2b": {"bantime": "1h", "findtime": "10m", "maxretry": 5},
         "ignoreip": ["127.0.0.1/8", "::1"],
         "backend": "systemd",
+        "sshd_commands": ["sshd", "sshd-session"],
         "port": "2222",
     },
     "gunicorn.service.j2": {
@@ -97,11 +98,12 @@ SAMPLES: dict[str, dict] = {
         "protect_home": True,
     },
     "logrotate-app.j2": {"paths": PATHS, "user": "shop"},
-    "nginx-default.conf.j2": {"ipv6": True},
+    "nginx-default.conf.j2": {"ipv6": True, "default_cert": {"cert": "/etc/ssl/d/fullchain.pem", "key": "/etc/ssl/d/privkey.pem"}},
     "nginx-site.conf.j2": {
         "app": APP,
         "id": "shop",
         "ipv6": True,
+        "http2_on": True,
         "acme_root": "/var/www/acme",
         "tls": {"cert": "/etc/letsencrypt/live/shop/fullchain.pem", "key": "/etc/letsencrypt/live/shop/privkey.pem"},
         "hsts_max_age": 31536000,

@@ -5,7 +5,21 @@ from __future__ import annotations
 import pytest
 
 from operations.config import parse_config
-from operations.connect import NoWayIn, WayIn, choose_way_in, host_data, ways_in
+from operations.connect import (
+    STATE_FILE,
+    Attempt,
+    NoWayIn,
+    WayIn,
+    choose_way_in,
+    fingerprint,
+    host_data,
+    login_prover,
+    recorded_host_keys,
+    remember_port,
+    remembered_ports,
+    unused_ways,
+    ways_in,
+)
 
 
 @pytest.fixture
@@ -172,20 +186,123 @@ def test_host_data_password_from_environment(make_config, monkeypatch):
     assert host_data(config, way)["ssh_password"] == "s3cret"
 
 
-def test_a_port_that_worked_before_is_tried_after_the_configured_one(make_config):
-    """Changing ssh_port in the config: sshd still listens on the old port until the run moves it."""
-    from operations.connect import remember_port, remembered_ports
+# ------------------------------------------- remembered ports, bound to host keys
 
-    config = make_config(server={"ssh_port": 2200})
-    assert remembered_ports(config) == []
-    tried = []
+HOST = "ssh-ed25519 SHA256:HOSTKEYOFTHISCONFIGSHOST"
+OTHER = "ssh-ed25519 SHA256:HOSTKEYOFANOTHERMACHINE0"
+
+
+def answers(table: dict, tried: list):
+    """An attempt callback: ``table`` maps (user, port) to (error, host key); anything else refuses the connection."""
 
     def attempt(address, way):
         tried.append((way.user, way.port))
-        return None if way.port == 2222 else "refused"
+        error, key = table.get((way.user, way.port), ("cannot connect: Connection refused", ""))
+        return Attempt(error, key)
 
-    remember_port(config, 2222)
-    way, _ = choose_way_in(config, attempt)
+    return attempt
+
+
+def test_a_remembered_port_is_tried_after_the_configured_ways_while_it_answers_with_the_recorded_key(make_config):
+    """Changing ssh_port in the config: sshd still listens on the old port until the run moves it."""
+    config = make_config(server={"ssh_port": 2200})
+    assert remembered_ports(config) == [] and recorded_host_keys(config) == {}
+    remember_port(config, 2222, HOST)
+    assert recorded_host_keys(config) == {"ssh-ed25519": "SHA256:HOSTKEYOFTHISCONFIGSHOST"}
+    tried = []
+    way, failures = choose_way_in(config, answers({("appuser", 2222): (None, HOST)}, tried))
     assert (way.user, way.port) == ("appuser", 2222)
-    assert tried[:2] == [("appuser", 2200), ("appuser", 2222)]
+    assert tried == [("appuser", 2200), ("appuser", 22), ("root", 2200), ("root", 22), ("appuser", 2222)]
     assert remembered_ports(config) == [2222]
+
+
+def test_first_login_records_the_port_and_the_host_key_that_answered(make_config):
+    config = make_config()
+    way, _ = choose_way_in(config, answers({("root", 22): (None, HOST)}, []))
+    assert way == WayIn("root", 22, "")
+    assert (remembered_ports(config), recorded_host_keys(config)) == ([22], {"ssh-ed25519": "SHA256:HOSTKEYOFTHISCONFIGSHOST"})
+
+
+def test_a_remembered_port_answering_with_another_host_key_is_not_used(make_config):
+    """The port now reaches another machine (same address, NAT, or a new host behind it): one line says which way and which keys."""
+    config = make_config(server={"ssh_port": 2200})
+    remember_port(config, 2222, HOST)
+    tried = []
+    with pytest.raises(NoWayIn) as exc:
+        choose_way_in(config, answers({("appuser", 2222): (None, OTHER), ("root", 2222): (None, OTHER)}, tried), pause=0)
+    line = (
+        "appuser@port 2222 (agent/default keys): not used: it answered with host key ssh-ed25519 SHA256:HOSTKEYOFANOTHERMACHINE0, "
+        "but this config's host has ssh-ed25519 SHA256:HOSTKEYOFTHISCONFIGSHOST (recorded in .vpskit-state.json)"
+    )
+    assert line in exc.value.failures
+    assert f"remove 203.0.113.10 from {STATE_FILE}" in str(exc.value)
+    assert recorded_host_keys(config) == {"ssh-ed25519": "SHA256:HOSTKEYOFTHISCONFIGSHOST"}  # nothing re-recorded
+
+
+def test_a_config_pointed_at_a_new_machine_never_reaches_the_one_its_state_remembers(make_config):
+    """Two demos in one folder: the state remembers the first demo (key HOST, port 40001); the config now names a
+    fresh target whose first-login port answers with OTHER. The remembered port still logs in to the first demo with
+    the recorded key, but the config's own ways say this is another host: it is not even tried."""
+    config = make_config(server={"address": "127.0.0.1", "ssh_port": 2222, "ssh_reach_port": 40012}, first_login={"reach_port": 40011})
+    remember_port(config, 40001, HOST)
+    tried = []
+    table = {("root", 40011): (None, OTHER), ("appuser", 40011): ("authentication refused", OTHER),
+             ("appuser", 40001): (None, HOST), ("root", 40001): (None, HOST)}  # fmt: skip
+    with pytest.raises(NoWayIn) as exc:
+        choose_way_in(config, answers(table, tried), pause=0)
+    assert ("appuser", 40001) not in tried and ("root", 40001) not in tried
+    assert any(
+        "root@port 40011" in f and "SHA256:HOSTKEYOFANOTHERMACHINE0" in f and "SHA256:HOSTKEYOFTHISCONFIGSHOST" in f
+        for f in exc.value.failures
+    )
+    assert any(f.startswith("appuser@port 40001") and "not used" in f for f in exc.value.failures)
+
+
+def test_a_remembered_port_without_a_recorded_host_key_is_not_used(make_config, tmp_path):
+    """A state file from before host keys were recorded binds its ports to nothing: only the configured ways are tried."""
+    config = make_config(server={"ssh_port": 2200})
+    (tmp_path / STATE_FILE).write_text('{"203.0.113.10": {"ports": [2222]}}')
+    tried = []
+    with pytest.raises(NoWayIn) as exc:
+        choose_way_in(config, answers({("appuser", 2222): (None, HOST)}, tried), pause=0)
+    assert ("appuser", 2222) not in tried
+    assert (
+        "appuser@port 2222 (agent/default keys): remembered from an earlier run, not used: this config's host key is not known"
+        in exc.value.failures
+    )
+
+
+def test_two_configured_ways_answering_with_different_keys_use_only_the_first_machine(make_config):
+    """Without a record the first configured way to answer says which host this is; a way showing another key is skipped."""
+    config = make_config(server={"ssh_port": 2222})
+    tried = []
+    way, failures = choose_way_in(
+        config,
+        answers({("appuser", 2222): ("authentication refused", HOST), ("appuser", 22): (None, OTHER), ("root", 2222): (None, HOST)}, tried),
+    )
+    assert way == WayIn("root", 2222, "")
+    assert "shown on port 2222" in failures[1] and failures[1].startswith("appuser@port 22 ")
+    assert unused_ways(failures) == [failures[1]]  # the inventory prints these even when a way in worked
+
+
+def test_the_login_prover_refuses_a_port_answering_with_another_host_key(make_config, monkeypatch):
+    import operations.connect as connect
+
+    config = make_config(server={"ssh_port": 2222})
+    remember_port(config, 22, HOST)
+    monkeypatch.setattr(connect, "login", lambda address, way: Attempt(None, OTHER))
+    assert "answered with host key " + OTHER in login_prover(config)()
+    monkeypatch.setattr(connect, "login", lambda address, way: Attempt(None, HOST))
+    assert login_prover(config)() is None
+    assert remembered_ports(config) == [2222, 22]
+
+
+def test_fingerprint_is_openssh_s(tmp_path):
+    """The recorded fingerprint is the one `ssh-keygen -l` prints for the same key."""
+    import subprocess
+
+    import paramiko
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    openssh = subprocess.run(["ssh-keygen", "-l", "-f", str(tmp_path / "k.pub")], capture_output=True, text=True).stdout.split()[1]
+    assert fingerprint(paramiko.Ed25519Key.from_private_key_file(str(tmp_path / "k"))) == f"ssh-ed25519 {openssh}"

@@ -48,3 +48,12 @@ def test_journalmatch_only_with_systemd_backend():
     assert systemd["sshd"]["journalmatch"] == "_SYSTEMD_UNIT=ssh.service + _COMM=sshd"
     auto = jail(render_jail(Jail(), port=22, backend="auto"))
     assert "journalmatch" not in auto["sshd"]
+
+
+def test_journalmatch_includes_sshd_session_for_openssh_9_8_and_later():
+    """OpenSSH 9.8+ (Debian 13, Ubuntu 26.04) logs failed logins from sshd-session, not sshd."""
+    text = render_jail(Jail(), port=22, backend="systemd", sshd_commands=["sshd", "sshd-session"])
+    assert jail(text)["sshd"]["journalmatch"] == "_SYSTEMD_UNIT=ssh.service + _COMM=sshd + _COMM=sshd-session"
+    assert text.endswith("_COMM=sshd-session\n")
+    # Hosts with older OpenSSH keep the jail.local they have, byte for byte.
+    assert render_jail(Jail(), port=22, backend="systemd").endswith("journalmatch = _SYSTEMD_UNIT=ssh.service + _COMM=sshd\n")

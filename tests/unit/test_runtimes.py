@@ -41,7 +41,19 @@ def test_other_versions_on_debian_are_refused_with_the_way_out():
     with pytest.raises(PythonUnavailable) as exc:
         python_plan("3.12", BOOKWORM)
     message = str(exc.value)
-    assert "Python 3.12 is not available on Debian 12" in message and "'3.11'" in message
+    assert "Python 3.12 is not available on Debian 12: it can have Python 3.11 (its own)" in message
+
+
+def test_a_version_deadsnakes_lacks_is_refused_naming_what_the_release_can_have():
+    """Ubuntu 22.04: its own 3.10 or deadsnakes' builds; 3.6 is none of them. 26.04: deadsnakes builds nothing yet."""
+    with pytest.raises(PythonUnavailable) as exc:
+        python_plan("3.6", Distro("ubuntu", "22.04", "jammy"))
+    assert str(exc.value).startswith(
+        "Python 3.6 is not available on Ubuntu 22.04: it can have Python 3.10 (its own) or 3.7, 3.8, 3.9, 3.11, 3.12, 3.13, 3.14 (deadsnakes)."
+    )
+    assert python_plan("3.12", Distro("ubuntu", "22.04", "jammy")).deadsnakes
+    with pytest.raises(PythonUnavailable, match="Ubuntu 26.04: it can have Python 3.14 \\(its own\\) \\(deadsnakes builds none for it\\)"):
+        python_plan("3.12", Distro("ubuntu", "26.04", "resolute"))
 
 
 def test_deadsnakes_source_file_is_pinned():

@@ -356,6 +356,15 @@ def test_site_without_static_hsts_or_limits():
     assert "listen [::]:443 ssl http2;" in text
 
 
+def test_site_for_nginx_1_25_and_later_turns_http2_on_with_its_own_directive():
+    """Debian 13 and Ubuntu 26.04 (nginx 1.26, 1.28): `http2 on;`, and no `listen ... http2` that nginx warns about."""
+    old = site_text(app(), CertFiles("/c/f", "/c/k"), "", 0)
+    new = site_text(app(), CertFiles("/c/f", "/c/k"), "", 0, http2_on=True)
+    assert "listen 443 ssl;" in new and "listen [::]:443 ssl;" in new and "    http2 on;" in new
+    assert " http2;" not in new and "http2 on" not in old
+    assert new.replace("    http2 on;\n", "").replace("ssl;", "ssl http2;") == old
+
+
 def test_site_from_a_users_own_template():
     assert site_text(app(), None, template="# {{ app.name }} on {{ app.port }}\n") == "# shop on 8000\n"
 
@@ -390,3 +399,16 @@ def test_a_command_as_the_app_user_gets_the_database_url_from_the_root_only_file
     assert "s3cret" not in cmd  # never on a command line
     assert cmd.startswith(f"set -a && . {secret} && set +a && sudo --preserve-env=DATABASE_URL -u appuser -H sh -c ")
     assert as_user("appuser", "true") == "sudo -u appuser -H sh -c true"
+
+
+def test_catch_all_https_server_refuses_the_handshake_or_answers_nothing_on_old_nginx():
+    """nginx 1.19.4+ refuses the TLS handshake for unknown names; Ubuntu 22.04's 1.18 gets a throwaway certificate and 444."""
+    from operations.certbot import cert_files
+    from operations.nginx import DEFAULT_CERT, SELFSIGNED
+    from operations.render import render
+
+    new = render("nginx-default.conf.j2", ipv6=True, default_cert=None)
+    assert "ssl_reject_handshake on;" in new and "ssl_certificate" not in new
+    old = render("nginx-default.conf.j2", ipv6=True, default_cert=cert_files(DEFAULT_CERT, SELFSIGNED))
+    assert "ssl_reject_handshake" not in old
+    assert "ssl_certificate /etc/" in old and old.rstrip().endswith("return 444;\n}")
