@@ -1,4 +1,4 @@
-"""vpskit: take one Ubuntu 24.04 / Debian 12 VPS to the configured state.
+"""vpskit: take one Ubuntu or Debian VPS (docs/distros.md) to the configured state.
 
     pyinfra inventory.py deploy.py          # apply
     pyinfra inventory.py deploy.py --dry    # show what would change
@@ -15,13 +15,14 @@ from operations.config import load_config
 from operations.docker import docker_engine
 from operations.fail2ban import fail2ban_jails
 from operations.firewall import firewall
+from operations.hostkeys import host_keys_hardened
 from operations.monitor import health_notifiers, health_report, health_timer
 from operations.offsite import offsite_copies, offsite_databases_recovered, offsite_files_recovered
 from operations.permissions import CIS_MODES, modes_restricted
 from operations.plan import Plan
 from operations.postgres import app_database, postgres_server
 from operations.schedule import AppJobFiles, app_job, app_jobs_pruned, cron_ready
-from operations.ssh import host_keys_hardened, sshd_hardened, sshd_state
+from operations.ssh import sshd_hardened, sshd_state
 from operations.sysctl import kernel_hardened
 from operations.system import base_system, host_distro
 from operations.users import deploy_user
@@ -61,8 +62,7 @@ if recovering:
 if plan.has_apps:
     web_apps(**plan.web_apps)
 
-# Containers: the engine (it refuses compose apps its source cannot run), then the
-# compose apps, then the proxy in front of all apps.
+# Containers: the engine (it refuses compose apps its source cannot run), the compose apps, the proxy.
 if plan.docker:
     docker_engine(**plan.docker)
 for app in plan.compose_apps:
@@ -72,8 +72,7 @@ for paths, purge in plan.compose_absent:
 if plan.has_apps:
     front_proxy(**plan.front_proxy)
 
-# Backups and the apps' jobs; jobs taken out of the config, and all jobs of apps
-# marked absent, stop and go.
+# Backups and the apps' jobs; jobs taken out of the config (or of absent apps) stop and go.
 if plan.backups:
     backups(**plan.backups)
 if plan.cron:
@@ -84,9 +83,8 @@ installed_jobs = host.get_fact(AppJobFiles)
 for app_name, keep in plan.jobs_kept:
     app_jobs_pruned(app_name, keep, installed_jobs)
 
-# Root-only config files (CIS), cron's included now that every package is in.
+# Root-only config files (CIS), cron's included now that every package is in; then the health report.
 modes_restricted(name="Root-only modes of sshd and cron config (CIS)", paths=CIS_MODES)
-
 health_report(plan.health)
 health_notifiers(plan.notifiers)
 health_timer(plan.health_schedule)

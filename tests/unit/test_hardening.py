@@ -8,10 +8,10 @@ import hmac
 import subprocess
 
 from operations.config import parse_config
+from operations.hostkeys import HostKeys, WeakModuli, offered_keys, parse_host_keys, regenerate_rsa_command
 from operations.knownhosts import host_name, names_in_line, refreshed
 from operations.permissions import CIS_MODES, PathModes, mode_commands
 from operations.render import render
-from operations.ssh import HostKeys, WeakModuli, offered_keys, parse_host_keys, regenerate_rsa_command
 from operations.sysctl import HARDENING, SysctlValues, apply_command, in_effect, refused_report, sysctl_settings
 
 ED, RSA_OLD, RSA_NEW, ECDSA = "AAAAC3ed", "AAAAB3old", "AAAAB3new", "AAAAE2ec"
@@ -102,7 +102,7 @@ MODULI = """\
 
 
 def test_weak_moduli_are_counted_and_the_prune_keeps_comments_and_3072_bits_up(tmp_path):
-    from operations import ssh as sshmod
+    from operations import hostkeys as sshmod
 
     path = tmp_path / "moduli"
     path.write_text(MODULI)
