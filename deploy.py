@@ -3,8 +3,7 @@
     pyinfra inventory.py deploy.py          # apply
     pyinfra inventory.py deploy.py --dry    # show what would change
 
-Each step is an operation of its own module, called with the arguments that
-``operations.plan`` reads from the config.
+Each step is an operation of its own module; ``operations.plan`` reads its arguments from the config.
 """
 
 from pyinfra import host
