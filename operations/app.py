@@ -18,6 +18,7 @@ from .batched import unit_running
 from .checkout import GIT, AppPaths, app_code, app_files_purged
 from .config import App
 from .facts import OutputLines
+from .install import TOOLS, install_alternatives, install_command, install_key, missing_message, tool_installed, tool_trigger, tools_needed
 from .postgres import database_driver_packages, secret_env_path
 from .render import render
 from .snapshot import planned, snapshot_fact
@@ -79,17 +80,16 @@ def unit_text(app: App, paths: AppPaths, user: str, workers: int) -> str:
 
 def in_app_env(paths: AppPaths, command: str) -> str:
     """``command`` in the checkout with the venv on PATH and the app's .env loaded."""
-    return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.src} && {command}"
+    return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.code} && {command}"
 
 
 def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tuple[str, str]]:
     """Each checkout-dependent step: (stamp file, shell printing its key)."""
-    req = shlex.quote(f"{paths.src}/{app.requirements}")
     head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
     steps = {
         "requirements": (
             f"{paths.venv}/.vpskit-requirements",
-            f"echo \"$(sha256sum < {req} | cut -c1-64) {python_version} {' '.join(pip_packages(app))}\"",
+            install_key(app.install, app.requirements, paths.src, app.app_dir, python_version, pip_packages(app)),
         )
     }
     if app.build:
@@ -191,20 +191,29 @@ def app_present(app: App, paths: AppPaths, user: str, python: str, python_versio
         app_present(app, AppPaths("shop", "/srv/apps", "/var/log/apps"), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
     """
     n = app.name
-    code, env_op = app_code(app, paths, user, deploy_key)
+    code, env_op = app_code(app, paths, user, deploy_key, needs=install_alternatives(app.install, app.requirements, app.app_dir),
+                            missing=missing_message(n, app.install, app.requirements, app.app_dir))
+    for tool in tools_needed(app.install):
+        tool_installed(
+            name=f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
+            tool=tool,
+            python=python,
+            when_any=tuple(f"{paths.code}/{f}" for f in tool_trigger(app.install, tool)),
+            checkout_moves=code.will_change,
+        )
     venv_op = venv(name=f"{n}: venv (Python {python_version})", path=paths.venv, python=python, version=python_version, user=user)
 
     keys = stamp_keys(app, paths, python_version)
     code_moves = code.will_change
-    pip = " ".join(shlex.quote(p) for p in pip_packages(app))
     # Migrations and seeds reach the app's PostgreSQL with the URL the gunicorn unit gets.
     db_env = secret_env_path(app.name) if app.database.uses_postgres else ""
     # (stamp, label, command, also run when, secret env) in the order they must run.
     plan = [
         (
             "requirements",
-            "install requirements if they changed",
-            f"{paths.venv}/bin/pip install --quiet --disable-pip-version-check -r {shlex.quote(app.requirements)} {pip}",
+            "install dependencies if they changed",
+            f"cd {shlex.quote(paths.code)} && "
+            + install_command(n, app.install, app.requirements, app.app_dir, paths.venv, pip_packages(app)),
             code_moves or venv_op.will_change,
             "",
         ),

@@ -31,6 +31,7 @@ class AppPaths:
     name: str
     apps_dir: str
     logs_dir: str
+    app_dir: str = "."
 
     @property
     def root(self) -> str:
@@ -39,6 +40,12 @@ class AppPaths:
     @property
     def src(self) -> str:
         return f"{self.root}/src"
+
+    @property
+    def code(self) -> str:
+        """The app's own directory in the checkout (``app_dir``): where it runs and its install files are."""
+        sub = self.app_dir.strip("/")
+        return self.src if sub in ("", ".") else f"{self.src}/{sub}"
 
     @property
     def venv(self) -> str:
@@ -191,9 +198,30 @@ def _checkout_fact(repo: str, ref: str, dest: str, user: str, ssh_env: str = "",
     return [(GitCheckout, {"path": dest, "repo": repo, "ref": ref, "user": user, "ssh_env": ssh_env, "key_file": key_file})]
 
 
+def files_check(dest: str, rev: str, needs: tuple[tuple[str, ...], ...], missing: str) -> str:
+    """Shell that stops with ``missing`` unless commit ``rev`` of the checkout at ``dest`` holds all files of one group of ``needs``."""
+    if not needs:
+        return ""
+    d = shlex.quote(dest)
+    groups = " || ".join(
+        "{ " + " && ".join(f"git -C {d} cat-file -e {shlex.quote(f'{rev}:{path}')} 2>/dev/null" for path in group) + "; }"
+        for group in needs
+    )
+    return f"{{ {groups} || {{ echo {shlex.quote(missing)} >&2; exit 1; }}; }}"
+
+
 @planned(_checkout_fact)
 @operation()
-def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = ""):
+def git_checkout(
+    repo: str,
+    ref: str,
+    dest: str,
+    user: str,
+    ssh_env: str = "",
+    key_file: str = "",
+    needs: tuple[tuple[str, ...], ...] = (),
+    missing: str = "",
+):
     """
     Ensure ``dest`` is a checkout of ``repo`` at the commit ``ref`` points at now, owned by ``user``.
 
@@ -203,6 +231,8 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
     + user: who clones and owns the checkout
     + ssh_env: GIT_SSH_COMMAND prefix for a deploy key
     + key_file: the deploy key's path on the host ('' without one)
+    + needs: groups of paths in the repo; the new commit must hold every path of one group, or the run
+      stops with ``missing`` before the checkout moves to it
 
     **Example:**
 
@@ -214,7 +244,9 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
     state = snapshot_fact(fact, **kwargs)
     d = shlex.quote(dest)
     if state is None:
-        yield StringCommand(as_user(user, f"{ssh_env}git clone --quiet --branch {shlex.quote(ref)} {shlex.quote(repo)} {d}"))
+        clone = f"{ssh_env}git clone --quiet --branch {shlex.quote(ref)} {shlex.quote(repo)} {d}"
+        check = files_check(dest, "HEAD", needs, missing)
+        yield StringCommand(as_user(user, f"{clone} && {check}" if check else clone))
         return
     if state["error"]:
         raise OperationError(f"cannot read {repo}: {state['error']}")
@@ -225,6 +257,8 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
         commands.append(f"git -C {d} remote set-url origin {shlex.quote(repo)}")
     if state["skipped"] or state.get("head") != state["remote"] or commands:
         commands.append(f"{ssh_env}git -C {d} fetch --quiet origin {shlex.quote(ref)}")
+        if needs:
+            commands.append(files_check(dest, "FETCH_HEAD", needs, missing))
         commands.append(f"git -C {d} reset --quiet --hard FETCH_HEAD")
     if not commands:
         host.noop(f"{dest} is at {ref} ({state['head'][:12]})")
@@ -232,8 +266,10 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
     yield StringCommand(as_user(user, " && ".join(commands)))
 
 
-def app_code(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
+def app_code(app: App, paths: AppPaths, user: str, deploy_key: str = "", needs: tuple = (), missing: str = ""):
     """The app's directories, deploy key, git checkout and .env (secrets kept); returns (checkout op, .env op).
+
+    ``needs`` and ``missing``: files a new commit must hold, as ``git_checkout`` takes them.
 
     Shared by the venv apps (``app_present``) and the compose apps (``compose.compose_app``).
     """
@@ -255,6 +291,8 @@ def app_code(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
         user=user,
         ssh_env=ssh_env,
         key_file=paths.deploy_key if app.deploy_key else "",
+        needs=needs,
+        missing=missing,
     )
     env_op = checked_file(
         name=f"{n}: environment (.env)",

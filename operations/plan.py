@@ -38,7 +38,7 @@ from .web import VenvApp, python_plans
 
 def app_paths(app: App, web_cfg: Web) -> AppPaths:
     """Where ``app`` lives on the host, by the ``[web]`` section."""
-    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir)
+    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir, app.app_dir)
 
 
 def spec(cls, section, **given):
@@ -245,7 +245,7 @@ class Plan:
             secret = secret_env_path(app.name) if app.database.uses_postgres else ""
             for job in app.jobs:
                 jobs.append(
-                    dict(app_name=app.name, job=self.job(job), user=user, workdir=paths.src, venv=paths.venv, env_file=paths.env, secret_env_file=secret)
+                    dict(app_name=app.name, job=self.job(job), user=user, workdir=paths.code, venv=paths.venv, env_file=paths.env, secret_env_file=secret)
                 )
         return jobs
 

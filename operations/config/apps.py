@@ -212,8 +212,21 @@ class App:
         pattern=ENV_NAME,
         expect="an environment variable name",
     )
+    app_dir: str = setting(
+        ".",
+        "The app's directory in the repo (`\"backend\"`): gunicorn's working directory, where `migrate`, `seed` and "
+        "the jobs run and the install files are read. `build_dir` and `static_dir` stay relative to the repo.",
+    )
+    install: str = setting(
+        "auto",
+        "How the dependencies get into the venv: `requirements` (`pip install -r`), `uv` (`uv sync --frozen`, no dev "
+        "group), `poetry` (`poetry install --only main --no-root`), `pyproject` (`pip install .`); `auto`: the first of "
+        "`uv.lock`, `poetry.lock`, the requirements file, `pyproject.toml` in `app_dir`. Re-installed when those files "
+        "(or the Python version) changed; uv and poetry are installed from PyPI at a version vpskit pins.",
+        choices=("auto", "requirements", "pyproject", "uv", "poetry"),
+    )
     requirements: str = setting(
-        "requirements.txt", "pip requirements file in the repo; installed when it (or the Python version) changed."
+        "requirements.txt", "pip requirements file in `app_dir`, for `install = \"requirements\"` (or `auto`)."
     )
     migrate: str = _one_line(
         "Command run in the checkout (venv on `PATH`, `.env` and `DATABASE_URL` loaded) whenever the deployed commit "

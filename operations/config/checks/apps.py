@@ -61,9 +61,9 @@ def _check_venv_fields(c: Checker, where: str, app) -> None:
             c.add(f"{where}.secrets[{j}]", 'is set by vpskit from the app\'s database (engine = "postgresql")')
         elif name in app.env or name in VPSKIT_ENV:
             c.add(f"{where}.secrets[{j}]", f"{name!r} is also set in env: a secret is generated, not configured")
-    for name in ("requirements", "build_dir", "static_dir"):
+    for name in ("requirements", "build_dir", "static_dir", "app_dir"):
         value = getattr(app, name)
         if value and not relative_path(value):
             c.add(f"{where}.{name}", f"must be a path inside the repo, got {value!r}")
-    if not app.requirements:
-        c.add(f"{where}.requirements", "is required (the pip requirements file in the repo)")
+    if not app.requirements and app.install in ("auto", "requirements"):
+        c.add(f"{where}.requirements", f"is required with install = {app.install!r} (the pip requirements file in the repo)")
