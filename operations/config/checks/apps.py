@@ -14,6 +14,15 @@ from .base import Checker, is_domain, is_port, relative_path
 ENV_NAME_RE = re.compile(ENV_NAME)
 # Set by vpskit itself in every app's .env.
 VPSKIT_ENV = ("DATA_DIR",)
+# Names that break the process when .env sets them: how it finds programs, libraries, its own user.
+BREAKS_PROCESS = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "PYTHONHOME", "IFS")
+BREAKS_PROCESS_PREFIXES = ("LD_",)
+# Harmless only when a value is chosen for them (env), never as a generated random secret.
+ONLY_CHOSEN = ("PYTHONPATH",)
+
+
+def breaks_process(name: str) -> bool:
+    return name in BREAKS_PROCESS or name.startswith(BREAKS_PROCESS_PREFIXES)
 
 
 def check(c: Checker, config) -> None:
@@ -26,8 +35,9 @@ def check(c: Checker, config) -> None:
         where = f"apps[{i}]"
         c.unique(f"{where}.name", app.name, names, where)
         if is_port(app.port):
-            if app.port in (config.server.ssh_port, 80, 443):
-                c.add(f"{where}.port", f"{app.port} is reserved for sshd/nginx")
+            ssh = (config.server.ssh_port, config.first_login.port)
+            if app.port in (*ssh, 80, 443):
+                c.add(f"{where}.port", f"{app.port} is reserved for {'sshd' if app.port in ssh else 'the front proxy'}")
             elif app.port in ports:
                 c.add(f"{where}.port", f"{app.port} is already used by app {ports[app.port]!r}")
             ports.setdefault(app.port, app.name)
@@ -52,12 +62,16 @@ def _check_venv_fields(c: Checker, where: str, app) -> None:
             c.add(f"{where}.env.{k}", "is not an environment variable name (letters, digits, _)")
         elif k in VPSKIT_ENV:
             c.add(f"{where}.env.{k}", "is set by vpskit (the app's data directory)")
+        elif breaks_process(k):
+            c.add(f"{where}.env.{k}", "would break the app's process (vpskit sets how it finds programs and libraries)")
         elif k == "DATABASE_URL" and app.database.uses_postgres:
             c.add(f"{where}.env.{k}", 'is set by vpskit from the app\'s database (engine = "postgresql")')
         elif any(ch in v for ch in "'\n\r\0"):
             c.add(f"{where}.env.{k}", "must not contain single quotes or line breaks")
     for j, name in enumerate(app.secrets):
-        if name == "DATABASE_URL" and app.database.uses_postgres:
+        if breaks_process(name) or name in ONLY_CHOSEN:
+            c.add(f"{where}.secrets[{j}]", f"{name!r} would break the app's process as a generated random value")
+        elif name == "DATABASE_URL" and app.database.uses_postgres:
             c.add(f"{where}.secrets[{j}]", 'is set by vpskit from the app\'s database (engine = "postgresql")')
         elif name in app.env or name in VPSKIT_ENV:
             c.add(f"{where}.secrets[{j}]", f"{name!r} is also set in env: a secret is generated, not configured")
