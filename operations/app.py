@@ -172,7 +172,17 @@ def venv(path: str, python: str, version: str, user: str):
 
 
 @deploy("App")
-def app_present(app: App, paths: AppPaths, user: str, python: str, python_version: str, workers: int, deploy_key: str = ""):
+def app_present(
+    app: App,
+    paths: AppPaths,
+    user: str,
+    python: str,
+    python_version: str,
+    workers: int,
+    deploy_key: str = "",
+    brought: dict[str, str] | None = None,
+    db_port: int = 5432,
+):
     """
     Ensure ``app`` is deployed, configured and running; restart it only when its code, env or unit changed.
 
@@ -183,6 +193,8 @@ def app_present(app: App, paths: AppPaths, user: str, python: str, python_versio
     + python_version: its "3.X" version
     + workers: gunicorn workers when the app does not set them
     + deploy_key: the deploy key's private key text ('' without one)
+    + brought: the app's ``secrets_from`` values, read on the controller (never printed)
+    + db_port: PostgreSQL's port, for ``${DB_PORT}`` in env values
 
     **Example:**
 
@@ -191,8 +203,16 @@ def app_present(app: App, paths: AppPaths, user: str, python: str, python_versio
         app_present(app, AppPaths("shop", "/srv/apps", "/var/log/apps"), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
     """
     n = app.name
-    code, env_op = app_code(app, paths, user, deploy_key, needs=install_alternatives(app.install, app.requirements, app.app_dir),
-                            missing=missing_message(n, app.install, app.requirements, app.app_dir))
+    code, env_op = app_code(
+        app,
+        paths,
+        user,
+        deploy_key,
+        needs=install_alternatives(app.install, app.requirements, app.app_dir),
+        missing=missing_message(n, app.install, app.requirements, app.app_dir),
+        brought=brought,
+        db_port=db_port,
+    )
     for tool in tools_needed(app.install):
         tool_installed(
             name=f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",

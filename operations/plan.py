@@ -186,7 +186,10 @@ class Plan:
     def web_apps(self) -> dict:
         c = self.config
         return dict(
-            apps=[VenvApp(a, self.paths(a), self.python[a.name], self._key(a)) for a in self.venv_apps],
+            apps=[
+                VenvApp(a, self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port)
+                for a in self.venv_apps
+            ],
             absent=[(self.paths(a), a.purge) for a in c.apps if a.state != "present" and not a.is_compose],
             user=c.deploy_user.name,
             distro=self.distro,
@@ -203,7 +206,11 @@ class Plan:
     @property
     def compose_apps(self) -> list[dict]:
         user = self.config.deploy_user.name
-        return [dict(app=a, paths=self.paths(a), user=user, deploy_key=self._key(a)) for a in self.config.compose_apps]
+        c = self.config
+        return [
+            dict(app=a, paths=self.paths(a), user=user, deploy_key=self._key(a), brought=c.brought_secrets(a), db_port=c.postgres.port)
+            for a in c.compose_apps
+        ]
 
     @property
     def compose_absent(self) -> list[tuple[AppPaths, bool]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from ..apps import DB_REFERENCES, REFERENCE
 from ..schema import ENV_NAME
 from . import app_compose, app_data
 from .base import Checker, is_domain, is_port, relative_path
@@ -50,6 +51,8 @@ def check(c: Checker, config) -> None:
                 domains[d.lower()] = app.name
         app_data.check(c, where, app, databases, roles)
         _check_venv_fields(c, where, app)
+        _check_brought(c, where, app)
+        _check_references(c, where, app)
         app_compose.check(c, where, app, config.web.proxy)
 
 
@@ -81,3 +84,37 @@ def _check_venv_fields(c: Checker, where: str, app) -> None:
             c.add(f"{where}.{name}", f"must be a path inside the repo, got {value!r}")
     if not app.requirements and app.install in ("auto", "requirements"):
         c.add(f"{where}.requirements", f"is required with install = {app.install!r} (the pip requirements file in the repo)")
+
+
+def _check_brought(c: Checker, where: str, app) -> None:
+    """``secrets_from``: names that fit in .env, sources that can be read now (their values never in a message)."""
+    for name, source in app.secrets_from.items():
+        w = f"{where}.secrets_from.{name}"
+        if not ENV_NAME_RE.match(name):
+            c.add(w, "is not an environment variable name (letters, digits, _)")
+        elif breaks_process(name) or name in VPSKIT_ENV or name in DB_REFERENCES:
+            c.add(w, f"{name!r} is set by vpskit or would break the app's process")
+        elif name in app.env or name in app.secrets or (name == "DATABASE_URL" and app.database.uses_postgres):
+            c.add(w, f"{name!r} is also set in env or secrets")
+        elif not isinstance(source, str):
+            c.add(w, "must be 'env:VARIABLE' or 'file:PATH'")
+        else:
+            try:
+                value = c.config.brought_secret(source)
+            except ValueError as e:
+                c.add(w, f"app {app.name}: {e}")
+                continue
+            if any(ch in value for ch in "'\n\r\0"):
+                c.add(w, f"app {app.name}: the value from {source} holds a single quote or line break, which .env cannot carry")
+
+
+def _check_references(c: Checker, where: str, app) -> None:
+    """``${NAME}`` in env values: each one a secret or database value of this app."""
+    known = app.references()
+    for k, v in app.env.items():
+        if not isinstance(v, str):
+            continue
+        for name in re.findall(REFERENCE, v):
+            if name not in known:
+                offer = ", ".join(sorted(known)) or "none: the app has no secrets or PostgreSQL database"
+                c.add(f"{where}.env.{k}", f"${{{name}}} is not a secret or database value of app {app.name} ({offer})")
