@@ -12,7 +12,7 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 
 from .batched import unit_running
 from .checkout import GIT, AppPaths, app_code, app_files_purged
@@ -99,6 +99,41 @@ def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tupl
     if app.seed:
         steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
     return steps
+
+
+# Seconds a restarted app has to answer on its health path.
+ANSWER_TIMEOUT = 60
+# Polls a URL until it answers below 400; prints the last status or error when time runs out.
+_PROBE = """
+import sys, time, urllib.error, urllib.request
+url, deadline, last = sys.argv[1], time.time() + float(sys.argv[2]), "no answer"
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            code = r.status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    except OSError as e:
+        code, last = None, str(getattr(e, "reason", e))
+    if code is not None and code < 400:
+        sys.exit(0)
+    last = f"HTTP {code}" if code is not None else last
+    if time.time() > deadline:
+        print(last)
+        sys.exit(1)
+    time.sleep(1)
+"""
+
+
+def answer_command(app_name: str, python: str, port: int, path: str, error_log: str, timeout: int = ANSWER_TIMEOUT) -> str:
+    """Shell that waits for the app to answer ``path`` on its loopback port, or fails naming it with its error log's end."""
+    url = f"http://127.0.0.1:{int(port)}{path}"
+    say = shlex.quote(f"app {app_name} does not answer at {url} within {timeout}s")
+    log = shlex.quote(error_log)
+    return (
+        f"if ! out=$({shlex.quote(python)} -c {shlex.quote(_PROBE)} {shlex.quote(url)} {int(timeout)}); then "
+        f"echo {say} \"($out); last lines of\" {log}: >&2; tail -n 20 {log} >&2; exit 1; fi"
+    )
 
 
 # ------------------------------------------------------------------------ facts
@@ -257,12 +292,13 @@ def app_present(
         mode="644",
     )
     changed = [code, env_op, venv_op, unit, *steps]
-    unit_running(
-        name=f"{n}: gunicorn running",
-        unit=paths.unit,
-        daemon_reload=unit.will_change,
-        restarted=any(op.will_change for op in changed),
-    )
+    restarted = any(op.will_change for op in changed)
+    unit_running(name=f"{n}: gunicorn running", unit=paths.unit, daemon_reload=unit.will_change, restarted=restarted)
+    if restarted:
+        server.shell(
+            name=f"{n}: answers on {app.health_path}",
+            commands=[answer_command(n, f"{paths.venv}/bin/python", app.port, app.health_path, f"{paths.logs}/error.log")],
+        )
 
 
 @deploy("Remove app")

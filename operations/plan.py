@@ -267,8 +267,9 @@ class Plan:
             AppCheck(
                 app.name,
                 "" if app.is_compose else self.paths(app).unit,
-                "https://127.0.0.1/" if app.domains else "",
+                f"https://127.0.0.1{app.health_path}" if app.domains else "",
                 app.domains[0] if app.domains else "",
+                basic_auth=app.basic_auth is not None,
             )
             for app in self.apps
             if app.repo and (app.domains or not app.is_compose)

@@ -296,6 +296,14 @@ class App:
         pattern=SERVICE,
         expect="a compose service name",
     )
+    health_path: str = setting(
+        "/",
+        "Path the app answers on when healthy (`\"/api/v1/utils/health-check/\"`): after a deploy that restarts it, "
+        "vpskit waits for a status below 400 there on its loopback port (or fails the run with the end of its error "
+        "log), and `vpskit-health` checks it through the front proxy.",
+        pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$",
+        expect="a URL path starting with '/'",
+    )
     health_timeout: int = setting(
         120,
         '`kind = "compose"`: how long to wait after `up` for every service to run (and be healthy, where it has a '
