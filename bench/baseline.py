@@ -27,6 +27,8 @@ from operations.monitor import HEALTH_CONF, HEALTH_SCRIPT
 from operations.nginx import DEFAULT_SITE, NGINX_CONF, STOCK_DEFAULT_SITE, site_path
 from operations.postgres import PG_VERSIONS, secret_env_path
 from operations.schedule import UNIT_DIR, cron_file, job_unit
+
+SAMPLE_APPS = Path(__file__).resolve().parent.parent / "examples" / "apps"
 from operations.ssh import DROPIN
 from operations.system import APT_LOCK_CONF, AUTO_UPGRADES_CONF, UNATTENDED_CONF
 from operations.users import sudoers_path
@@ -86,10 +88,19 @@ def managed(config: Config, distro: str) -> tuple[dict[str, list[str]], list[dic
     return files, directories, services, databases, status
 
 
+def requirements_app(name: str, install: str = "auto", requirements: str = "requirements.txt") -> bool:
+    """Whether the baseline playbook can install this sample app: it knows `pip install -r` only (no pyproject, uv, poetry)."""
+    return install == "requirements" or (install == "auto" and (SAMPLE_APPS / name / requirements).is_file())
+
+
 def web_managed(config: Config, target: Target) -> tuple[dict[str, list[str]], dict]:
     """The web stack's files by concern, and the playbook variables for its apps and sites."""
-    # The venv apps behind nginx (the bench leaves compose apps out).
-    apps = [a for a in config.apps if a.state == "present" and a.repo and not a.is_compose]
+    # The venv apps behind nginx installed from a requirements file (the bench leaves compose apps out).
+    apps = [
+        a
+        for a in config.apps
+        if a.state == "present" and a.repo and not a.is_compose and requirements_app(a.name, a.install, a.requirements)
+    ]
     files: dict[str, list[str]] = {"nginx": [], "certbot": [], "app_env": [], "app_units": [], "logrotate": []}
     if not apps:
         return files, {"web_apps": [], "sites": [], "certs": []}
