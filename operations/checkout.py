@@ -244,6 +244,7 @@ class FilledEnvState(FactBase):
         return {"sha256": output[0].strip(), "mode": mode, "user": user, "group": group}
 
 
+@planned(lambda dest, secret_path, **_: [(FilledEnvState, {"path": dest, "secret_path": secret_path})])
 @operation()
 def filled_env_file(dest: str, content: str, secret_path: str, user: str, group: str, mode: str = "600"):
     """
@@ -263,7 +264,7 @@ def filled_env_file(dest: str, content: str, secret_path: str, user: str, group:
         filled_env_file(dest="/srv/apps/api/.env", content="POSTGRES_PASSWORD='${DB_PASSWORD}'\\n",
                         secret_path="/etc/vpskit/secrets/api.env", user="appuser", group="appuser")
     """
-    state = host.get_fact(FilledEnvState, path=dest, secret_path=secret_path)
+    state = snapshot_fact(FilledEnvState, path=dest, secret_path=secret_path)
     if state and state["sha256"] == sha256(content) and (state["mode"], state["user"], state["group"]) == (mode, user, group):
         host.noop(f"{dest} is up to date")
         return

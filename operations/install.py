@@ -19,6 +19,8 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 
+from .snapshot import planned, snapshot_fact
+
 # Where vpskit keeps the tools it installs from PyPI, one venv per tool and version.
 TOOLS_DIR = "/opt/vpskit/tools"
 # The versions vpskit installs; a new pin gets a venv of its own.
@@ -164,6 +166,11 @@ class PresentFiles(FactBase):
         return [line.strip() for line in output if line.strip()]
 
 
+def _tool_facts(tool: str, when_any: tuple[str, ...] = (), **_) -> list:
+    return [(ToolVersion, {"binary": tool_bin(tool)}), *([(PresentFiles, {"paths": tuple(when_any)})] if when_any else [])]
+
+
+@planned(_tool_facts)
 @operation()
 def tool_installed(tool: str, python: str, when_any: tuple[str, ...] = (), checkout_moves: bool = False):
     """
@@ -184,10 +191,10 @@ def tool_installed(tool: str, python: str, when_any: tuple[str, ...] = (), check
         tool_installed(tool="uv", python="/usr/bin/python3.12", when_any=("/srv/apps/api/src/uv.lock",))
     """
     version = TOOLS[tool]
-    if host.get_fact(ToolVersion, binary=tool_bin(tool)) == version:
+    if snapshot_fact(ToolVersion, binary=tool_bin(tool)) == version:
         host.noop(f"{tool} {version} is installed")
         return
-    if when_any and not checkout_moves and not host.get_fact(PresentFiles, paths=tuple(when_any)):
+    if when_any and not checkout_moves and not snapshot_fact(PresentFiles, paths=tuple(when_any)):
         host.noop(f"{tool} is not needed (no {', '.join(when_any)})")
         return
     d = shlex.quote(tool_dir(tool))
