@@ -101,7 +101,9 @@ class Bench:
         # pre-loaded image, which a fresh VPS would pull from a registry instead.
         # The Ansible baseline installs requirements files only: the apps it can deploy too.
         self.example["apps"] = [
-            a for a in venv_apps(self.example) if baseline.requirements_app(a["name"], a.get("install", "auto"), a.get("requirements", "requirements.txt"))
+            a
+            for a in venv_apps(self.example)
+            if baseline.requirements_app(a["name"], a.get("install", "auto"), a.get("requirements", "requirements.txt"))
         ]
         self.example.pop("docker", None)
         self.targets: list[Target] = []

@@ -29,7 +29,7 @@ SECRET_BYTES = 48
 PASSWORD_REF = "${DB_PASSWORD}"
 # awk program replacing every PASSWORD_REF with $PW (an alphanumeric password: no regex or '&' in it).
 _FILL = "awk '{ gsub(/[$][{]DB_PASSWORD[}]/, ENVIRON[\"PW\"]); print }'"
-_UNFILL = "awk '{ if (ENVIRON[\"PW\"] != \"\") gsub(ENVIRON[\"PW\"], \"${DB_PASSWORD}\"); print }'"
+_UNFILL = 'awk \'{ if (ENVIRON["PW"] != "") gsub(ENVIRON["PW"], "${DB_PASSWORD}"); print }\''
 GIT = "git -c safe.directory='*'"
 
 
@@ -272,7 +272,7 @@ def filled_env_file(dest: str, content: str, secret_path: str, user: str, group:
     yield FileUploadCommand(BytesIO(content.encode()), staged, remote_temp_filename=host.get_temp_filename(staged))
     s, d, filled = shlex.quote(staged), shlex.quote(dest), shlex.quote(staged + ".filled")
     yield StringCommand(
-        f"( umask 077 && {read_password(secret_path)} && [ -n \"$pw\" ] && PW=\"$pw\" {_FILL} {s} > {filled} ) && rm -f {s} && "
+        f'( umask 077 && {read_password(secret_path)} && [ -n "$pw" ] && PW="$pw" {_FILL} {s} > {filled} ) && rm -f {s} && '
         f"chmod {mode} {filled} && chown {user}:{group} {filled} && mv -f {filled} {d}"
     )
 

@@ -79,9 +79,7 @@ class ComposeProject(OutputLines):
 
 
 @deploy("Compose app")
-def compose_app(
-    app: App, paths: AppPaths, user: str, deploy_key: str = "", brought: dict[str, str] | None = None, db_port: int = 5432
-):
+def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = "", brought: dict[str, str] | None = None, db_port: int = 5432):
     """
     Ensure a compose app is checked out, configured and up; rebuild it only when its code or env changed.
 

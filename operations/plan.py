@@ -187,8 +187,7 @@ class Plan:
         c = self.config
         return dict(
             apps=[
-                VenvApp(a, self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port)
-                for a in self.venv_apps
+                VenvApp(a, self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port) for a in self.venv_apps
             ],
             absent=[(self.paths(a), a.purge) for a in c.apps if a.state != "present" and not a.is_compose],
             user=c.deploy_user.name,

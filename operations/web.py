@@ -110,9 +110,7 @@ def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str
     size = host.get_fact(HostSize)
     for a in apps:
         workers = default_workers(size["cpus"], size["memory_mb"], len(apps), worker_class(a.app))
-        app_present(
-            a.app, a.paths, user, a.python.binary, a.python.version, workers, a.deploy_key, brought=a.brought, db_port=a.db_port
-        )
+        app_present(a.app, a.paths, user, a.python.binary, a.python.version, workers, a.deploy_key, brought=a.brought, db_port=a.db_port)
     for paths, purge in absent:
         app_absent(paths, purge)
 

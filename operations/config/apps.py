@@ -298,7 +298,7 @@ class App:
     )
     health_path: str = setting(
         "/",
-        "Path the app answers on when healthy (`\"/api/v1/utils/health-check/\"`): after a deploy that restarts it, "
+        'Path the app answers on when healthy (`"/api/v1/utils/health-check/"`): after a deploy that restarts it, '
         "vpskit waits for a status below 400 there on its loopback port (or fails the run with the end of its error "
         "log), and `vpskit-health` checks it through the front proxy.",
         pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$",
