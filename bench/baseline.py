@@ -35,6 +35,7 @@ from tests.harness import Target
 
 from .measure import parse_recap
 
+SAMPLE_APPS = Path(__file__).resolve().parent.parent / "examples" / "apps"
 PLAYBOOK_DIR = Path(__file__).resolve().parent / "ansible"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 UPGRADE = {"full": "dist", "safe": "safe", "none": "no"}
@@ -87,10 +88,19 @@ def managed(config: Config, distro: str) -> tuple[dict[str, list[str]], list[dic
     return files, directories, services, databases, status
 
 
+def requirements_app(name: str, install: str = "auto", requirements: str = "requirements.txt") -> bool:
+    """Whether the baseline playbook can install this sample app: it knows `pip install -r` only (no pyproject, uv, poetry)."""
+    return install == "requirements" or (install == "auto" and (SAMPLE_APPS / name / requirements).is_file())
+
+
 def web_managed(config: Config, target: Target) -> tuple[dict[str, list[str]], dict]:
     """The web stack's files by concern, and the playbook variables for its apps and sites."""
-    # The venv apps behind nginx (the bench leaves compose apps out).
-    apps = [a for a in config.apps if a.state == "present" and a.repo and not a.is_compose]
+    # The venv apps behind nginx installed from a requirements file (the bench leaves compose apps out).
+    apps = [
+        a
+        for a in config.apps
+        if a.state == "present" and a.repo and not a.is_compose and requirements_app(a.name, a.install, a.requirements)
+    ]
     files: dict[str, list[str]] = {"nginx": [], "certbot": [], "app_env": [], "app_units": [], "logrotate": []}
     if not apps:
         return files, {"web_apps": [], "sites": [], "certs": []}

@@ -99,7 +99,12 @@ class Bench:
         self.example = tomllib.loads(EXAMPLE.read_text())
         # The venv stack of the example: its compose app needs a nested engine and a
         # pre-loaded image, which a fresh VPS would pull from a registry instead.
-        self.example["apps"] = venv_apps(self.example)
+        # The Ansible baseline installs requirements files only: the apps it can deploy too.
+        self.example["apps"] = [
+            a
+            for a in venv_apps(self.example)
+            if baseline.requirements_app(a["name"], a.get("install", "auto"), a.get("requirements", "requirements.txt"))
+        ]
         self.example.pop("docker", None)
         self.targets: list[Target] = []
         self.results: dict = {"conditions": {"start": conditions()}}

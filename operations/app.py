@@ -12,12 +12,13 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 
 from .batched import unit_running
 from .checkout import GIT, AppPaths, app_code, app_files_purged
 from .config import App
 from .facts import OutputLines
+from .install import TOOLS, install_alternatives, install_command, install_key, missing_message, tool_installed, tool_trigger, tools_needed
 from .postgres import database_driver_packages, secret_env_path
 from .render import render
 from .snapshot import planned, snapshot_fact
@@ -79,17 +80,16 @@ def unit_text(app: App, paths: AppPaths, user: str, workers: int) -> str:
 
 def in_app_env(paths: AppPaths, command: str) -> str:
     """``command`` in the checkout with the venv on PATH and the app's .env loaded."""
-    return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.src} && {command}"
+    return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.code} && {command}"
 
 
 def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tuple[str, str]]:
     """Each checkout-dependent step: (stamp file, shell printing its key)."""
-    req = shlex.quote(f"{paths.src}/{app.requirements}")
     head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
     steps = {
         "requirements": (
             f"{paths.venv}/.vpskit-requirements",
-            f'echo "$(sha256sum < {req} | cut -c1-64) {python_version} {" ".join(pip_packages(app))}"',
+            install_key(app.install, app.requirements, paths.src, app.app_dir, python_version, pip_packages(app)),
         )
     }
     if app.build:
@@ -99,6 +99,41 @@ def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tupl
     if app.seed:
         steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
     return steps
+
+
+# Seconds a restarted app has to answer on its health path.
+ANSWER_TIMEOUT = 60
+# Polls a URL until it answers below 400; prints the last status or error when time runs out.
+_PROBE = """
+import sys, time, urllib.error, urllib.request
+url, deadline, last = sys.argv[1], time.time() + float(sys.argv[2]), "no answer"
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            code = r.status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    except OSError as e:
+        code, last = None, str(getattr(e, "reason", e))
+    if code is not None and code < 400:
+        sys.exit(0)
+    last = f"HTTP {code}" if code is not None else last
+    if time.time() > deadline:
+        print(last)
+        sys.exit(1)
+    time.sleep(1)
+"""
+
+
+def answer_command(app_name: str, python: str, port: int, path: str, error_log: str, timeout: int = ANSWER_TIMEOUT) -> str:
+    """Shell that waits for the app to answer ``path`` on its loopback port, or fails naming it with its error log's end."""
+    url = f"http://127.0.0.1:{int(port)}{path}"
+    say = shlex.quote(f"app {app_name} does not answer at {url} within {timeout}s")
+    log = shlex.quote(error_log)
+    return (
+        f"if ! out=$({shlex.quote(python)} -c {shlex.quote(_PROBE)} {shlex.quote(url)} {int(timeout)}); then "
+        f'echo {say} "($out); last lines of" {log}: >&2; tail -n 20 {log} >&2; exit 1; fi'
+    )
 
 
 # ------------------------------------------------------------------------ facts
@@ -172,7 +207,17 @@ def venv(path: str, python: str, version: str, user: str):
 
 
 @deploy("App")
-def app_present(app: App, paths: AppPaths, user: str, python: str, python_version: str, workers: int, deploy_key: str = ""):
+def app_present(
+    app: App,
+    paths: AppPaths,
+    user: str,
+    python: str,
+    python_version: str,
+    workers: int,
+    deploy_key: str = "",
+    brought: dict[str, str] | None = None,
+    db_port: int = 5432,
+):
     """
     Ensure ``app`` is deployed, configured and running; restart it only when its code, env or unit changed.
 
@@ -183,6 +228,8 @@ def app_present(app: App, paths: AppPaths, user: str, python: str, python_versio
     + python_version: its "3.X" version
     + workers: gunicorn workers when the app does not set them
     + deploy_key: the deploy key's private key text ('' without one)
+    + brought: the app's ``secrets_from`` values, read on the controller (never printed)
+    + db_port: PostgreSQL's port, for ``${DB_PORT}`` in env values
 
     **Example:**
 
@@ -191,20 +238,37 @@ def app_present(app: App, paths: AppPaths, user: str, python: str, python_versio
         app_present(app, AppPaths("shop", "/srv/apps", "/var/log/apps"), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
     """
     n = app.name
-    code, env_op = app_code(app, paths, user, deploy_key)
+    code, env_op = app_code(
+        app,
+        paths,
+        user,
+        deploy_key,
+        needs=install_alternatives(app.install, app.requirements, app.app_dir),
+        missing=missing_message(n, app.install, app.requirements, app.app_dir),
+        brought=brought,
+        db_port=db_port,
+    )
+    for tool in tools_needed(app.install):
+        tool_installed(
+            name=f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
+            tool=tool,
+            python=python,
+            when_any=tuple(f"{paths.code}/{f}" for f in tool_trigger(app.install, tool)),
+            checkout_moves=code.will_change,
+        )
     venv_op = venv(name=f"{n}: venv (Python {python_version})", path=paths.venv, python=python, version=python_version, user=user)
 
     keys = stamp_keys(app, paths, python_version)
     code_moves = code.will_change
-    pip = " ".join(shlex.quote(p) for p in pip_packages(app))
     # Migrations and seeds reach the app's PostgreSQL with the URL the gunicorn unit gets.
     db_env = secret_env_path(app.name) if app.database.uses_postgres else ""
     # (stamp, label, command, also run when, secret env) in the order they must run.
     plan = [
         (
             "requirements",
-            "install requirements if they changed",
-            f"{paths.venv}/bin/pip install --quiet --disable-pip-version-check -r {shlex.quote(app.requirements)} {pip}",
+            "install dependencies if they changed",
+            f"cd {shlex.quote(paths.code)} && "
+            + install_command(n, app.install, app.requirements, app.app_dir, paths.venv, pip_packages(app)),
             code_moves or venv_op.will_change,
             "",
         ),
@@ -228,12 +292,13 @@ def app_present(app: App, paths: AppPaths, user: str, python: str, python_versio
         mode="644",
     )
     changed = [code, env_op, venv_op, unit, *steps]
-    unit_running(
-        name=f"{n}: gunicorn running",
-        unit=paths.unit,
-        daemon_reload=unit.will_change,
-        restarted=any(op.will_change for op in changed),
-    )
+    restarted = any(op.will_change for op in changed)
+    unit_running(name=f"{n}: gunicorn running", unit=paths.unit, daemon_reload=unit.will_change, restarted=restarted)
+    if restarted:
+        server.shell(
+            name=f"{n}: answers on {app.health_path}",
+            commands=[answer_command(n, f"{paths.venv}/bin/python", app.port, app.health_path, f"{paths.logs}/error.log")],
+        )
 
 
 @deploy("Remove app")

@@ -9,18 +9,27 @@ import re
 import secrets
 import shlex
 from dataclasses import dataclass
+from io import BytesIO
 
 from pyinfra import host
-from pyinfra.api import FactBase, OperationError, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, OperationError, StringCommand, operation
 from pyinfra.operations import files
 
 from .batched import directory_present
 from .config import App
+from .config.apps import REFERENCE
+from .postgres import read_password, secret_env_path
+from .render import sha256
 from .snapshot import planned, snapshot_fact
 from .stamped import as_user
 from .validated import checked_file
 
 SECRET_BYTES = 48
+# Left in the .env text by the controller, filled in on the host from the app's secret env file.
+PASSWORD_REF = "${DB_PASSWORD}"
+# awk program replacing every PASSWORD_REF with $PW (an alphanumeric password: no regex or '&' in it).
+_FILL = "awk '{ gsub(/[$][{]DB_PASSWORD[}]/, ENVIRON[\"PW\"]); print }'"
+_UNFILL = 'awk \'{ if (ENVIRON["PW"] != "") gsub(ENVIRON["PW"], "${DB_PASSWORD}"); print }\''
 GIT = "git -c safe.directory='*'"
 
 
@@ -31,6 +40,7 @@ class AppPaths:
     name: str
     apps_dir: str
     logs_dir: str
+    app_dir: str = "."
 
     @property
     def root(self) -> str:
@@ -39,6 +49,12 @@ class AppPaths:
     @property
     def src(self) -> str:
         return f"{self.root}/src"
+
+    @property
+    def code(self) -> str:
+        """The app's own directory in the checkout (``app_dir``): where it runs and its install files are."""
+        sub = self.app_dir.strip("/")
+        return self.src if sub in ("", ".") else f"{self.src}/{sub}"
 
     @property
     def venv(self) -> str:
@@ -84,15 +100,30 @@ def env_value(value: str) -> str:
     return f"'{value}'"
 
 
-def env_file_text(app: App, paths: AppPaths, kept: dict[str, str], new_secret=None) -> str:
-    """The app's .env: vpskit's own variables, the configured env, then the secrets.
+def env_file_text(
+    app: App, paths: AppPaths, kept: dict[str, str], new_secret=None, brought: dict[str, str] | None = None, db_port: int = 5432
+) -> str:
+    """The app's .env: vpskit's own variables, the configured env, the generated secrets, then the brought ones.
 
     ``kept`` holds secrets already on the host; missing ones come from ``new_secret()``.
+    ``brought``: the ``secrets_from`` values read on the controller. ``${NAME}`` in env
+    values is filled in from these and the database's names; ``${DB_PASSWORD}`` stays
+    for the host to fill in (``filled_env_file``).
     """
     new_secret = new_secret or (lambda: secrets.token_urlsafe(SECRET_BYTES))
+    brought = brought or {}
+    generated = {name: kept.get(name) or new_secret() for name in app.secrets}
+    values = {**generated, **brought}
+    if app.database.uses_postgres:
+        values |= {"DB_NAME": app.db_name, "DB_USER": app.db_role, "DB_HOST": "127.0.0.1", "DB_PORT": str(db_port)}
+
+    def fill(value: str) -> str:
+        return re.sub(REFERENCE, lambda m: values.get(m.group(1), m.group(0)), value)
+
     lines = [f"# Managed by vpskit: environment of app {app.name}. Edit env in vpskit.toml.", f"DATA_DIR={paths.data}"]
-    lines += [f"{k}={env_value(v)}" for k, v in app.env.items()]
-    lines += [f"{name}={kept.get(name) or new_secret()}" for name in app.secrets]
+    lines += [f"{k}={env_value(fill(v))}" for k, v in app.env.items()]
+    lines += [f"{name}={value}" for name, value in generated.items()]
+    lines += [f"{name}={env_value(value)}" for name, value in brought.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -187,13 +218,96 @@ class EnvSecrets(FactBase):
         return values
 
 
+class FilledEnvState(FactBase):
+    """
+    Returns the sha256 of the env file at ``path`` with the database password put back as ``${DB_PASSWORD}``, and its mode and owner.
+
+    The password is read from ``secret_path`` on the host and handed to awk in its
+    environment: it is in no command line and no output.
+
+    .. code:: python
+
+        {"sha256": "ab12…", "mode": "600", "user": "appuser", "group": "appuser"}
+    """
+
+    def command(self, path, secret_path):
+        p = shlex.quote(path)
+        return (
+            f"if [ -f {p} ]; then {read_password(secret_path)} 2>/dev/null; "
+            f"PW=\"$pw\" {_UNFILL} {p} | sha256sum | cut -c1-64; stat -c '%a %U %G' {p}; fi"
+        )
+
+    def process(self, output):
+        if len(output) < 2:
+            return None
+        mode, user, group = output[1].split()
+        return {"sha256": output[0].strip(), "mode": mode, "user": user, "group": group}
+
+
+@planned(lambda dest, secret_path, **_: [(FilledEnvState, {"path": dest, "secret_path": secret_path})])
+@operation()
+def filled_env_file(dest: str, content, secret_path: str, user: str, group: str, mode: str = "600"):
+    """
+    Ensure an env file holds ``content`` with ``${DB_PASSWORD}`` filled in on the host from ``secret_path``.
+
+    + dest: the env file
+    + content: its text with ``${DB_PASSWORD}`` where the password goes (never printed: may hold secrets), or
+      a function returning it, called when the operation runs
+    + secret_path: root-only env file whose ``DATABASE_URL`` holds the password (``postgres.app_database``)
+    + user: owner
+    + group: group
+    + mode: octal mode
+
+    **Example:**
+
+    .. code:: python
+
+        filled_env_file(dest="/srv/apps/api/.env", content="POSTGRES_PASSWORD='${DB_PASSWORD}'\\n",
+                        secret_path="/etc/vpskit/secrets/api.env", user="appuser", group="appuser")
+    """
+    if callable(content):
+        content = content()
+    state = snapshot_fact(FilledEnvState, path=dest, secret_path=secret_path)
+    if state and state["sha256"] == sha256(content) and (state["mode"], state["user"], state["group"]) == (mode, user, group):
+        host.noop(f"{dest} is up to date")
+        return
+    staged = host.get_temp_filename(f"vpskit-staged:{dest}:{sha256(content)}")
+    yield FileUploadCommand(BytesIO(content.encode()), staged, remote_temp_filename=host.get_temp_filename(staged))
+    s, d, filled = shlex.quote(staged), shlex.quote(dest), shlex.quote(staged + ".filled")
+    yield StringCommand(
+        f'( umask 077 && {read_password(secret_path)} && [ -n "$pw" ] && PW="$pw" {_FILL} {s} > {filled} ) && rm -f {s} && '
+        f"chmod {mode} {filled} && chown {user}:{group} {filled} && mv -f {filled} {d}"
+    )
+
+
 def _checkout_fact(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = "", **_):
     return [(GitCheckout, {"path": dest, "repo": repo, "ref": ref, "user": user, "ssh_env": ssh_env, "key_file": key_file})]
 
 
+def files_check(dest: str, rev: str, needs: tuple[tuple[str, ...], ...], missing: str) -> str:
+    """Shell that stops with ``missing`` unless commit ``rev`` of the checkout at ``dest`` holds all files of one group of ``needs``."""
+    if not needs:
+        return ""
+    d = shlex.quote(dest)
+    groups = " || ".join(
+        "{ " + " && ".join(f"git -C {d} cat-file -e {shlex.quote(f'{rev}:{path}')} 2>/dev/null" for path in group) + "; }"
+        for group in needs
+    )
+    return f"{{ {groups} || {{ echo {shlex.quote(missing)} >&2; exit 1; }}; }}"
+
+
 @planned(_checkout_fact)
 @operation()
-def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = ""):
+def git_checkout(
+    repo: str,
+    ref: str,
+    dest: str,
+    user: str,
+    ssh_env: str = "",
+    key_file: str = "",
+    needs: tuple[tuple[str, ...], ...] = (),
+    missing: str = "",
+):
     """
     Ensure ``dest`` is a checkout of ``repo`` at the commit ``ref`` points at now, owned by ``user``.
 
@@ -203,6 +317,8 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
     + user: who clones and owns the checkout
     + ssh_env: GIT_SSH_COMMAND prefix for a deploy key
     + key_file: the deploy key's path on the host ('' without one)
+    + needs: groups of paths in the repo; the new commit must hold every path of one group, or the run
+      stops with ``missing`` before the checkout moves to it
 
     **Example:**
 
@@ -214,7 +330,9 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
     state = snapshot_fact(fact, **kwargs)
     d = shlex.quote(dest)
     if state is None:
-        yield StringCommand(as_user(user, f"{ssh_env}git clone --quiet --branch {shlex.quote(ref)} {shlex.quote(repo)} {d}"))
+        clone = f"{ssh_env}git clone --quiet --branch {shlex.quote(ref)} {shlex.quote(repo)} {d}"
+        check = files_check(dest, "HEAD", needs, missing)
+        yield StringCommand(as_user(user, f"{clone} && {check}" if check else clone))
         return
     if state["error"]:
         raise OperationError(f"cannot read {repo}: {state['error']}")
@@ -225,6 +343,8 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
         commands.append(f"git -C {d} remote set-url origin {shlex.quote(repo)}")
     if state["skipped"] or state.get("head") != state["remote"] or commands:
         commands.append(f"{ssh_env}git -C {d} fetch --quiet origin {shlex.quote(ref)}")
+        if needs:
+            commands.append(files_check(dest, "FETCH_HEAD", needs, missing))
         commands.append(f"git -C {d} reset --quiet --hard FETCH_HEAD")
     if not commands:
         host.noop(f"{dest} is at {ref} ({state['head'][:12]})")
@@ -232,8 +352,20 @@ def git_checkout(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", k
     yield StringCommand(as_user(user, " && ".join(commands)))
 
 
-def app_code(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
+def app_code(
+    app: App,
+    paths: AppPaths,
+    user: str,
+    deploy_key: str = "",
+    needs: tuple = (),
+    missing: str = "",
+    brought: dict[str, str] | None = None,
+    db_port: int = 5432,
+):
     """The app's directories, deploy key, git checkout and .env (secrets kept); returns (checkout op, .env op).
+
+    ``needs`` and ``missing``: files a new commit must hold, as ``git_checkout`` takes them.
+    ``brought`` and ``db_port``: the brought secrets and PostgreSQL's port, as ``env_file_text`` takes them.
 
     Shared by the venv apps (``app_present``) and the compose apps (``compose.compose_app``).
     """
@@ -255,16 +387,26 @@ def app_code(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
         user=user,
         ssh_env=ssh_env,
         key_file=paths.deploy_key if app.deploy_key else "",
+        needs=needs,
+        missing=missing,
     )
-    env_op = checked_file(
-        name=f"{n}: environment (.env)",
-        dest=paths.env,
-        # Read when the operation runs: secrets restored earlier in this run (off-host recovery) are kept.
-        content=lambda: env_file_text(app, paths, host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))),
-        mode="600",
-        user=user,
-        group=user,
-    )
+
+    # Read when the operation runs: secrets restored earlier in this run (off-host recovery) are kept.
+    def content() -> str:
+        kept = host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))
+        return env_file_text(app, paths, kept, brought=brought, db_port=db_port)
+
+    if app.database.uses_postgres and any(PASSWORD_REF in value for value in app.env.values()):
+        env_op = filled_env_file(
+            name=f"{n}: environment (.env)",
+            dest=paths.env,
+            content=content,
+            secret_path=secret_env_path(n),
+            user=user,
+            group=user,
+        )
+    else:
+        env_op = checked_file(name=f"{n}: environment (.env)", dest=paths.env, content=content, mode="600", user=user, group=user)
     return code, env_op
 
 

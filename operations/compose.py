@@ -79,7 +79,7 @@ class ComposeProject(OutputLines):
 
 
 @deploy("Compose app")
-def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
+def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = "", brought: dict[str, str] | None = None, db_port: int = 5432):
     """
     Ensure a compose app is checked out, configured and up; rebuild it only when its code or env changed.
 
@@ -87,6 +87,8 @@ def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
     + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir)``)
     + user: the deploy user who owns the checkout
     + deploy_key: the deploy key's private key text ('' without one)
+    + brought: the app's ``secrets_from`` values, read on the controller (never printed)
+    + db_port: PostgreSQL's port, for ``${DB_PORT}`` in env values
 
     **Example:**
 
@@ -97,7 +99,7 @@ def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = ""):
     n = app.name
     files.directory(name="vpskit helper directory", path=CHECK_SCRIPT.rsplit("/", 1)[0], mode="755", user="root", group="root")
     check = files.put(name="Compose checks (ports, readiness)", src=str(FILES_DIR / "vpskit-compose-check"), dest=CHECK_SCRIPT, mode="755")
-    code, env_op = app_code(app, paths, user, deploy_key)
+    code, env_op = app_code(app, paths, user, deploy_key, brought=brought, db_port=db_port)
     keys = compose_stamp_keys(app, paths)
     changed = code.will_change or env_op.will_change
     plan = [

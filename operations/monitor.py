@@ -44,6 +44,8 @@ class AppCheck:
     url: str = ""
     # Host header and TLS server name for ``url`` (the app's domain when url points at 127.0.0.1).
     host: str = ""
+    # The site is behind HTTP basic auth: its 401 means it answers.
+    basic_auth: bool = False
 
 
 def health_settings(

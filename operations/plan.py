@@ -45,7 +45,7 @@ from .web import VenvApp, python_plans
 
 def app_paths(app: App, web_cfg: Web) -> AppPaths:
     """Where ``app`` lives on the host, by the ``[web]`` section."""
-    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir)
+    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir, app.app_dir)
 
 
 def spec(cls, section, **given):
@@ -224,7 +224,9 @@ class Plan:
     def web_apps(self) -> dict:
         c = self.config
         return dict(
-            apps=[VenvApp(a, self.paths(a), self.python[a.name], self._key(a)) for a in self.venv_apps],
+            apps=[
+                VenvApp(a, self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port) for a in self.venv_apps
+            ],
             absent=[(self.paths(a), a.purge) for a in c.apps if a.state != "present" and not a.is_compose],
             user=c.deploy_user.name,
             distro=self.distro,
@@ -241,7 +243,11 @@ class Plan:
     @property
     def compose_apps(self) -> list[dict]:
         user = self.config.deploy_user.name
-        return [dict(app=a, paths=self.paths(a), user=user, deploy_key=self._key(a)) for a in self.config.compose_apps]
+        c = self.config
+        return [
+            dict(app=a, paths=self.paths(a), user=user, deploy_key=self._key(a), brought=c.brought_secrets(a), db_port=c.postgres.port)
+            for a in c.compose_apps
+        ]
 
     @property
     def compose_absent(self) -> list[tuple[AppPaths, bool]]:
@@ -328,7 +334,7 @@ class Plan:
                         app_name=app.name,
                         job=self.job(job),
                         user=user,
-                        workdir=paths.src,
+                        workdir=paths.code,
                         venv=paths.venv,
                         env_file=paths.env,
                         secret_env_file=secret,
@@ -347,8 +353,9 @@ class Plan:
             AppCheck(
                 app.name,
                 "" if app.is_compose else self.paths(app).unit,
-                "https://127.0.0.1/" if app.domains else "",
+                f"https://127.0.0.1{app.health_path}" if app.domains else "",
                 app.domains[0] if app.domains else "",
+                basic_auth=app.basic_auth is not None,
             )
             for app in self.apps
             if app.repo and (app.domains or not app.is_compose)

@@ -106,7 +106,7 @@ class AppDatabaseState(FactBase):
                 sql,
                 "VPSKIT_SQL",
                 f"if [ -s {secret} ]; then",
-                f"  {_read_password(secret_path)}",
+                f"  {read_password(secret_path)}",
                 f'  if PGPASSWORD="$pw" PGCONNECT_TIMEOUT=5 psql -X -q -t -A -h 127.0.0.1 -p {int(port)}'
                 f" -U {shlex.quote(role)} -d {shlex.quote(db)} -c 'SELECT 1' 2>/dev/null | grep -qx 1; then echo login=1; fi",
                 "fi",
@@ -146,7 +146,7 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _read_password(secret_path: str) -> str:
+def read_password(secret_path: str) -> str:
     """Shell that sets $pw from the secret file's DATABASE_URL, without a command line holding it."""
     return f"pw=$(sed -n 's|^DATABASE_URL=postgresql://[^:]*:\\([^@]*\\)@.*|\\1|p' {shlex.quote(secret_path)})"
 
@@ -255,7 +255,7 @@ def app_database(db: str, role: str, secret_path: str, port: int = 5432):
         changed = True
         # The password travels in psql's standard input, built by the shell's printf builtin.
         sql = f"ALTER ROLE {ident(role)} PASSWORD '%s';\\n"
-        yield StringCommand(f'{_read_password(secret_path)} && [ -n "$pw" ] && printf {shlex.quote(sql)} "$pw" | {psql_command(port)}')
+        yield StringCommand(f'{read_password(secret_path)} && [ -n "$pw" ] && printf {shlex.quote(sql)} "$pw" | {psql_command(port)}')
 
     if "db_owner" not in state:
         changed = True

@@ -39,6 +39,9 @@ class VenvApp:
     paths: AppPaths
     python: PythonPlan
     deploy_key: str = ""
+    # The app's secrets_from values, read on the controller, and PostgreSQL's port (for ${DB_PORT}).
+    brought: dict | None = None
+    db_port: int = 5432
 
 
 def python_plans(apps: list[App], default_version: str, distro: Distro) -> dict[str, PythonPlan]:
@@ -108,7 +111,7 @@ def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str
     size = host.get_fact(HostSize)
     for a in apps:
         workers = default_workers(size["cpus"], size["memory_mb"], len(apps), worker_class(a.app))
-        app_present(a.app, a.paths, user, a.python.binary, a.python.version, workers, deploy_key=a.deploy_key)
+        app_present(a.app, a.paths, user, a.python.binary, a.python.version, workers, a.deploy_key, brought=a.brought, db_port=a.db_port)
     for paths, purge in absent:
         app_absent(paths, purge)
 

@@ -10,6 +10,9 @@ APP_NAME = r"^[a-z][a-z0-9-]{0,30}$"
 SERVICE = r"^[a-z0-9][a-z0-9_.-]*$"
 DB_IDENTIFIER = {"pattern": r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}$", "expect": "a database or user name"}
 ONE_LINE = r"^[^\n\r\0]*\Z"
+# ${NAME} in an env value; the database's names an app with a PostgreSQL database may refer to.
+REFERENCE = r"\$\{([^}]*)\}"
+DB_REFERENCES = ("DB_NAME", "DB_USER", "DB_PASSWORD", "DB_HOST", "DB_PORT")
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,9 @@ class App:
     env: dict[str, str] = setting(
         {},
         'Environment written to the app\'s `.env` (mode 600): `{ GREETING = "hi" }`; no single quotes or line breaks. '
-        "`DATA_DIR` is set by vpskit, and so is `DATABASE_URL` for a PostgreSQL app.",
+        "`DATA_DIR` is set by vpskit, and so is `DATABASE_URL` for a PostgreSQL app. Values may use `${NAME}` for the "
+        "app's `secrets` and `secrets_from` and its PostgreSQL database: `${DB_NAME}`, `${DB_USER}`, `${DB_PASSWORD}` "
+        "(filled in on the host), `${DB_HOST}`, `${DB_PORT}`.",
     )
     secrets: tuple[str, ...] = setting(
         ("SECRET_KEY",),
@@ -200,7 +205,26 @@ class App:
         pattern=ENV_NAME,
         expect="an environment variable name",
     )
-    requirements: str = setting("requirements.txt", "pip requirements file in the repo; installed when it (or the Python version) changed.")
+    app_dir: str = setting(
+        ".",
+        "The app's directory in the repo (`\"backend\"`): gunicorn's working directory, where `migrate`, `seed` and "
+        "the jobs run and the install files are read. `build_dir` and `static_dir` stay relative to the repo.",
+    )
+    install: str = setting(
+        "auto",
+        "How the dependencies get into the venv: `requirements` (`pip install -r`), `uv` (`uv sync --frozen`, no dev "
+        "group), `poetry` (`poetry install --only main --no-root`), `pyproject` (`pip install .`); `auto`: the first of "
+        "`uv.lock`, `poetry.lock`, the requirements file, `pyproject.toml` in `app_dir`. Re-installed when those files "
+        "(or the Python version) changed; uv and poetry are installed from PyPI at a version vpskit pins.",
+        choices=("auto", "requirements", "pyproject", "uv", "poetry"),
+    )
+    secrets_from: dict[str, str] = setting(
+        {},
+        'Secrets you bring, read on the machine running pyinfra at each run: `{ SMTP_PASSWORD = "env:SMTP_PASSWORD" }` '
+        '(an environment variable) or `"file:secrets/api-key"` (a file, relative to this config; one trailing line '
+        "break dropped). Written to the app's `.env` only, never printed; a changed value restarts the app.",
+    )
+    requirements: str = setting("requirements.txt", 'pip requirements file in `app_dir`, for `install = "requirements"` (or `auto`).')
     migrate: str = _one_line(
         "Command run in the checkout (venv on `PATH`, `.env` and `DATABASE_URL` loaded) whenever the deployed commit "
         "changed; re-run on the next deploy if it failed."
@@ -252,6 +276,14 @@ class App:
         pattern=SERVICE,
         expect="a compose service name",
     )
+    health_path: str = setting(
+        "/",
+        'Path the app answers on when healthy (`"/api/v1/utils/health-check/"`): after a deploy that restarts it, '
+        "vpskit waits for a status below 400 there on its loopback port (or fails the run with the end of its error "
+        "log), and `vpskit-health` checks it through the front proxy.",
+        pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$",
+        expect="a URL path starting with '/'",
+    )
     health_timeout: int = setting(
         120,
         '`kind = "compose"`: how long to wait after `up` for every service to run (and be healthy, where it has a healthcheck).',
@@ -275,6 +307,13 @@ class App:
     @property
     def is_compose(self) -> bool:
         return self.kind == "compose"
+
+    def references(self) -> set[str]:
+        """The names ``${NAME}`` in this app's env values may refer to."""
+        names = {*self.secrets, *self.secrets_from}
+        if self.database.uses_postgres:
+            names |= set(DB_REFERENCES)
+        return names
 
     @property
     def db_name(self) -> str:

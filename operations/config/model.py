@@ -64,6 +64,27 @@ class Config:
         """Whether the host gets a Docker Engine."""
         return self.docker.enabled or bool(self.compose_apps)
 
+    def brought_secret(self, source: str) -> str:
+        """The value of one ``secrets_from`` source, read now; ValueError saying what is missing (never the value)."""
+        kind, _, name = source.partition(":")
+        if kind == "env" and name:
+            if not os.environ.get(name):
+                raise ValueError(f"environment variable {name} is {'empty' if name in os.environ else 'not set'}")
+            return os.environ[name]
+        if kind == "file" and name:
+            path = self.path(name)
+            if not path.is_file():
+                raise ValueError(f"file {str(path)!r} does not exist")
+            value = path.read_text().removesuffix("\n").removesuffix("\r")
+            if not value:
+                raise ValueError(f"file {str(path)!r} is empty")
+            return value
+        raise ValueError(f"{source!r} is not 'env:VARIABLE' or 'file:PATH'")
+
+    def brought_secrets(self, app: App) -> dict[str, str]:
+        """The app's ``secrets_from``, read on this machine: name -> value."""
+        return {name: self.brought_secret(source) for name, source in app.secrets_from.items()}
+
     def public_keys(self) -> list[str]:
         """The deploy user's public keys, read from their files."""
         keys = []

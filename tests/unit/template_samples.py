@@ -20,6 +20,7 @@ PATHS = {
     "name": "shop",
     "root": "/srv/apps/shop",
     "src": "/srv/apps/shop/src",
+    "code": "/srv/apps/shop/src",
     "venv": "/srv/apps/shop/venv",
     "env": "/srv/apps/shop/.env",
     "logs": "/var/log/vpskit/shop",

@@ -285,7 +285,7 @@ MALFORMED = [
     ("bad-reboot-time-hour", _set("server", unattended_reboot_time="24:00"),
      {"server.unattended_reboot_time": "must be HH:MM"}),
     ("app-port-is-ssh-port", _both(_set("server", ssh_port=2222), _top(apps=[{"name": "shop", "port": 2222}])),
-     {"apps[0].port": "2222 is reserved for sshd/nginx"}),
+     {"apps[0].port": "2222 is reserved for sshd"}),
     ("app-port-80", _top(apps=[{"name": "shop", "port": 80}]),
      {"apps[0].port": "80 is reserved"}),
     ("app-port-443", _top(apps=[{"name": "shop", "port": 443}]),

@@ -141,7 +141,9 @@ def test_health_settings_list_optional_units_not_already_required():
         units=["postgresql.service", "nginx.service"], backup_items=["dibby"], drill_items=[],
     )  # fmt: skip
     assert settings["optional_units"] == ["fail2ban.service"]
-    assert settings["apps"] == [{"name": "dibby", "unit": "dibby.service", "url": "https://127.0.0.1/", "host": "dibby.example.test"}]
+    assert settings["apps"] == [
+        {"name": "dibby", "unit": "dibby.service", "url": "https://127.0.0.1/", "host": "dibby.example.test", "basic_auth": False}
+    ]
     assert settings["max_disk_used"] == 80 and settings["backup_items"] == ["dibby"]
     json.dumps(settings)
 

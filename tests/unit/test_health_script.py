@@ -105,6 +105,14 @@ def test_app_checks_unit_and_http_answer_with_host_header(web):
     assert statuses(stopped) == [("FAIL", "app dibby")]
 
 
+def test_a_site_behind_basic_auth_answering_401_is_healthy():
+    site = {"name": "admin", "unit": "", "url": "https://127.0.0.1/healthz", "host": "admin.example.test"}
+    results = health.check_apps(
+        [{**site, "basic_auth": True}, site], state=lambda unit: ("loaded", "active"), status_of=lambda url, host: 401
+    )
+    assert statuses(results) == [("ok", "app admin http"), ("FAIL", "app admin http")]
+
+
 def test_certificate_expiry(tmp_path):
     live = tmp_path / "live" / "dibby.example.test"
     live.mkdir(parents=True)

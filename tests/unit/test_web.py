@@ -56,6 +56,18 @@ def test_app_defaults(minimal_raw, tmp_path):
     assert (cfg.web.apps_dir, cfg.web.log_dir, cfg.web.ipv6) == ("/srv/apps", "/var/log/apps", True)
 
 
+def test_pythonpath_chosen_in_env_is_allowed(minimal_raw, tmp_path):
+    assert parse_app(minimal_raw, tmp_path, env={"PYTHONPATH": "src"}).apps[0].env == {"PYTHONPATH": "src"}
+
+
+def test_an_app_port_on_the_first_login_ssh_port_is_refused(minimal_raw, tmp_path):
+    minimal_raw["server"]["ssh_port"] = 2222
+    minimal_raw["first_login"] = {"port": 2200}
+    with pytest.raises(ConfigError) as exc:
+        parse_app(minimal_raw, tmp_path, port=2200)
+    assert exc.value.problems == ["apps[0].port: 2200 is reserved for sshd"]
+
+
 def test_app_env_table_is_read(minimal_raw, tmp_path):
     assert parse_app(minimal_raw, tmp_path, env={"A": "1", "B_2": "x y"}).apps[0].env == {"A": "1", "B_2": "x y"}
 
@@ -75,6 +87,14 @@ BAD_APPS = [
     ({"database": {"engine": "postgresql"}, "secrets": ["DATABASE_URL"]}, "apps[0].secrets[0]", "from the app's database"),
     ({"secrets": ["SECRET_KEY"], "env": {"SECRET_KEY": "x"}}, "apps[0].secrets[0]", "generated, not configured"),
     ({"static_dir": "../etc"}, "apps[0].static_dir", "inside the repo"),
+    ({"app_dir": "/srv/backend"}, "apps[0].app_dir", "inside the repo"),
+    ({"install": "pipenv"}, "apps[0].install", "must be one of"),
+    ({"env": {"PATH": "/opt/bin"}}, "apps[0].env.PATH", "break the app's process"),
+    ({"env": {"LD_PRELOAD": "/x.so"}}, "apps[0].env.LD_PRELOAD", "break the app's process"),
+    ({"secrets": ["PYTHONPATH"]}, "apps[0].secrets[0]", "generated random value"),
+    ({"secrets": ["LD_LIBRARY_PATH"]}, "apps[0].secrets[0]", "generated random value"),
+    ({"port": 22}, "apps[0].port", "reserved for sshd"),
+    ({"install": "requirements", "requirements": ""}, "apps[0].requirements", "is required with install = 'requirements'"),
     ({"static_url": "static"}, "apps[0].static_url", "start and end"),
     ({"max_body_size": "ten"}, "apps[0].max_body_size", "size like"),
     ({"rate_limit": "10/s"}, "apps[0].rate_limit", "rate like"),

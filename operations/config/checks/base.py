@@ -6,6 +6,7 @@ import ipaddress
 import re
 from pathlib import Path
 
+from ..calendar import is_calendar
 from ..model import Config
 from ..stack import CALENDAR, CALENDAR_EXPECT
 
@@ -75,8 +76,8 @@ class Checker:
         seen.setdefault(value, owner)
 
     def calendar(self, where: str, value: str) -> None:
-        """A systemd OnCalendar expression (the host's systemd-analyze checks it fully)."""
-        if not re.match("^" + CALENDAR, value):
+        """A systemd OnCalendar expression (``calendar.is_calendar``; the host's systemd-analyze checks it again)."""
+        if not re.match("^" + CALENDAR, value) or not is_calendar(value):
             self.add(where, f"{value!r} is not {CALENDAR_EXPECT}")
 
     def key_file(self, where: str, path: str, public: bool) -> None:
