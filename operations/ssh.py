@@ -183,7 +183,7 @@ class Algorithms:
 def supported_algorithms(ssh: SshdPolicy, available: dict[str, list[str]], policy: SshPolicy = NEWEST) -> Algorithms:
     """The configured algorithms (an empty list: ``policy``'s) the host's OpenSSH knows, in that order."""
     wanted = {
-        "kex": ssh.kex_algorithms or policy.kex,
+        "kex": ssh.kex_algorithms or policy.offered_kex,
         "ciphers": ssh.ciphers or policy.ciphers,
         "macs": ssh.macs or policy.macs,
         "host_key": ssh.host_key_algorithms or policy.host_key,

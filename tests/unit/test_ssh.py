@@ -315,6 +315,16 @@ def test_policy_lists_match_the_ssh_audit_policies_they_name():
         assert audit["dh_modulus_sizes"]["diffie-hellman-group-exchange-sha256"] == policy.min_modulus_bits
 
 
+def test_every_release_offers_a_key_exchange_pyinfras_ssh_library_speaks():
+    """paramiko has no post-quantum key exchange: a host offering only those would shut vpskit out."""
+    paramiko = pytest.importorskip("paramiko")
+    speaks = set(paramiko.Transport._preferred_kex)
+    for release, policy in POLICIES.items():
+        assert speaks & set(policy.offered_kex), release
+        assert policy.offered_kex[: len(policy.kex)] == policy.kex, release  # the policy's come first
+    assert supported_algorithms(Ssh(), {}, release_policy("debian13")).kex[-1] == "curve25519-sha256@libssh.org"
+
+
 # ------------------------------------------------------------------ drop-in
 
 
