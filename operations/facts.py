@@ -101,11 +101,13 @@ class AptLockHolders(FactBase):
     )
 
     def command(self):
-        # /proc/locks lists every POSIX lock by inode; match the lock files' inodes.
+        # /proc/locks lists every POSIX lock of the kernel by inode; match the lock files' inodes.
+        # A holder outside this host's PID namespace (another container on the same kernel,
+        # whose files may share the inode numbers of one image) shows as PID 0: not ours.
         paths = " ".join(shlex.quote(p) for p in self.locks)
         return (
             f'for f in {paths}; do [ -e "$f" ] && stat -c \'%i\' "$f"; done | '
-            'while read ino; do awk -v ino="$ino" \'{split($6, a, ":"); if (a[3] == ino) print $5}\' /proc/locks; done '
+            'while read ino; do awk -v ino="$ino" \'{split($6, a, ":"); if (a[3] == ino && $5 > 0) print $5}\' /proc/locks; done '
             "| sort -u"
         )
 

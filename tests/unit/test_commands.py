@@ -237,3 +237,17 @@ def test_whole_config_check_sees_no_backup_in_the_config_directory(tmp_path):
     assert seen.read_text().split() == ["app.conf"]
     assert dest.read_text() == "old\n"
     assert sorted(p.name for p in stage_dir.iterdir()) == []
+
+
+def test_apt_lock_holders_ignores_locks_of_processes_outside_this_pid_namespace(tmp_path):
+    """/proc/locks is the kernel's: another container's apt shows with PID 0 and must not count as a holder."""
+    lock = tmp_path / "lock-frontend"
+    lock.write_text("")
+    ino = lock.stat().st_ino
+    locks = tmp_path / "locks"
+    locks.write_text(f"1: POSIX  ADVISORY  WRITE 0 00:2f:{ino} 0 EOF\n2: POSIX  ADVISORY  WRITE 4242 00:30:{ino} 0 EOF\n")
+    fact = AptLockHolders()
+    fact.locks = (str(lock),)
+    command = fact.command().replace("/proc/locks", str(locks))
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert fact.process(out) == [4242]
