@@ -46,3 +46,12 @@ def test_a_job_or_backup_schedule_in_words_is_a_config_error(minimal_raw, tmp_pa
         parse_config(minimal_raw, base_dir=str(tmp_path))
     assert sorted(p.split(": ", 1)[0] for p in exc.value.problems) == ["apps[0].jobs[0].schedule", "backups.schedule"]
     assert "'every day at noon' is not a systemd calendar" in "\n".join(exc.value.problems)
+
+
+def test_the_health_check_and_off_host_check_schedules_are_parsed_too(minimal_raw, tmp_path):
+    minimal_raw["monitor"] = {"schedule": "every day at noon"}
+    minimal_raw["backups"] = {"offsite": {"repository": "/mnt/copy", "check_schedule": "weekly on sunday"}}
+    (tmp_path / "vpskit-offsite.password").write_text("kept\n")
+    with pytest.raises(ConfigError) as exc:
+        parse_config(minimal_raw, base_dir=str(tmp_path))
+    assert sorted(p.split(": ", 1)[0] for p in exc.value.problems) == ["backups.offsite.check_schedule", "monitor.schedule"]

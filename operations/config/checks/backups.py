@@ -32,6 +32,7 @@ def _check_offsite(c: Checker, config) -> None:
         if o.restore:
             c.add("backups.offsite.restore", "needs backups.offsite.repository, the repository to restore from")
         return
+    c.calendar("backups.offsite.check_schedule", o.check_schedule)
     repo = o.repository
     if repo.startswith("sftp:") and not SFTP_RE.match(repo):
         c.add("backups.offsite.repository", f"{repo!r} is not sftp:user@host:/path or sftp://user@host:port//path")
