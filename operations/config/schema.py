@@ -6,7 +6,7 @@ A field of a config section is declared with ``setting``::
     upgrade: str = setting("full", "`full` (apt dist-upgrade), `safe` (apt upgrade) or `none`.",
                            choices=("full", "safe", "none"))
 
-The rule it carries (choices, a range, a pattern) is checked for every value by ``field_problems``
+The rule it carries (choices, a range, a pattern, a test) is checked for every value by ``field_problems``
 and listed in the generated reference (docs/config.md); a section's checks module holds only the
 rules that look at more than one field. A field's default is always valid.
 """
@@ -36,6 +36,9 @@ class Rule:
     error: str = ""
     # Unit of a number in messages and the reference: "seconds".
     unit: str = ""
+    # A test a value that matches the pattern must also pass, for what a regular expression cannot say
+    # (a systemd calendar event): ``calendar.is_calendar``.
+    valid: typing.Callable[[str], bool] | None = None
 
     def allowed(self) -> str:
         """The allowed values in words, for the reference."""
@@ -64,6 +67,8 @@ class Rule:
             if high is not None and value > high:
                 return self._say("must be {maximum} or less" + unit + ", got {value}", value)
         if self.pattern and isinstance(value, str) and not re.match(self.pattern, value):
+            return self._say("{value!r} is not " + self.expect, value)
+        if self.valid and isinstance(value, str) and value and not self.valid(value):
             return self._say("{value!r} is not " + self.expect, value)
         return None
 

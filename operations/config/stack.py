@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .calendar import is_calendar
 from .schema import ABSOLUTE, ENV_NAME, PORT, PYTHON_VERSION, setting
 
 # systemd OnCalendar: weekdays, dates, times, ranges, lists, repetitions, shorthands and a timezone.
 CALENDAR = r"(?=.*\S)[A-Za-z0-9*,./:~+_ -]+$"
 CALENDAR_EXPECT = "a systemd calendar like '*-*-* 02:00:00' or 'Sun *-*-* 23:59:00'"
+# The rule of an OnCalendar field: the characters, then the parser (``calendar.py``).
+CALENDAR_RULE = {"pattern": "^" + CALENDAR, "expect": CALENDAR_EXPECT, "valid": is_calendar}
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,7 @@ class Offsite:
     check_schedule: str = setting(
         "Sun *-*-* 05:00:00",
         "systemd OnCalendar of `restic check --read-data-subset`, which reads a sample of the data back.",
-        pattern="^" + CALENDAR,
-        expect=CALENDAR_EXPECT,
+        **CALENDAR_RULE,
     )
     check_subset: str = setting(
         "5%",
@@ -204,8 +206,7 @@ class Backups:
     schedule: str = setting(
         "*-*-* 02:00:00",
         "systemd OnCalendar of the backup run; missed runs are caught up at boot.",
-        pattern="^" + CALENDAR,
-        expect=CALENDAR_EXPECT,
+        **CALENDAR_RULE,
     )
     keep_days: int = setting(
         7,
@@ -219,6 +220,7 @@ class Backups:
         pattern=r"^(\Z|" + CALENDAR + ")",
         expect=CALENDAR_EXPECT + ", or empty",
         error="{value!r} is not " + CALENDAR_EXPECT,
+        valid=is_calendar,
     )
     offsite: Offsite = setting(Offsite, "Off-host copies with restic, a `[backups.offsite]` table.")
 
@@ -275,9 +277,8 @@ class Monitor:
     min_cert_days: int = setting(14, "Fewest days a TLS certificate may have left.", minimum=1, unit="days")
     journal_hours: int = setting(24, "How far back error-level journal lines are listed (as a warning).", minimum=1, unit="hours")
     schedule: str = setting(
-        "*:0/5", "systemd OnCalendar of the scheduled check that notifies on changes (every 5 minutes).",
-        pattern="^" + CALENDAR, expect=CALENDAR_EXPECT,
-    )  # fmt: skip
+        "*:0/5", "systemd OnCalendar of the scheduled check that notifies on changes (every 5 minutes).", **CALENDAR_RULE
+    )
     remind_hours: int = setting(
         24,
         "While an item stays failing, remind at most this often; also how long a recovered item that fails again "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from operations.config import ConfigError, parse_config
@@ -55,3 +57,23 @@ def test_the_health_check_and_off_host_check_schedules_are_parsed_too(minimal_ra
     with pytest.raises(ConfigError) as exc:
         parse_config(minimal_raw, base_dir=str(tmp_path))
     assert sorted(p.split(": ", 1)[0] for p in exc.value.problems) == ["backups.offsite.check_schedule", "monitor.schedule"]
+
+
+def test_every_calendar_field_of_the_schema_is_parsed_not_only_pattern_matched():
+    from operations.config import model
+    from operations.config.schema import config_fields, rule_of, table_of
+
+    seen, todo, calendars = set(), [model.Config], []
+    while todo:
+        section = todo.pop()
+        if section in seen:
+            continue
+        seen.add(section)
+        hints = typing.get_type_hints(section)
+        for f in config_fields(section):
+            if table_of(hints[f.name]) is not None:
+                todo.append(table_of(hints[f.name]))
+            elif "calendar" in rule_of(f).expect:
+                calendars.append(f"{section.__name__}.{f.name}")
+                assert rule_of(f).valid is is_calendar, f"{section.__name__}.{f.name}"
+    assert len(calendars) >= 4, calendars

@@ -19,10 +19,6 @@ def check(c: Checker, config) -> None:
     d = config.backups.dir
     if not SAFE_PATH_RE.match(d) or d.rstrip("/") in ("", "/etc", "/var", "/home", "/root", "/tmp"):
         c.add("backups.dir", f"must be an absolute directory of its own (vpskit sets it to mode 700), got {d!r}")
-    for name in ("schedule", "drill_schedule"):
-        value = getattr(config.backups, name)
-        if value:
-            c.calendar(f"backups.{name}", value)
     _check_offsite(c, config)
 
 
@@ -32,7 +28,6 @@ def _check_offsite(c: Checker, config) -> None:
         if o.restore:
             c.add("backups.offsite.restore", "needs backups.offsite.repository, the repository to restore from")
         return
-    c.calendar("backups.offsite.check_schedule", o.check_schedule)
     repo = o.repository
     if repo.startswith("sftp:") and not SFTP_RE.match(repo):
         c.add("backups.offsite.repository", f"{repo!r} is not sftp:user@host:/path or sftp://user@host:port//path")

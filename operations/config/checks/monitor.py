@@ -15,7 +15,6 @@ def check(c: Checker, config) -> None:
     m = config.monitor
     if m.max_load_per_core <= 0:
         c.add("monitor.max_load_per_core", f"must be more than 0, got {m.max_load_per_core}")
-    c.calendar("monitor.schedule", m.schedule)
     for i, n in enumerate(m.notify):
         where = f"monitor.notify[{i}]"
         if n.kind == "email":
