@@ -35,3 +35,7 @@ class Site:
     api_upstream: str = ""
     # Caddy only: HTTP basic auth for the whole site.
     basic_auth: Login | None = None
+    # Response headers over vpskit's security headers (a "" value removes one), for sites with routes.
+    headers: tuple[tuple[str, str], ...] = ()
+    # Paths served by other upstreams or host directories (``operations.routes.Route``); the app's port serves the rest.
+    routes: tuple = ()
