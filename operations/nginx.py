@@ -15,6 +15,7 @@ from pyinfra.operations import files
 
 from .certbot import ACME_WEBROOT, CertFiles, Issuer, cert_files, certificate
 from .render import render, render_text
+from .routes import security_headers, site_servers
 from .sites import Site
 from .validated import checked_file
 
@@ -63,8 +64,12 @@ def site_text(
     user's own site template ('' for vpskit's), which reads ``app`` as given. ``http2_on``: nginx
     1.25.1+ syntax (``http2 on;``, ``Distro.nginx_http2_directive``) instead of ``listen ... http2``.
     """
+    headers, _ = security_headers(hsts_max_age, getattr(app, "headers", ()))
     context = dict(
         app=app,
+        servers=site_servers(app, hsts_max_age),
+        headers=headers,
+        hidden=[name for name, _ in getattr(app, "headers", ())],
         id=re.sub(r"[^a-z0-9_]", "_", app.name),
         tls=tls,
         static_path=static_path,
@@ -76,12 +81,17 @@ def site_text(
     return render_text(template, **context) if template else render("nginx-site.conf.j2", **context)
 
 
+def main_text(rate_limits: dict[str, str]) -> str:
+    """nginx.conf: TLS settings, the JSON log format, and the rate-limit zones (``vpskit_<name>``)."""
+    return render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES, rate_limits=sorted(rate_limits.items()))
+
+
 def read_template(path: str | Path | None) -> str:
     return Path(path).read_text() if path else ""
 
 
 @deploy("nginx")
-def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
+def nginx_base(ipv6: bool = True, reject_handshake: bool = True, rate_limits: dict[str, str] | None = None):
     """
     Ensure nginx's main config (TLS settings, no version banner) and a catch-all default server.
 
@@ -90,6 +100,7 @@ def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
     + ipv6: also listen on IPv6
     + reject_handshake: nginx has ``ssl_reject_handshake`` (1.19.4+, ``Distro.nginx_rejects_handshake``);
       without it the catch-all HTTPS server gets a self-signed certificate for no name and answers nothing
+    + rate_limits: named request rates per client address (``{"api": "10r/s"}``) that site routes refer to
 
     **Example:**
 
@@ -97,7 +108,7 @@ def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
 
         changes = nginx_base(ipv6=True)
     """
-    main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES), validate=CHECK)
+    main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=main_text(rate_limits or {}), validate=CHECK)
     stock = files.link(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
     changes = [main, stock]
     default_cert = None

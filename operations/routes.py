@@ -73,6 +73,8 @@ class Route:
     static: str = ""
     cache_control: str = ""
     basic_auth: Login | None = None
+    # Set in a ``Server``: names what the proxy's config keeps for this route (``<block>_<route>``, from 1).
+    key: str = ""
 
     @property
     def prefix(self) -> bool:
@@ -156,9 +158,14 @@ def site_servers(site: Site, hsts_max_age: int) -> tuple[Server, ...]:
         mine = [route for route in site.routes if not route.domains or domain in route.domains]
         if not any(route.path == "/" for route in mine):
             mine.append(default)
+        groups.setdefault(tuple(sorted(mine, key=lambda r: (-len(r.path), r.path))), []).append(domain)
+    servers = []
+    for i, (routes, names) in enumerate(groups.items(), 1):
         resolved = []
-        for route in sorted(mine, key=lambda r: (-len(r.path), r.path)):
-            headers, gone = merged_headers(base, removed, route.headers)
-            resolved.append(replace(route, domains=(), headers=headers, removed=gone, max_body_size=route.max_body_size or site.max_body_size))
-        groups.setdefault(tuple(resolved), []).append(domain)
-    return tuple(Server(tuple(names), routes) for routes, names in groups.items())
+        for j, route in enumerate(routes, 1):
+            cache = (("Cache-Control", route.cache_control),) if route.cache_control else ()
+            headers, gone = merged_headers(base, removed, (*route.headers, *cache))
+            size = route.max_body_size or site.max_body_size
+            resolved.append(replace(route, domains=(), headers=headers, removed=gone, max_body_size=size, key=f"{i}_{j}"))
+        servers.append(Server(tuple(names), tuple(resolved)))
+    return tuple(servers)

@@ -144,7 +144,7 @@ class Cors:
         pattern=HEADER_NAME,
         expect="a header name",
     )
-    credentials: bool = setting(False, "`Access-Control-Allow-Credentials: true` (cookies); not with `origins = [\"*\"]`.")
+    credentials: bool = setting(False, '`Access-Control-Allow-Credentials: true` (cookies); not with `origins = ["*"]`.')
     max_age: int = setting(86400, "`Access-Control-Max-Age`: how long a browser keeps the preflight's answer.", minimum=0, unit="seconds")
 
 
@@ -177,7 +177,7 @@ class Route:
     )
     rate_limit: str = setting("", "nginx only: a zone of `[web.rate_limits]`; requests beyond it are answered 429.")
     burst: int = setting(0, "Requests a client may make above the zone's rate before the 429s start.", minimum=0)
-    max_body_size: str = setting("", "Largest request body (`\"50m\"`); empty: the app's `max_body_size`.", **SIZE)
+    max_body_size: str = setting("", 'Largest request body (`"50m"`); empty: the app\'s `max_body_size`.', **SIZE)
     headers: dict[str, str] = setting(
         {},
         'Response headers of this route, over the site\'s (`{ X-Frame-Options = "DENY" }`); `""` removes one.',
@@ -389,7 +389,9 @@ class App:
         '`X-Content-Type-Options`, HSTS): `{ X-Frame-Options = "DENY", Content-Security-Policy = "default-src \'self\'" }`; '
         '`""` removes one.',
     )
-    routes: tuple[Route, ...] = setting((), "Paths of the site served by other upstreams or host directories, one `[[apps.routes]]` table each.")
+    routes: tuple[Route, ...] = setting(
+        (), "Paths of the site served by other upstreams or host directories, one `[[apps.routes]]` table each."
+    )
 
     @property
     def is_compose(self) -> bool:

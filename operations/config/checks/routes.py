@@ -83,7 +83,7 @@ def _check_target(c: Checker, w: str, app, route, config) -> None:
     elif int(port) in (config.server.ssh_port, config.first_login.port, 80, 443):
         c.add(f"{w}.upstream", f"{port} is reserved for sshd or the front proxy")
     if service and not app.is_compose:
-        c.add(f"{w}.upstream", f"{route.upstream!r} names a compose service, but app {app.name} is not kind = \"compose\"")
+        c.add(f"{w}.upstream", f'{route.upstream!r} names a compose service, but app {app.name} is not kind = "compose"')
 
 
 def _check_limits(c: Checker, w: str, route, config) -> None:
