@@ -76,7 +76,19 @@ class Job:
         "`DATABASE_URL` loaded; `cron`: run as-is by `/bin/sh` in the checkout, with cron's plain environment."
     )
     kind: str = setting("timer", "`timer` (systemd timer, `Persistent=true`) or `cron`.", choices=("timer", "cron"))
-    user: str = setting("", "Unix user the command runs as; empty: the deploy user.", pattern=USER_NAME, expect="a valid user name")
+    user: str = setting(
+        "",
+        "Unix user the command runs as; empty: the deploy user. Compose apps: the user in the container (`exec --user`).",
+        pattern=USER_NAME,
+        expect="a valid user name",
+    )
+    service: str = setting(
+        "",
+        '`kind = "compose"` apps: the service the command runs in (`docker compose exec -T <service> sh -c ...`, by root on '
+        "the host); empty: the app's `service`.",
+        pattern=SERVICE,
+        expect="a compose service name",
+    )
 
 
 @dataclass(frozen=True)
@@ -176,7 +188,7 @@ class Route:
         **DURATION,
     )
     rate_limit: str = setting("", "nginx only: a zone of `[web.rate_limits]`; requests beyond it are answered 429.")
-    burst: int = setting(0, "Requests a client may make above the zone's rate before the 429s start.", minimum=0)
+    burst: int = setting(0, "Requests a client may send beyond the zone's rate before the 429s start.", minimum=0)
     max_body_size: str = setting("", 'Largest request body (`"50m"`); empty: the app\'s `max_body_size`.', **SIZE)
     headers: dict[str, str] = setting(
         {},
