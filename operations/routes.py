@@ -36,7 +36,7 @@ class Cors:
 
     @property
     def response_headers(self) -> tuple[tuple[str, str], ...]:
-        """What an answer to an allowed origin carries besides ``Access-Control-Allow-Origin``."""
+        """What every answer of the route carries; only an allowed origin also gets ``Access-Control-Allow-Origin``."""
         headers = [
             ("Access-Control-Allow-Methods", ", ".join(self.methods)),
             ("Access-Control-Allow-Headers", ", ".join(self.headers)),
@@ -164,7 +164,8 @@ def site_servers(site: Site, hsts_max_age: int) -> tuple[Server, ...]:
         resolved = []
         for j, route in enumerate(routes, 1):
             cache = (("Cache-Control", route.cache_control),) if route.cache_control else ()
-            headers, gone = merged_headers(base, removed, (*route.headers, *cache))
+            cors = route.cors.response_headers if route.cors else ()
+            headers, gone = merged_headers(base, removed, (*route.headers, *cache, *cors))
             size = route.max_body_size or site.max_body_size
             resolved.append(replace(route, domains=(), headers=headers, removed=gone, max_body_size=size, key=f"{i}_{j}"))
         servers.append(Server(tuple(names), tuple(resolved)))

@@ -92,7 +92,7 @@ def test_nginx_prefix_routes_strip_limit_and_answer_cors_preflights():
         "add_header Access-Control-Allow-Origin $cors_learnup_1_5 always;",
         'add_header Access-Control-Allow-Methods "GET, POST, PUT, PATCH, DELETE, OPTIONS" always;',
         'add_header Vary "Origin" always;',
-        "if ($request_method = OPTIONS) {\n            return 204;\n        }",
+        "if ($preflight_learnup_1_5) {\n            return 204;\n        }",
         "proxy_hide_header X-Frame-Options;",
         "proxy_pass http://127.0.0.1:5000/;",
         'proxy_set_header Connection "";',
@@ -102,6 +102,10 @@ def test_nginx_prefix_routes_strip_limit_and_answer_cors_preflights():
     assert "Upgrade" not in api
     text = site_text(LEARNUP, CERT, "", 63072000)
     assert 'map $http_origin $cors_learnup_1_5 {\n    default "";\n    "https://learnup.example.test" $http_origin;\n}' in text
+    assert (
+        'map "$request_method $http_origin" $preflight_learnup_1_5 {\n    default 0;\n    "OPTIONS https://learnup.example.test" 1;\n}'
+        in text
+    )
 
 
 def test_nginx_websockets_timeouts_static_files_and_exact_paths():
