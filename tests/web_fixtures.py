@@ -128,6 +128,18 @@ def prepare_web_target(target: Target, raw: dict) -> dict:
     return cfg
 
 
+def with_caddy(raw: dict) -> dict:
+    """``raw`` with Caddy as the front proxy, less the rate limits the distro's Caddy cannot enforce."""
+    cfg = json.loads(json.dumps(raw))
+    cfg.setdefault("web", {})["proxy"] = "caddy"
+    cfg["web"].pop("rate_limits", None)
+    for app in cfg.get("apps", []):
+        for route in app.get("routes", []):
+            route.pop("rate_limit", None)
+            route.pop("burst", None)
+    return cfg
+
+
 def https_get(target: Target, url: str, *curl_args: str) -> subprocess.CompletedProcess:
     """curl inside the target, trusting pebble's issuing root only."""
     args = " ".join(curl_args)

@@ -26,7 +26,7 @@ import pytest
 from tests.audit import PEBBLE_CERTIFICATE_ISSUES, sslyze_mozilla
 from tests.images import build_compose_base
 from tests.rig import ROOT, dump_toml, run_pyinfra, start_target, target_config
-from tests.web_fixtures import GIT_DIR, https_get, load_images, prepare_web_target, use_local_images
+from tests.web_fixtures import GIT_DIR, https_get, load_images, prepare_web_target, use_local_images, with_caddy
 
 pytestmark = pytest.mark.e2e
 
@@ -186,8 +186,7 @@ def test_container_database_backup_restores_into_a_scratch_database(ubuntu):
 
 
 def test_switching_to_caddy_serves_the_app_with_pebble_certificates_and_headers(ubuntu):
-    raw = json.loads(json.dumps(ubuntu.raw))
-    raw["web"]["proxy"] = "caddy"
+    raw = with_caddy(ubuntu.raw)
     ubuntu.raw_caddy = raw
     run = ubuntu.deploy("caddy", raw)
     assert run.errors == 0
@@ -268,7 +267,7 @@ def debian(request, docker_engine, images, keys, tmp_path_factory):
         raw["apps"] = [dibby]
         raw = prepare_web_target(target, raw)
         raw["docker"].update(source="distro", enabled=True, storage_driver="vfs")
-        raw["web"]["proxy"] = "caddy"
+        raw = with_caddy(raw)
         h.raw = raw
         started = time.time()
         h.deploy("first", raw)
