@@ -68,6 +68,7 @@ def site_text(
     context = dict(
         app=app,
         servers=site_servers(app, hsts_max_age),
+        zones=getattr(app, "zones", ()) if getattr(app, "routes", ()) else (),
         headers=headers,
         hidden=[name for name, _ in getattr(app, "headers", ())],
         id=re.sub(r"[^a-z0-9_]", "_", app.name),
@@ -81,9 +82,9 @@ def site_text(
     return render_text(template, **context) if template else render("nginx-site.conf.j2", **context)
 
 
-def main_text(rate_limits: dict[str, str]) -> str:
-    """nginx.conf: TLS settings, the JSON log format, and the rate-limit zones (``vpskit_<name>``)."""
-    return render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES, rate_limits=sorted(rate_limits.items()))
+def main_text() -> str:
+    """nginx.conf: TLS settings, no version banner, the JSON log format of sites with routes."""
+    return render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES)
 
 
 def read_template(path: str | Path | None) -> str:
@@ -91,7 +92,7 @@ def read_template(path: str | Path | None) -> str:
 
 
 @deploy("nginx")
-def nginx_base(ipv6: bool = True, reject_handshake: bool = True, rate_limits: dict[str, str] | None = None):
+def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
     """
     Ensure nginx's main config (TLS settings, no version banner) and a catch-all default server.
 
@@ -100,7 +101,6 @@ def nginx_base(ipv6: bool = True, reject_handshake: bool = True, rate_limits: di
     + ipv6: also listen on IPv6
     + reject_handshake: nginx has ``ssl_reject_handshake`` (1.19.4+, ``Distro.nginx_rejects_handshake``);
       without it the catch-all HTTPS server gets a self-signed certificate for no name and answers nothing
-    + rate_limits: named request rates per client address (``{"api": "10r/s"}``) that site routes refer to
 
     **Example:**
 
@@ -108,7 +108,7 @@ def nginx_base(ipv6: bool = True, reject_handshake: bool = True, rate_limits: di
 
         changes = nginx_base(ipv6=True)
     """
-    main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=main_text(rate_limits or {}), validate=CHECK)
+    main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=main_text(), validate=CHECK)
     stock = files.link(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
     changes = [main, stock]
     default_cert = None

@@ -86,14 +86,16 @@ def route_spec(app: App, r) -> Route:
     )
 
 
-def site_spec(app: App) -> Site:
-    """What the front proxy serves for ``app``: its names, port, limits, headers and routes."""
+def site_spec(app: App, rate_limits: dict[str, str]) -> Site:
+    """What the front proxy serves for ``app``: its names, port, limits, headers, routes and the zones they use."""
+    used = dict.fromkeys(r.rate_limit for r in app.routes if r.rate_limit)
     return spec(
         Site,
         app,
         basic_auth=login(app.basic_auth),
         headers=tuple(app.headers.items()),
         routes=tuple(route_spec(app, r) for r in app.routes),
+        zones=tuple((name, rate_limits[name]) for name in used),
     )
 
 
@@ -317,7 +319,7 @@ class Plan:
         c = self.config
         template = c.web.caddyfile_template if c.web.proxy == "caddy" else c.web.site_template
         return dict(
-            sites=[site_spec(a) for a in self.apps if a.domains and (a.repo or a.is_compose)],
+            sites=[site_spec(a, c.web.rate_limits) for a in self.apps if a.domains and (a.repo or a.is_compose)],
             absent=[a.name for a in c.apps if a.state != "present"],
             proxy=c.web.proxy,
             tls=spec(Issuer, c.tls),
@@ -325,7 +327,6 @@ class Plan:
             ipv6=c.web.ipv6,
             template=read_template(c.path(template) if template else None),
             static_paths={a.name: f"{self.paths(a).src}/{a.static_dir.strip('/')}" for a in self.apps if a.static_dir},
-            rate_limits=dict(c.web.rate_limits),
             reject_handshake=self.distro.nginx_rejects_handshake,
             http2_on=self.distro.nginx_http2_directive,
         )

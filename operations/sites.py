@@ -39,3 +39,5 @@ class Site:
     headers: tuple[tuple[str, str], ...] = ()
     # Paths served by other upstreams or host directories (``operations.routes.Route``); the app's port serves the rest.
     routes: tuple = ()
+    # The request-rate zones its routes name: (name, rate like "10r/s"), each counted per client address for this site.
+    zones: tuple[tuple[str, str], ...] = ()

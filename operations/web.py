@@ -125,7 +125,6 @@ def front_proxy(
     ipv6: bool = True,
     template: str = "",
     static_paths: dict[str, str] | None = None,
-    rate_limits: dict[str, str] | None = None,
     reject_handshake: bool = True,
     http2_on: bool = False,
 ):
@@ -140,7 +139,6 @@ def front_proxy(
     + ipv6: also listen on IPv6 (nginx)
     + template: text of a user's own nginx site or Caddyfile template ('' for vpskit's)
     + static_paths: app name -> directory on the host nginx serves at the site's ``static_url``
-    + rate_limits: named request rates (``{"api": "10r/s"}``) the sites' routes use (nginx)
     + reject_handshake: this nginx has ``ssl_reject_handshake`` (``Distro.nginx_rejects_handshake``)
     + http2_on: this nginx wants ``http2 on;`` (``Distro.nginx_http2_directive``)
 
@@ -154,7 +152,7 @@ def front_proxy(
         caddy_proxy(sites, tls, template, hsts_max_age)
         return
     caddy_stopped()
-    nginx_proxy(sites, absent, tls, hsts_max_age, ipv6, template, static_paths or {}, rate_limits or {}, reject_handshake, http2_on)
+    nginx_proxy(sites, absent, tls, hsts_max_age, ipv6, template, static_paths or {}, reject_handshake, http2_on)
 
 
 def nginx_proxy(
@@ -165,7 +163,6 @@ def nginx_proxy(
     ipv6: bool,
     template: str,
     static_paths: dict[str, str],
-    rate_limits: dict[str, str],
     reject_handshake: bool,
     http2_on: bool,
 ):
@@ -175,7 +172,7 @@ def nginx_proxy(
 
     # nginx, phase 1: every site as far as its certificate allows (HTTP only
     # until it has one), so the ACME challenges can be answered.
-    changes = nginx_base(ipv6=ipv6, reject_handshake=reject_handshake, rate_limits=rate_limits)
+    changes = nginx_base(ipv6=ipv6, reject_handshake=reject_handshake)
     if letsencrypt:
         certbot_installed(tls)
 

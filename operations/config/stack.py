@@ -99,7 +99,8 @@ class Web:
     rate_limits: dict[str, str] = setting(
         {},
         'Named request-rate zones, per client address, that routes use by name (`rate_limit = "api"`): '
-        '`{ api = "10r/s", general = "30r/s" }` (`r/s` or `r/m`). nginx only: the distro\'s Caddy has no rate limiting.',
+        '`{ api = "10r/s", general = "30r/s" }` (`r/s` or `r/m`); each app counts its own requests. nginx only: the '
+        "distro's Caddy has no rate limiting.",
     )
 
 

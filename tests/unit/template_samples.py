@@ -112,12 +112,9 @@ SAMPLES: dict[str, dict] = {
         "servers": [],
         "headers": [["X-Frame-Options", "DENY"]],
         "hidden": ["X-Frame-Options"],
+        "zones": [["api", "10r/s"]],
     },
-    "nginx.conf.j2": {
-        "ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
-        "curves": "X25519:prime256v1",
-        "rate_limits": [["api", "10r/s"]],
-    },
+    "nginx.conf.j2": {"ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256", "curves": "X25519:prime256v1"},
     "oneshot.service.j2": {
         "description": "job snapshot of app shop",
         "after": ["postgresql.service"],

@@ -47,7 +47,7 @@ def test_the_proxy_gets_plain_site_specs_with_resolved_routes(minimal_raw, tmp_p
         "/var/www/learnup/uploads",
         "public, max-age=2592000, immutable",
     )
-    assert args["rate_limits"] == {"api": "10r/s", "general": "30r/s"}
+    assert site.zones == (("api", "10r/s"), ("general", "30r/s"))
 
 
 def test_the_release_decides_what_nginx_can_say_in_the_plan(minimal_raw, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ LEARNUP = Site(
     3000,
     max_body_size="50m",
     headers=(("Content-Security-Policy", "default-src 'self'"), ("Referrer-Policy", "no-referrer")),
+    zones=(("api", "10r/s"), ("general", "30r/s")),
     routes=(
         Route("/", domains=("api.learnup.example.test",), upstream=API, rate_limit="api", burst=20),
         Route("/api/", upstream=API, strip_prefix=True, rate_limit="api", burst=20, headers=(("X-Frame-Options", "DENY"),),
@@ -85,7 +86,7 @@ def test_nginx_server_blocks_per_domain_group_with_json_logs():
 def test_nginx_prefix_routes_strip_limit_and_answer_cors_preflights():
     api = location(site_text(LEARNUP, CERT, "", 63072000), "    location /api/")
     for line in [
-        "limit_req zone=vpskit_api burst=20 nodelay;",
+        "limit_req zone=learnup.api burst=20 nodelay;",
         "limit_req_status 429;",
         'add_header X-Frame-Options "DENY" always;',
         'add_header Referrer-Policy "no-referrer" always;',
@@ -123,13 +124,12 @@ def test_nginx_websockets_timeouts_static_files_and_exact_paths():
     assert "proxy_pass http://127.0.0.1:3000;" in root and "limit_req" not in root and "Upgrade $http_upgrade" in root
 
 
-def test_nginx_zones_live_in_the_main_config():
-    text = main_text({"general": "30r/s", "api": "10r/s"})
-    assert (
-        "limit_req_zone $binary_remote_addr zone=vpskit_api:10m rate=10r/s;\n    limit_req_zone $binary_remote_addr zone=vpskit_general"
-        in text
-    )
-    assert "log_format vpskit_json escape=json" in text and "limit_req_zone" not in main_text({})
+def test_nginx_zones_are_the_sites_own():
+    """Declared in the site that uses them (a zone taken out of the config goes with the site that used it)."""
+    text = site_text(LEARNUP, CERT, "", 63072000)
+    assert "limit_req_zone $binary_remote_addr zone=learnup.api:10m rate=10r/s;\n" in text
+    assert "limit_req_zone $binary_remote_addr zone=learnup.general:10m rate=30r/s;\n" in text
+    assert "log_format vpskit_json escape=json" in main_text() and "limit_req_zone" not in main_text()
 
 
 def test_nginx_site_headers_without_routes_replace_the_security_headers():

@@ -390,7 +390,7 @@ def test_site_from_a_users_own_template():
 
 
 def test_main_config_is_mozillas_intermediate_profile():
-    text = main_text({})
+    text = main_text()
     assert "\n    ssl_protocols TLSv1.2 TLSv1.3;\n" in text
     assert "server_tokens off;" in text and "TLSv1.1" not in text
     assert "\n    ssl_ecdh_curve X25519:prime256v1:secp384r1;\n" in text
