@@ -338,7 +338,7 @@ class App:
         expect="a URL path starting and ending with '/'",
         error="must start and end with '/', got {value!r}",
     )
-    max_body_size: str = setting("10m", "nginx `client_max_body_size`.", **SIZE)
+    max_body_size: str = setting("10m", "Largest request body: nginx `client_max_body_size`; Caddy's too for a site with `routes`.", **SIZE)
     rate_limit: str = setting(
         "",
         "nginx request rate per client address; empty: no limit.",

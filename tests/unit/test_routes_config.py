@@ -93,6 +93,7 @@ def with_route(j, **change):
         ({**LEARNUP, "domains": []}, None, "apps[0].routes", "need the app's domains"),
         ({**LEARNUP, "headers": {"Content-Security-Policy": "a\nb"}}, None, "apps[0].headers.Content-Security-Policy", "one line"),
         ({**LEARNUP, "api_upstream": "127.0.0.1:5010"}, {"proxy": "caddy"}, "apps[0].api_upstream", "replaced by routes"),
+        ({**LEARNUP, "rate_limit": "10r/s"}, None, "apps[0].rate_limit", "replaced by routes"),
     ],
 )  # fmt: skip
 def test_route_mistakes_are_one_line_naming_the_field(minimal_raw, tmp_path, app, web, where, fragment):

@@ -46,6 +46,8 @@ def check(c: Checker, where: str, app, config) -> None:
         c.add(f"{where}.routes", "need the app's domains (a site to be routes of)")
     if app.api_upstream:
         c.add(f"{where}.api_upstream", 'is replaced by routes: add a route path = "/api/" with strip_prefix = true')
+    if app.rate_limit:
+        c.add(f"{where}.rate_limit", 'is replaced by routes: name a [web.rate_limits] zone in a route path = "/"')
     seen: dict[tuple[str, str], int] = {}
     for j, route in enumerate(app.routes):
         w = f"{where}.routes[{j}]"
