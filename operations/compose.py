@@ -52,7 +52,7 @@ def up_command(app: App, paths: AppPaths) -> str:
         f"{compose} config --format json | {CHECK_SCRIPT} ports {shlex.quote(app.name)} {port} {public}".rstrip()
         + (f" --route {routes}" if routes else "")
         + f" && {compose} up --detach --build --remove-orphans --quiet-pull"
-        + f" && {CHECK_SCRIPT} wait {shlex.quote(app.name)} {app.health_timeout} -- {compose}"
+        + f" && {CHECK_SCRIPT} wait {shlex.quote(app.name)} {app.health_timeout}{' --answer ' + routes if routes else ''} -- {compose}"
     )
 
 

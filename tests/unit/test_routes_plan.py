@@ -87,9 +87,26 @@ def test_compose_jobs_run_in_their_service_by_root(minimal_raw, tmp_path, monkey
     assert faces["job"].command.endswith(" exec -T --user app frs sh -c 'python3 prune.py'") and faces["job"].kind == "cron"
 
 
+def test_after_up_each_route_upstream_must_answer(monkeypatch, capsys):
+    """The post-deploy wait: the services run, then each route's loopback port answers HTTP, or the run fails naming it."""
+    import subprocess
+
+    ps = '{"Service": "api", "State": "running", "Health": "healthy"}'
+    monkeypatch.setattr(check.time, "sleep", lambda s: None)
+    monkeypatch.setattr(
+        subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, "api\n" if "--services" in cmd else ps, "")
+    )
+    monkeypatch.setattr(check, "answers", lambda port: "" if port == "5000" else "ConnectionRefusedError: refused")
+    assert check.cmd_wait(["learnup", "0", "--answer", "api:5000", "--", "docker", "compose"]) == 0
+    assert check.cmd_wait(["learnup", "0", "--answer", "api:5000", "frs:8000", "--", "docker", "compose"]) == 1
+    assert "route upstream frs:8000 (ConnectionRefusedError: refused) does not answer" in capsys.readouterr().err
+
+
 def test_route_upstreams_are_checked_before_up(minimal_raw, tmp_path, monkeypatch):
     app = plan_of(minimal_raw, tmp_path, monkeypatch, LEARNUP).config.apps[0]
-    assert "ports learnup 3000 --route api:5000 frs:8000 && " in up_command(app, AppPaths("learnup", "/srv/apps", "/var/log/apps"))
+    up = up_command(app, AppPaths("learnup", "/srv/apps", "/var/log/apps"))
+    assert "ports learnup 3000 --route api:5000 frs:8000 && " in up
+    assert "wait learnup 120 --answer api:5000 frs:8000 -- docker compose" in up
     config = {"services": {
         "frontend": {"ports": [{"host_ip": "127.0.0.1", "published": "3000", "target": 3000}]},
         "api": {"ports": [{"host_ip": "127.0.0.1", "published": "5000", "target": 5000}]},
