@@ -117,3 +117,14 @@ def test_route_upstreams_are_checked_before_up(minimal_raw, tmp_path, monkeypatc
         "route upstream frs:8000: service frs does not publish 127.0.0.1:8000",
         "route upstream face:8000: the project has no service face (api, frontend, frs)",
     ]
+
+
+def test_a_route_to_a_missing_service_is_one_line_without_the_firewall_advice(monkeypatch, capsys):
+    import io
+    import json
+
+    config = {"services": {"web": {"ports": [{"host_ip": "127.0.0.1", "published": "3000", "target": 3000}]}}}
+    monkeypatch.setattr(check.sys, "stdin", io.StringIO(json.dumps(config)))
+    assert check.cmd_ports(["learnup", "3000", "--route", "api:5000"]) == 1
+    err = capsys.readouterr().err
+    assert err == "vpskit: app learnup: route upstream api:5000: the project has no service api (web). Nothing was started.\n"
