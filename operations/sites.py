@@ -1,7 +1,7 @@
 """What the front proxy (nginx or Caddy) serves for one app: its names, its loopback port, its limits.
 
-The site templates read these attributes as ``app``; vpskit passes each app's
-whole config there, so a user's own template may read any app setting.
+The site templates read these attributes as ``app`` (a user's own template too); vpskit's
+plan fills them from each app's config, its routes resolved (``operations.routes``).
 """
 
 from __future__ import annotations
