@@ -8,6 +8,7 @@ serving the previous one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pyinfra.api import deploy
@@ -17,6 +18,7 @@ from .certbot import Issuer, acme_server
 from .contribution import Contribution
 from .distro import Distro
 from .render import render, render_text
+from .routes import caddy_size, security_headers, site_servers
 from .sites import Site
 from .validated import checked_file
 
@@ -45,7 +47,7 @@ def caddyfile_text(sites: list[Site], tls: Issuer, template: str = "", hsts_max_
     """The Caddyfile for ``sites``; ``template`` is a user's own template text ('' for vpskit's)."""
     letsencrypt = tls.mode == "letsencrypt"
     context = dict(
-        sites=[{"app": app} for app in sites],
+        sites=[site_context(app, hsts_max_age) for app in sites],
         email=tls.email if letsencrypt else "",
         acme_ca=acme_server(tls) if letsencrypt and (tls.acme_server or tls.staging) else "",
         acme_ca_root=tls.acme_ca_bundle if letsencrypt else "",
@@ -56,6 +58,16 @@ def caddyfile_text(sites: list[Site], tls: Issuer, template: str = "", hsts_max_
         tls_curves=TLS_CURVES,
     )
     return render_text(template, **context) if template else render("Caddyfile.j2", **context)
+
+
+def site_context(site: Site, hsts_max_age: int) -> dict:
+    """What the Caddyfile says of one site: the app, its headers and the server blocks of its routes."""
+    headers, removed = security_headers(hsts_max_age, getattr(site, "headers", ()))
+    servers = tuple(
+        replace(server, routes=tuple(replace(r, max_body_size=caddy_size(r.max_body_size)) for r in server.routes))
+        for server in site_servers(site, hsts_max_age)
+    )
+    return {"app": site, "headers": headers, "removed": removed, "servers": servers}
 
 
 def caddy_problem(proxy: str, distro: Distro) -> str:

@@ -37,27 +37,38 @@ def compose_command(app: App, paths: AppPaths) -> str:
     )
 
 
+def route_services(app: App) -> list[str]:
+    """The 'SERVICE:PORT' upstreams of the app's routes, each checked to be published on loopback by that service."""
+    return list(dict.fromkeys(r.upstream for r in app.routes if ":" in r.upstream))
+
+
 def up_command(app: App, paths: AppPaths) -> str:
     """Check the published ports, build and start the project, wait until it runs; fails naming what is wrong."""
     compose = compose_command(app, paths)
     port = app.port if app.domains else 0
     public = " ".join(shlex.quote(s) for s in app.public_services)
+    routes = " ".join(shlex.quote(u) for u in route_services(app))
     return (
         f"{compose} config --format json | {CHECK_SCRIPT} ports {shlex.quote(app.name)} {port} {public}".rstrip()
+        + (f" --route {routes}" if routes else "")
         + f" && {compose} up --detach --build --remove-orphans --quiet-pull"
-        + f" && {CHECK_SCRIPT} wait {shlex.quote(app.name)} {app.health_timeout} -- {compose}"
+        + f" && {CHECK_SCRIPT} wait {shlex.quote(app.name)} {app.health_timeout}{' --answer ' + routes if routes else ''} -- {compose}"
     )
 
 
-def exec_command(app: App, paths: AppPaths, command: str) -> str:
-    """``command`` run by sh in the app's service container (no TTY)."""
-    return f"{compose_command(app, paths)} exec -T {shlex.quote(app.service)} sh -c {shlex.quote(command)}"
+def exec_command(app: App, paths: AppPaths, command: str, service: str = "", user: str = "") -> str:
+    """``command`` run by sh in ``service``'s container (the app's ``service`` by default; no TTY), as ``user`` if given."""
+    as_user = f" --user {shlex.quote(user)}" if user else ""
+    return f"{compose_command(app, paths)} exec -T{as_user} {shlex.quote(service or app.service)} sh -c {shlex.quote(command)}"
 
 
 def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
     """Each step keyed by what it depends on: (stamp file, shell printing the current key)."""
     head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
-    settings = short_hash(repr((app.compose_file, app.port, app.public_services, app.health_timeout)))
+    known = (app.compose_file, app.port, app.public_services, app.health_timeout)
+    # Route upstreams are checked with the ports: a changed one runs that check (and `up`) again.
+    routes = route_services(app)
+    settings = short_hash(repr((*known, routes) if routes else known))
     steps = {"up": (f"{paths.root}/.vpskit-up", f'echo "$({head}) $(sha256sum < {shlex.quote(paths.env)} | cut -c1-16) {settings}"')}
     if app.migrate:
         steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f'echo "$({head}) {short_hash(app.migrate)}"')

@@ -15,6 +15,7 @@ from pyinfra.operations import files
 
 from .certbot import ACME_WEBROOT, CertFiles, Issuer, cert_files, certificate
 from .render import render, render_text
+from .routes import security_headers, site_servers
 from .sites import Site
 from .validated import checked_file
 
@@ -63,8 +64,13 @@ def site_text(
     user's own site template ('' for vpskit's), which reads ``app`` as given. ``http2_on``: nginx
     1.25.1+ syntax (``http2 on;``, ``Distro.nginx_http2_directive``) instead of ``listen ... http2``.
     """
+    headers, _ = security_headers(hsts_max_age, getattr(app, "headers", ()))
     context = dict(
         app=app,
+        servers=site_servers(app, hsts_max_age),
+        zones=getattr(app, "zones", ()) if getattr(app, "routes", ()) else (),
+        headers=headers,
+        hidden=[name for name, _ in getattr(app, "headers", ())],
         id=re.sub(r"[^a-z0-9_]", "_", app.name),
         tls=tls,
         static_path=static_path,
@@ -74,6 +80,11 @@ def site_text(
         http2_on=http2_on,
     )
     return render_text(template, **context) if template else render("nginx-site.conf.j2", **context)
+
+
+def main_text() -> str:
+    """nginx.conf: TLS settings, no version banner, the JSON log format of sites with routes."""
+    return render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES)
 
 
 def read_template(path: str | Path | None) -> str:
@@ -97,7 +108,7 @@ def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
 
         changes = nginx_base(ipv6=True)
     """
-    main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES), validate=CHECK)
+    main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=main_text(), validate=CHECK)
     stock = files.link(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
     changes = [main, stock]
     default_cert = None

@@ -23,6 +23,7 @@ from .backup import backup_items
 from .caddy import caddy_problem
 from .certbot import Issuer
 from .checkout import AppPaths
+from .compose import exec_command
 from .config import App, Config, Web
 from .connect import known_hosts_entry, login_prover
 from .contribution import Contribution, combined
@@ -35,7 +36,9 @@ from .nginx import read_template
 from .nodejs import nodejs_packages
 from .offsite import OffsiteSpec, recovery_guards, repository_password
 from .postgres import SECRETS_DIR, pg_version, secret_env_path
+from .routes import DEFAULT_READ_TIMEOUT, Cors, Route, cache_control
 from .schedule import Job
+from .sites import Login, Site
 from .ssh import SshdPolicy, supported_algorithms
 from .sshpolicy import release_policy
 from .sysctl import sysctl_settings
@@ -52,6 +55,63 @@ def spec(cls, section, **given):
     """A ``cls`` spec with every other field copied from the config ``section`` (same names)."""
     names = [f.name for f in dataclasses.fields(cls) if f.name not in given]
     return cls(**{name: getattr(section, name) for name in names}, **given)
+
+
+def login(auth) -> Login | None:
+    return Login(auth.user, auth.hash) if auth is not None else None
+
+
+def upstream_address(app: App, upstream: str) -> str:
+    """A route's ``upstream`` ('5000', or a compose 'service:5000' published on loopback) as the proxy dials it."""
+    return f"127.0.0.1:{upstream.rpartition(':')[2] if upstream else app.port}"
+
+
+def route_spec(app: App, r) -> Route:
+    """One ``[[apps.routes]]`` entry as the proxies' route model."""
+    return Route(
+        path=r.path,
+        domains=r.domains,
+        upstream="" if r.static else upstream_address(app, r.upstream),
+        strip_prefix=r.strip_prefix,
+        websocket=r.websocket,
+        read_timeout=r.read_timeout or DEFAULT_READ_TIMEOUT,
+        rate_limit=r.rate_limit,
+        burst=r.burst,
+        max_body_size=r.max_body_size,
+        headers=tuple(r.headers.items()),
+        cors=spec(Cors, r.cors) if r.cors is not None else None,
+        static=r.static.rstrip("/"),
+        cache_control=cache_control(r.cache),
+        basic_auth=login(r.basic_auth),
+    )
+
+
+def site_spec(app: App, rate_limits: dict[str, str]) -> Site:
+    """What the front proxy serves for ``app``: its names, port, limits, headers, routes and the zones they use."""
+    used = dict.fromkeys(r.rate_limit for r in app.routes if r.rate_limit)
+    return spec(
+        Site,
+        app,
+        basic_auth=login(app.basic_auth),
+        headers=tuple(app.headers.items()),
+        routes=tuple(route_spec(app, r) for r in app.routes),
+        zones=tuple((name, rate_limits[name]) for name in used),
+    )
+
+
+def route_checks(app: App) -> list[AppCheck]:
+    """One check through the proxy per route with an upstream: its path, on the first of its domains."""
+    return [
+        AppCheck(
+            f"{app.name} {r.path}",
+            "",
+            f"https://127.0.0.1{r.path}",
+            (r.domains or app.domains)[0],
+            basic_auth=r.basic_auth is not None or app.basic_auth is not None,
+        )
+        for r in app.routes
+        if not r.static
+    ]
 
 
 class Plan:
@@ -255,11 +315,11 @@ class Plan:
 
     @property
     def front_proxy(self) -> dict:
-        """The proxy's sites: present apps with domains and code (the templates read each app's whole config)."""
+        """The proxy's sites (present apps with domains and code), and what this release's nginx can say."""
         c = self.config
         template = c.web.caddyfile_template if c.web.proxy == "caddy" else c.web.site_template
         return dict(
-            sites=[a for a in self.apps if a.domains and (a.repo or a.is_compose)],
+            sites=[site_spec(a, c.web.rate_limits) for a in self.apps if a.domains and (a.repo or a.is_compose)],
             absent=[a.name for a in c.apps if a.state != "present"],
             proxy=c.web.proxy,
             tls=spec(Issuer, c.tls),
@@ -267,6 +327,8 @@ class Plan:
             ipv6=c.web.ipv6,
             template=read_template(c.path(template) if template else None),
             static_paths={a.name: f"{self.paths(a).src}/{a.static_dir.strip('/')}" for a in self.apps if a.static_dir},
+            reject_handshake=self.distro.nginx_rejects_handshake,
+            http2_on=self.distro.nginx_http2_directive,
         )
 
     # ------------------------------------------------------------ off-host copies
@@ -329,6 +391,21 @@ class Plan:
             paths = self.paths(app)
             secret = secret_env_path(app.name) if app.database.uses_postgres else ""
             for job in app.jobs:
+                if app.is_compose:
+                    # Run in the job's service container by root (the docker group is root's), from the checkout.
+                    command = exec_command(app, paths, job.command, service=job.service or app.service, user=job.user)
+                    jobs.append(
+                        dict(
+                            app_name=app.name,
+                            job=spec(Job, job, command=command, user="root"),
+                            user="root",
+                            workdir=paths.src,
+                            venv="",
+                            env_file="",
+                            after=("docker.service",),
+                        )
+                    )
+                    continue
                 jobs.append(
                     dict(
                         app_name=app.name,
@@ -350,15 +427,19 @@ class Plan:
     @property
     def health(self) -> dict:
         apps = [
-            AppCheck(
-                app.name,
-                "" if app.is_compose else self.paths(app).unit,
-                f"https://127.0.0.1{app.health_path}" if app.domains else "",
-                app.domains[0] if app.domains else "",
-                basic_auth=app.basic_auth is not None,
-            )
+            check
             for app in self.apps
             if app.repo and (app.domains or not app.is_compose)
+            for check in [
+                AppCheck(
+                    app.name,
+                    "" if app.is_compose else self.paths(app).unit,
+                    f"https://127.0.0.1{app.health_path}" if app.domains else "",
+                    app.domains[0] if app.domains else "",
+                    basic_auth=app.basic_auth is not None,
+                ),
+                *route_checks(app),
+            ]
         ]
         names = [i.name for i in self.items]
         return health_settings(

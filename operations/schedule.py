@@ -165,7 +165,16 @@ def timer_service(
 
 
 @deploy("App job")
-def app_job(app_name: str, job: Job, user: str, workdir: str, venv: str, env_file: str, secret_env_file: str = ""):
+def app_job(
+    app_name: str,
+    job: Job,
+    user: str,
+    workdir: str,
+    venv: str = "",
+    env_file: str = "",
+    secret_env_file: str = "",
+    after: tuple[str, ...] = ("postgresql.service",),
+):
     """
     Ensure one scheduled task of an app: a systemd timer + oneshot service, or a cron.d entry.
 
@@ -177,9 +186,10 @@ def app_job(app_name: str, job: Job, user: str, workdir: str, venv: str, env_fil
     + job: the job (``Job``: name, kind, schedule, command, user)
     + user: the Unix user when the job names none (the deploy user)
     + workdir: the app's directory
-    + venv: the app's virtualenv
-    + env_file: the app's .env (EnvironmentFile=)
+    + venv: the app's virtualenv, first on PATH ('' for none: a compose app's job is a ``docker compose exec``)
+    + env_file: the app's .env (EnvironmentFile=), optional
     + secret_env_file: the app's root-only secrets (DATABASE_URL), optional
+    + after: units a timer job's run is ordered after
 
     **Example:**
 
@@ -211,9 +221,9 @@ def app_job(app_name: str, job: Job, user: str, workdir: str, venv: str, env_fil
         exec_start=f"/bin/sh -c {systemd_exec_quote(job.command)}",
         user=run_as,
         workdir=workdir,
-        env_files=(env_file, *([f"-{secret_env_file}"] if secret_env_file else [])),
-        environment={"PATH": f"{venv}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": venv},
-        after=("postgresql.service",),
+        env_files=(*([env_file] if env_file else []), *([f"-{secret_env_file}"] if secret_env_file else [])),
+        environment={"PATH": f"{venv}/bin:/usr/local/bin:/usr/bin:/bin", "VIRTUAL_ENV": venv} if venv else {},
+        after=after,
     )
 
 

@@ -1,7 +1,7 @@
 """What the front proxy (nginx or Caddy) serves for one app: its names, its loopback port, its limits.
 
-The site templates read these attributes as ``app``; vpskit passes each app's
-whole config there, so a user's own template may read any app setting.
+The site templates read these attributes as ``app`` (a user's own template too); vpskit's
+plan fills them from each app's config, its routes resolved (``operations.routes``).
 """
 
 from __future__ import annotations
@@ -35,3 +35,9 @@ class Site:
     api_upstream: str = ""
     # Caddy only: HTTP basic auth for the whole site.
     basic_auth: Login | None = None
+    # Response headers over vpskit's security headers (a "" value removes one), for sites with routes.
+    headers: tuple[tuple[str, str], ...] = ()
+    # Paths served by other upstreams or host directories (``operations.routes.Route``); the app's port serves the rest.
+    routes: tuple = ()
+    # The request-rate zones its routes name: (name, rate like "10r/s"), each counted per client address for this site.
+    zones: tuple[tuple[str, str], ...] = ()

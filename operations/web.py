@@ -25,7 +25,6 @@ from .nginx import nginx_base, nginx_site, nginx_site_absent, site_text
 from .nodejs import nodejs_runtime
 from .python import PythonPlan, PythonUnavailable, python_plan, python_runtime
 from .sites import Site
-from .system import host_distro
 
 # What every host with apps gets: log rotation for the apps, openssl for self-signed certificates.
 BASE_PACKAGES = ["logrotate", "openssl"]
@@ -126,6 +125,8 @@ def front_proxy(
     ipv6: bool = True,
     template: str = "",
     static_paths: dict[str, str] | None = None,
+    reject_handshake: bool = True,
+    http2_on: bool = False,
 ):
     """
     Ensure the front proxy serves every site's domains over HTTPS, and the other proxy is off.
@@ -138,6 +139,8 @@ def front_proxy(
     + ipv6: also listen on IPv6 (nginx)
     + template: text of a user's own nginx site or Caddyfile template ('' for vpskit's)
     + static_paths: app name -> directory on the host nginx serves at the site's ``static_url``
+    + reject_handshake: this nginx has ``ssl_reject_handshake`` (``Distro.nginx_rejects_handshake``)
+    + http2_on: this nginx wants ``http2 on;`` (``Distro.nginx_http2_directive``)
 
     **Example:**
 
@@ -149,11 +152,19 @@ def front_proxy(
         caddy_proxy(sites, tls, template, hsts_max_age)
         return
     caddy_stopped()
-    nginx_proxy(sites, absent, tls, hsts_max_age, ipv6, template, static_paths or {})
+    nginx_proxy(sites, absent, tls, hsts_max_age, ipv6, template, static_paths or {}, reject_handshake, http2_on)
 
 
 def nginx_proxy(
-    sites: list[Site], absent: list[str], tls: Issuer, hsts_max_age: int, ipv6: bool, template: str, static_paths: dict[str, str]
+    sites: list[Site],
+    absent: list[str],
+    tls: Issuer,
+    hsts_max_age: int,
+    ipv6: bool,
+    template: str,
+    static_paths: dict[str, str],
+    reject_handshake: bool,
+    http2_on: bool,
 ):
     """nginx in front of ``sites`` with certbot's (or self-signed) certificates; ``absent`` apps lose theirs."""
     letsencrypt = tls.mode == "letsencrypt"
@@ -161,12 +172,9 @@ def nginx_proxy(
 
     # nginx, phase 1: every site as far as its certificate allows (HTTP only
     # until it has one), so the ACME challenges can be answered.
-    # What this release's nginx can say: the catch-all's refused handshake, the http2 syntax.
-    distro = host_distro()
-    changes = nginx_base(ipv6=ipv6, reject_handshake=distro.nginx_rejects_handshake)
+    changes = nginx_base(ipv6=ipv6, reject_handshake=reject_handshake)
     if letsencrypt:
         certbot_installed(tls)
-    http2_on = distro.nginx_http2_directive
 
     def site(app: Site, with_tls: bool) -> str:
         files_ = cert_files(app.name, tls) if with_tls else None

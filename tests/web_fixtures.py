@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.rig import ROOT, Target
+from tests.rig import ROOT, Target, dump_toml, run_pyinfra, target_config
 
 APPS_DIR = ROOT / "examples" / "apps"
 GIT_DIR = "/srv/git"
@@ -125,6 +125,36 @@ def prepare_web_target(target: Target, raw: dict) -> dict:
     for app in cfg.get("apps", []):
         app["repo"] = urls[app["name"]]
     cfg.setdefault("tls", {}).update(acme_server=PEBBLE_DIRECTORY, acme_ca_bundle=PEBBLE_LISTENER_CERT, mode="letsencrypt")
+    return cfg
+
+
+class Host:
+    """One target and the configs deployed to it over the docker connector, each run kept by its label."""
+
+    def __init__(self, target: Target, keys: dict, tmp: Path):
+        self.target, self.keys, self.tmp = target, keys, tmp
+        self.runs: dict = {}
+
+    def deploy(self, label: str, raw: dict, check: bool = True):
+        path = self.tmp / f"{label}.toml"
+        path.write_text(dump_toml(target_config(raw, self.target, self.keys, connector="docker")))
+        run = run_pyinfra(path, check=check)
+        self.runs[label] = run
+        return run
+
+    def out(self, cmd: str) -> str:
+        return self.target.out(cmd)
+
+
+def with_caddy(raw: dict) -> dict:
+    """``raw`` with Caddy as the front proxy, less the rate limits the distro's Caddy cannot enforce."""
+    cfg = json.loads(json.dumps(raw))
+    cfg.setdefault("web", {})["proxy"] = "caddy"
+    cfg["web"].pop("rate_limits", None)
+    for app in cfg.get("apps", []):
+        for route in app.get("routes", []):
+            route.pop("rate_limit", None)
+            route.pop("burst", None)
     return cfg
 
 

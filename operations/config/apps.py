@@ -76,7 +76,19 @@ class Job:
         "`DATABASE_URL` loaded; `cron`: run as-is by `/bin/sh` in the checkout, with cron's plain environment."
     )
     kind: str = setting("timer", "`timer` (systemd timer, `Persistent=true`) or `cron`.", choices=("timer", "cron"))
-    user: str = setting("", "Unix user the command runs as; empty: the deploy user.", pattern=USER_NAME, expect="a valid user name")
+    user: str = setting(
+        "",
+        "Unix user the command runs as; empty: the deploy user. Compose apps: the user in the container (`exec --user`).",
+        pattern=USER_NAME,
+        expect="a valid user name",
+    )
+    service: str = setting(
+        "",
+        '`kind = "compose"` apps: the service the command runs in (`docker compose exec -T <service> sh -c ...`, by root on '
+        "the host); empty: the app's `service`.",
+        pattern=SERVICE,
+        expect="a compose service name",
+    )
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,92 @@ class BasicAuth:
         expect="a bcrypt hash",
         error="is not a bcrypt hash ('$2a$14$' and 53 characters, from `caddy hash-password`)",
     )
+
+
+# A URL path: ending in "/" it is a prefix ("/api/" and everything below), otherwise one exact path ("/health").
+ROUTE_PATH = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
+# A duration for nginx and Caddy alike: a number and one unit.
+DURATION = {"pattern": r"^[1-9][0-9]*[smhd]$", "expect": "a duration like '60s', '5m' or '24h'"}
+SIZE = {"pattern": r"^\d+[kKmMgG]?$", "expect": "a size like '10m'", "error": "must be a size like '10m', got {value!r}"}
+# An HTTP header name.
+HEADER_NAME = r"^[A-Za-z0-9-]+$"
+
+
+@dataclass(frozen=True)
+class Cors:
+    """Cross-origin requests one route allows: the preflight (`OPTIONS` with an allowed `Origin`) is answered by the
+    proxy with 204, and responses to an allowed origin carry its `Access-Control-Allow-*` headers."""
+
+    origins: tuple[str, ...] = setting(
+        doc='Origins allowed, exactly as browsers send them (`"https://learnup.example.test"`), or `["*"]` for any.',
+        pattern=r"^(\*|https?://[A-Za-z0-9.-]+(:\d{1,5})?)$",
+        expect="an origin like 'https://app.example.com' (scheme, host, optional port) or '*'",
+    )
+    methods: tuple[str, ...] = setting(
+        ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
+        "`Access-Control-Allow-Methods`.",
+        choices=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
+    )
+    headers: tuple[str, ...] = setting(
+        ("Authorization", "Content-Type"),
+        "`Access-Control-Allow-Headers`: request headers the browser may send.",
+        pattern=HEADER_NAME,
+        expect="a header name",
+    )
+    credentials: bool = setting(False, '`Access-Control-Allow-Credentials: true` (cookies); not with `origins = ["*"]`.')
+    max_age: int = setting(86400, "`Access-Control-Max-Age`: how long a browser keeps the preflight's answer.", minimum=0, unit="seconds")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One path of an app's site that goes somewhere of its own: another upstream (a compose service), a host
+    directory, its own timeouts, limits and headers. The proxy picks the longest matching `path`; what no route
+    matches goes to the app's `port`. The same config gives the same behaviour under nginx and Caddy (a setting one
+    of them cannot honour is a config error). Examples: [docs/web.md](web.md#routes)."""
+
+    path: str = setting(
+        doc='URL path: ending in `/` a prefix (`"/api/"` and below), otherwise that exact path (`"/health"`).',
+        pattern=ROUTE_PATH,
+        expect="a URL path starting with '/'",
+    )
+    domains: tuple[str, ...] = setting((), "Which of the app's `domains` the route is on; empty: all of them.")
+    upstream: str = setting(
+        "",
+        'Where requests go: a loopback port (`"5000"`), or for a compose app `"SERVICE:PORT"`, the port that service '
+        "publishes on 127.0.0.1 (checked on the host before `up`). Empty: the app's `port` (or nothing, with `static`).",
+        pattern=r"^(\d{1,5}|[a-z0-9][a-z0-9_.-]*:\d{1,5})$",
+        expect="a loopback port like '5000' or a compose 'service:port'",
+    )
+    strip_prefix: bool = setting(False, "Pass `/api/x` on as `/x` (the route's prefix path removed).")
+    websocket: bool = setting(False, "Pass WebSocket upgrades on (`Upgrade`/`Connection`); give `read_timeout` for long-lived ones.")
+    read_timeout: str = setting(
+        "",
+        "How long the proxy waits for the upstream to send something (idle WebSockets included); empty: 3600s.",
+        **DURATION,
+    )
+    rate_limit: str = setting("", "nginx only: a zone of `[web.rate_limits]`; requests beyond it are answered 429.")
+    burst: int = setting(0, "Requests a client may send beyond the zone's rate before the 429s start.", minimum=0)
+    max_body_size: str = setting("", 'Largest request body (`"50m"`); empty: the app\'s `max_body_size`.', **SIZE)
+    headers: dict[str, str] = setting(
+        {},
+        'Response headers of this route, over the site\'s (`{ X-Frame-Options = "DENY" }`); `""` removes one.',
+    )
+    cors: Cors | None = setting(None, "Cross-origin requests allowed, a `[apps.routes.cors]` table.")
+    static: str = setting(
+        "",
+        "A host directory served at `path` instead of an upstream (`/uploads/x.png` -> `<static>/x.png`); the front "
+        "proxy's user must be able to read it.",
+        pattern=r"^/(?!/*$)[A-Za-z0-9._/@+-]*$",
+        expect="an absolute directory (letters, digits, ._-+@/)",
+    )
+    cache: str = setting(
+        "",
+        '`static` only: `Cache-Control` of its files: a duration (`"30d"`), `"immutable"` (one year, never revalidated) '
+        'or both (`"30d immutable"`). Empty: none.',
+        pattern=r"^([1-9][0-9]*[smhd]|immutable|[1-9][0-9]*[smhd] immutable)$",
+        expect="a duration like '30d', 'immutable' or '30d immutable'",
+    )
+    basic_auth: BasicAuth | None = setting(None, 'Caddy only: `{ user = "NAME", hash = "BCRYPT" }` in front of this route.')
 
 
 def _one_line(doc: str):
@@ -240,13 +338,7 @@ class App:
         expect="a URL path starting and ending with '/'",
         error="must start and end with '/', got {value!r}",
     )
-    max_body_size: str = setting(
-        "10m",
-        "nginx `client_max_body_size`.",
-        pattern=r"^\d+[kKmMgG]?$",
-        expect="a size like '10m'",
-        error="must be a size like '10m', got {value!r}",
-    )
+    max_body_size: str = setting("10m", "Largest request body: nginx `client_max_body_size`; Caddy's too for a site with `routes`.", **SIZE)
     rate_limit: str = setting(
         "",
         "nginx request rate per client address; empty: no limit.",
@@ -302,6 +394,15 @@ class App:
     )
     basic_auth: BasicAuth | None = setting(
         None, 'Caddy only: `{ user = "NAME", hash = "BCRYPT" }` puts the whole site behind HTTP basic auth.'
+    )
+    headers: dict[str, str] = setting(
+        {},
+        "Response headers of the whole site over vpskit's security headers (`X-Frame-Options`, `Referrer-Policy`, "
+        '`X-Content-Type-Options`, HSTS): `{ X-Frame-Options = "DENY", Content-Security-Policy = "default-src \'self\'" }`; '
+        '`""` removes one.',
+    )
+    routes: tuple[Route, ...] = setting(
+        (), "Paths of the site served by other upstreams or host directories, one `[[apps.routes]]` table each."
     )
 
     @property

@@ -99,6 +99,12 @@ class Web:
         "",
         "Jinja2 file (on the controller) replacing vpskit's Caddyfile template (`templates/Caddyfile.j2` shows the variables).",
     )
+    rate_limits: dict[str, str] = setting(
+        {},
+        'Named request-rate zones, per client address, that routes use by name (`rate_limit = "api"`): '
+        '`{ api = "10r/s", general = "30r/s" }` (`r/s` or `r/m`); each app counts its own requests. nginx only: the '
+        "distro's Caddy has no rate limiting.",
+    )
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import pytest
 
 from tests.audit import PEBBLE_CERTIFICATE_ISSUES, sslyze_mozilla
 from tests.images import build_compose_base
-from tests.rig import ROOT, dump_toml, run_pyinfra, start_target, target_config
-from tests.web_fixtures import GIT_DIR, https_get, load_images, prepare_web_target, use_local_images
+from tests.rig import ROOT, start_target
+from tests.web_fixtures import GIT_DIR, Host, https_get, load_images, prepare_web_target, use_local_images, with_caddy
 
 pytestmark = pytest.mark.e2e
 
@@ -45,24 +45,6 @@ def example() -> dict:
 
 def app_of(raw: dict, name: str) -> dict:
     return json.loads(json.dumps(next(a for a in raw["apps"] if a["name"] == name)))
-
-
-class Host:
-    """One target and the configs deployed to it."""
-
-    def __init__(self, target, keys, tmp):
-        self.target, self.keys, self.tmp = target, keys, tmp
-        self.runs: dict = {}
-
-    def deploy(self, label: str, raw: dict, check: bool = True):
-        path = self.tmp / f"{label}.toml"
-        path.write_text(dump_toml(target_config(raw, self.target, self.keys, connector="docker")))
-        run = run_pyinfra(path, check=check)
-        self.runs[label] = run
-        return run
-
-    def out(self, cmd: str) -> str:
-        return self.target.out(cmd)
 
 
 def only_proxy_on_80_443(t, name: str) -> None:
@@ -186,8 +168,7 @@ def test_container_database_backup_restores_into_a_scratch_database(ubuntu):
 
 
 def test_switching_to_caddy_serves_the_app_with_pebble_certificates_and_headers(ubuntu):
-    raw = json.loads(json.dumps(ubuntu.raw))
-    raw["web"]["proxy"] = "caddy"
+    raw = with_caddy(ubuntu.raw)
     ubuntu.raw_caddy = raw
     run = ubuntu.deploy("caddy", raw)
     assert run.errors == 0
@@ -268,7 +249,7 @@ def debian(request, docker_engine, images, keys, tmp_path_factory):
         raw["apps"] = [dibby]
         raw = prepare_web_target(target, raw)
         raw["docker"].update(source="distro", enabled=True, storage_driver="vfs")
-        raw["web"]["proxy"] = "caddy"
+        raw = with_caddy(raw)
         h.raw = raw
         started = time.time()
         h.deploy("first", raw)

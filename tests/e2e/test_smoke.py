@@ -98,7 +98,9 @@ def test_vpskit_health_finds_the_host_healthy(example):
 
 
 def _caddy(raw):
-    raw["web"]["proxy"] = "caddy"
+    from tests.web_fixtures import with_caddy
+
+    raw.update(with_caddy(raw))
 
 
 def _python_3_12(raw):

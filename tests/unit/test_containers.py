@@ -118,7 +118,7 @@ def test_the_example_config_is_valid(keys, tmp_path):
     raw["first_login"]["key"] = raw["deploy_user"]["private_key"] = str(keys / "id_ed25519")
     raw["deploy_user"]["public_keys"] = [str(keys / "id_ed25519.pub")]
     cfg = parse_config(raw, base_dir=str(tmp_path))
-    assert [a.name for a in cfg.compose_apps] == ["memo"] and cfg.web.proxy == "nginx"
+    assert [a.name for a in cfg.compose_apps] == ["memo", "learnup"] and cfg.web.proxy == "nginx"
 
 
 # ------------------------------------------------------------------------ engine

@@ -21,7 +21,7 @@ from operations.certbot import (
 from operations.checkout import AppPaths, EnvSecrets, GitCheckout, env_file_text, env_value
 from operations.config import TLS, App, ConfigError, parse_config
 from operations.distro import Distro
-from operations.nginx import CIPHERS, CURVES, site_text
+from operations.nginx import CIPHERS, main_text, site_text
 from operations.plan import Plan
 from operations.render import render
 from operations.stamped import Stamps, as_user, stamped_command
@@ -390,7 +390,7 @@ def test_site_from_a_users_own_template():
 
 
 def test_main_config_is_mozillas_intermediate_profile():
-    text = render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES)
+    text = main_text()
     assert "\n    ssl_protocols TLSv1.2 TLSv1.3;\n" in text
     assert "server_tokens off;" in text and "TLSv1.1" not in text
     assert "\n    ssl_ecdh_curve X25519:prime256v1:secp384r1;\n" in text
@@ -425,7 +425,6 @@ def test_catch_all_https_server_refuses_the_handshake_or_answers_nothing_on_old_
     """nginx 1.19.4+ refuses the TLS handshake for unknown names; Ubuntu 22.04's 1.18 gets a throwaway certificate and 444."""
     from operations.certbot import cert_files
     from operations.nginx import DEFAULT_CERT, SELFSIGNED
-    from operations.render import render
 
     new = render("nginx-default.conf.j2", ipv6=True, default_cert=None)
     assert "ssl_reject_handshake on;" in new and "ssl_certificate" not in new

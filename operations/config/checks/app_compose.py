@@ -18,6 +18,9 @@ def check(c: Checker, where: str, app, proxy: str) -> None:
         for name in COMPOSE_ONLY:
             if getattr(app, name):
                 c.add(f"{where}.{name}", 'is used only by apps with kind = "compose"')
+        for j, job in enumerate(app.jobs):
+            if job.service:
+                c.add(f"{where}.jobs[{j}].service", 'is used only by apps with kind = "compose"')
         return
     if not app.compose_file:
         c.add(
@@ -38,5 +41,6 @@ def check(c: Checker, where: str, app, proxy: str) -> None:
             f"{where}.database.engine",
             "a compose app keeps its database in a container: list it in container_databases",
         )
-    if app.jobs:
-        c.add(f"{where}.jobs", 'are not supported for kind = "compose" apps')
+    for j, job in enumerate(app.jobs):
+        if not (job.service or app.service):
+            c.add(f"{where}.jobs[{j}].service", "is required when the app has no service (the one the job runs in)")

@@ -9,7 +9,7 @@ import re
 
 from ..apps import DB_REFERENCES, REFERENCE
 from ..schema import ENV_NAME
-from . import app_compose, app_data
+from . import app_compose, app_data, routes
 from .base import Checker, is_domain, is_port, relative_path
 
 ENV_NAME_RE = re.compile(ENV_NAME)
@@ -54,6 +54,7 @@ def check(c: Checker, config) -> None:
         _check_brought(c, where, app)
         _check_references(c, where, app)
         app_compose.check(c, where, app, config.web.proxy)
+        routes.check(c, where, app, config)
 
 
 def _check_venv_fields(c: Checker, where: str, app) -> None:

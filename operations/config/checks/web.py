@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Checker
+from .routes import check_zones
 
 
 def check(c: Checker, config) -> None:
@@ -17,3 +18,4 @@ def check(c: Checker, config) -> None:
             c.add(f"web.{name}", f"file {str(config.path(value))!r} does not exist")
         elif value and name == "caddyfile_template" and w.proxy != "caddy":
             c.add("web.caddyfile_template", 'is used only with proxy = "caddy"')
+    check_zones(c, config)
