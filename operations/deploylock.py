@@ -83,14 +83,14 @@ append() {
 """
 
 
-def _script(body: str, lock_dir: str, log_file: str) -> str:
-    """``body`` with the lock's functions and paths, holding the guard lock (takes and releases never interleave)."""
+def _script(body: str, lock_dir: str, log_file: str, guarded: bool = True) -> str:
+    """``body`` with the lock's functions and paths; ``guarded``: holding the guard lock (takes and releases never interleave)."""
     d = shlex.quote(lock_dir)
-    return (
-        f"L={d}/deploy.lock; LOG={shlex.quote(log_file)}; MAX={LOG_MAX_BYTES}\n{_FUNCTIONS}\n"
+    guard = (
         f"umask 077; mkdir -p {d} && exec 9>>{d}/deploy.lock.guard && flock -w {GUARD_WAIT} 9 || "
-        "{ echo 'vpskit: cannot take the deploy lock guard' >&2; exit 1; }\n" + body
+        "{ echo 'vpskit: cannot take the deploy lock guard' >&2; exit 1; }\n"
     )
+    return f"L={d}/deploy.lock; LOG={shlex.quote(log_file)}; MAX={LOG_MAX_BYTES}\n{_FUNCTIONS}\n" + (guard if guarded else "") + body
 
 
 def take_command(
@@ -228,11 +228,11 @@ class DeployLockHolder(OutputLines):
     """
     Returns the record of the run holding the deploy lock (``key=value`` lines, with ``liveness=``), ``[]`` when free.
 
-    Read-only: what ``--dry`` reports instead of taking the lock.
+    Read-only (it makes no directory and takes no guard): what ``--dry`` reports instead of taking the lock.
     """
 
     def command(self, lock_dir=LOCK_DIR):
-        return _script('if [ -s "$L" ]; then cat "$L"; echo "liveness=$(liveness "$L")"; fi', lock_dir, LOG_FILE)
+        return _script('if [ -s "$L" ]; then cat "$L"; echo "liveness=$(liveness "$L")"; fi', lock_dir, LOG_FILE, guarded=False)
 
 
 def _run(command: str) -> list[str]:

@@ -173,6 +173,9 @@ def test_the_dry_run_fact_reads_the_holder_without_taking(where):
     assert where.lock.read_text().startswith("token=old")
     where.lock.unlink()
     assert dl.parse_holder(where.sh(command)) is None
+    where.lock.parent.rmdir()
+    assert dl.parse_holder(where.sh(command)) is None
+    assert not where.lock.parent.exists()  # a dry run leaves nothing behind
 
 
 # ------------------------------------------------------------------ the controller side
