@@ -216,12 +216,9 @@ def dead_here(holder: Holder, me: str, alive=None) -> bool:
     return holder.liveness == "unknown" and holder.controller == me.rpartition("@")[2] and not (alive or pid_alive)(holder.pid)
 
 
-def is_dry_run() -> bool:
-    """Whether pyinfra was started with ``--dry`` (its CLI keeps that only in its own arguments)."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and ctx.params.get("dry"))
+def is_dry_run(argv: list[str] | None = None) -> bool:
+    """Whether pyinfra was started with ``--dry``: it keeps that only in its command line (``argv``: ``sys.argv``)."""
+    return "--dry" in (sys.argv if argv is None else argv)[1:]
 
 
 class DeployLockHolder(OutputLines):
@@ -322,7 +319,7 @@ def deploy_lock_taken(apps: dict[str, str] | None = None, wait: int = 60, dry: b
                     f"vpskit: {host.name}: took over the deploy lock of a run that ended without releasing it: {dead.describe()}"
                 )
             lock = DeployLock(token, me)
-            state.add_callback_handler(_ReleaseOnFailure(lock, host))
+            state.add_callback_handler(_ReleaseOnFailure(lock, host._get_module()))
             return lock
         if dead_here(holder, me):
             takeover = holder.token

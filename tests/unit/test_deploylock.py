@@ -193,6 +193,11 @@ def test_parse_take_tells_taken_held_and_taken_over():
         dl.parse_take(["sh: 1: flock: not found"])
 
 
+def test_a_dry_run_is_told_by_pyinfras_command_line():
+    assert dl.is_dry_run(["pyinfra", "--dry", "inventory.py", "deploy.py"])
+    assert not dl.is_dry_run(["pyinfra", "-y", "inventory.py", "deploy.py"])
+
+
 def test_only_a_sessionless_holder_of_this_controller_with_its_pid_gone_is_dead_here():
     holder = dl.Holder("old", "bob@desk", 77, "then", "unknown")
     assert dl.dead_here(holder, "alice@desk", alive=lambda pid: False)
@@ -277,3 +282,23 @@ def test_release_is_no_change_and_runs_only_when_pyinfra_executes(host_answers):
     (command,) = host_answers.commands
     assert 'append "$(entry "$L" ok ' in command and "= t1 ]" in command
     assert run_op(dl.deploy_lock_released, lock=None).is_noop
+
+
+def test_a_failing_operation_on_the_locked_host_logs_the_run_failed_and_frees_the_lock(host_answers):
+    from types import SimpleNamespace
+
+    lock, locked, other = dl.DeployLock("t1", "alice@laptop"), object(), object()
+    ops = {"a": {"_ignore_errors": False}, "b": {"_ignore_errors": True}}
+    fake_state = SimpleNamespace(
+        get_op_data_for_host=lambda host, op: SimpleNamespace(global_arguments=ops[op]),
+        get_op_meta=lambda op: SimpleNamespace(names={f"Step {op}"}),
+    )
+    handler = dl._ReleaseOnFailure(lock, locked)
+    handler.operation_host_error(fake_state, other, "a")
+    handler.operation_host_error(fake_state, locked, "b")  # an ignored error: the run goes on
+    assert host_answers.commands == [] and not lock.released
+    host_answers.queue = [["released"]]
+    with on_stub():
+        handler.operation_host_error(fake_state, locked, "a")
+    (command,) = host_answers.commands
+    assert lock.released and 'append "$(entry "$L" failed \' step="Step a"\')"' in command
