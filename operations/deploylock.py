@@ -333,7 +333,7 @@ def deploy_lock_taken(apps: dict[str, str] | None = None, wait: int = 60, dry: b
             )
         if not waiting:
             waiting = True
-            logger.warning(f"vpskit: {host.name}: waiting up to {int(left)} s for the deploy by {holder.describe()}")
+            logger.warning(f"vpskit: {host.name}: waiting up to {wait} s for the deploy by {holder.describe()}")
             sys.stderr.flush()
         time.sleep(min(pause, left))
 
