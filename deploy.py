@@ -11,6 +11,7 @@ from pyinfra import host
 from operations.backup import backups
 from operations.compose import compose_app, compose_app_absent
 from operations.config import load_config
+from operations.deploylock import deploy_lock_released, deploy_lock_taken, is_dry_run
 from operations.docker import docker_engine
 from operations.fail2ban import fail2ban_jails
 from operations.firewall import firewall
@@ -28,6 +29,9 @@ from operations.users import deploy_user
 from operations.web import front_proxy, web_apps
 
 plan = Plan(load_config(host.data.vpskit_config), host_distro())
+
+# One run at a time: the host's deploy lock, taken before any fact decides anything (none for --dry).
+lock = deploy_lock_taken(**plan.deploy_lock, dry=is_dry_run())
 
 # Every package the steps below need, in one apt run (each step still ensures its own).
 base_system(plan.base_system, packages=plan.contribution.packages)
@@ -87,3 +91,6 @@ modes_restricted(name="Root-only modes of sshd and cron config (CIS)", paths=CIS
 health_report(plan.health)
 health_notifiers(plan.notifiers)
 health_timer(plan.health_schedule)
+
+# Last: this run's line in /var/log/vpskit/deploys.log (which apps moved to which commit); the lock goes.
+deploy_lock_released(name="Log the deploy and release its lock", lock=lock)

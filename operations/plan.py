@@ -175,6 +175,14 @@ class Plan:
             nodejs_packages(c.nodejs.source, c.nodejs.npm) if builds else [],
         )
 
+    # ------------------------------------------------------------ the run itself
+
+    @property
+    def deploy_lock(self) -> dict:
+        """``deploy_lock_taken`` arguments: each configured app's checkout (the log compares their commits) and the wait."""
+        apps = {a.name: self.paths(a).src for a in self.config.apps if a.repo}
+        return dict(apps=apps, wait=self.config.server.deploy_lock_wait)
+
     # ------------------------------------------------------------ base and hardening
 
     @property

@@ -48,6 +48,9 @@ class Server:
     apt_lock_timeout: int = setting(
         600, "How long apt waits for a dpkg lock held by the VPS's own first-boot upgrades.", minimum=0, unit="seconds"
     )
+    deploy_lock_wait: int = setting(
+        60, "How long a run waits for another run's deploy lock on the host before it stops, naming that run.", minimum=0, unit="seconds"
+    )
 
     @property
     def uses_ssh(self) -> bool:

@@ -70,7 +70,7 @@ class StubHost:
 def on_stub(facts: dict | None = None) -> Iterator[StubHost]:
     """pyinfra's ``host`` and ``state`` are a StubHost with ``facts`` (and a fresh run) inside the block."""
     stub = StubHost(facts)
-    state = SimpleNamespace(ops={stub: stub.ops})
+    state = SimpleNamespace(ops={stub: stub.ops}, is_executing=False)
     with ctx_state.use(state), ctx_host.use(stub):
         try:
             yield stub
