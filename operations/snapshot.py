@@ -56,11 +56,12 @@ class Facts(FactBase):
     _facts: tuple = ()
 
     def command(self, facts):
-        # pyinfra calls command() and then process() on one instance: keep what is read.
-        self._facts = facts
+        # pyinfra calls command() and then process() on one instance: keep what is read, and
+        # each fact's own instance (some keep what their command() saw for their process()).
+        self._facts = tuple((cls(), kwargs) for cls, kwargs in facts)
         parts = []
-        for i, (cls, kwargs) in enumerate(facts):
-            fact, kw = cls(), dict(kwargs)
+        for i, (fact, kwargs) in enumerate(self._facts):
+            kw = dict(kwargs)
             command = fact.command(**kw) if callable(fact.command) else fact.command
             requires = fact.requires_command(**kw) if callable(fact.requires_command) else fact.requires_command
             run = f"( {command}\n); echo '{_MARK} status' $?"
@@ -74,7 +75,7 @@ class Facts(FactBase):
 
 
 def parse_facts(lines: list[str], facts) -> dict[int, object]:
-    """Each fact's value from the combined output; a failed command leaves its fact out."""
+    """Each fact's value from the combined output (``facts``: (fact class or instance, kwargs)); a failed command leaves its fact out."""
     chunks: dict[int, list[str]] = {}
     status: dict[int, str] = {}
     current = None
@@ -89,11 +90,12 @@ def parse_facts(lines: list[str], facts) -> dict[int, object]:
         elif current is not None:
             chunks[current].append(line)
     values = {}
-    for i, (cls, _kwargs) in enumerate(facts):
+    for i, (fact, _kwargs) in enumerate(facts):
+        fact = fact() if isinstance(fact, type) else fact
         if status.get(i) == "missing" or (status.get(i) == "0" and not chunks.get(i)):
-            values[i] = cls().default()
+            values[i] = fact.default()
         elif status.get(i) == "0":
-            values[i] = cls().process(chunks[i])
+            values[i] = fact.process(chunks[i])
     return values
 
 
