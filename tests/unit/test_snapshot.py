@@ -303,3 +303,15 @@ def test_a_pyinfra_operation_reads_its_facts_from_the_snapshot_until_its_first_c
         assert list(gen) == []
         assert stub.asked == ["Facts", "FileState"]
         assert stub.get_fact.__func__ is type(stub).get_fact  # nothing left shadowing the host's own reads
+
+
+def test_a_fact_that_keeps_state_from_its_command_reads_right_in_a_batch(tmp_path):
+    """pyinfra's FindInFile notes in command() what its process() looks for."""
+    from pyinfra.facts.files import FindInFile
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.1.1 web1\n")
+    wanted = ((FindInFile, (("path", str(hosts)), ("pattern", r"^127\.0\.1\.1\s.*$"))),)
+    batch = Facts()
+    out = bash(batch.command(facts=wanted), tmp_path)
+    assert batch.process(out.stdout.splitlines()) == {0: ["127.0.1.1 web1"]}
