@@ -514,10 +514,7 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vpskit-bench-") as tmp:
         bench = Bench(distro, Path(tmp))
-        # Figures of earlier runs stay unless this run measures them again.
-        earlier = json.loads(results.read_text()) if results.exists() else {}
         start = bench.results["conditions"]["start"]
-        bench.results = {k: v for k, v in earlier.items() if k not in ("conditions", "notes")}
         run = {
             "distro": distro,
             "cpus": os.cpu_count(),
@@ -547,11 +544,17 @@ def main(argv: list[str]) -> int:
         run["end"] = conditions()
         run["bench_seconds"] = round(time.perf_counter() - started)
         run["notes"] = bench.notes
-    r = bench.results
+    # Figures of earlier runs (read now: another bench may have written meanwhile) stay unless this run measured them again.
+    earlier = json.loads(results.read_text()) if results.exists() else {}
+    r = {k: v for k, v in earlier.items() if k not in ("conditions", "notes")} | bench.results
     # Each phase's figures with the conditions of the run that measured them.
     by_phase = {k: v for k, v in earlier.get("conditions", {}).items() if k in PHASES}
     r["conditions"] = {**by_phase, **{phase: run for phase in phases}}
     results.write_text(json.dumps(r, indent=2) + "\n")
+    if "scaling" in phases:
+        from .curve import curves, draw
+
+        print(f"cost curve drawn: {draw(curves()).relative_to(ROOT)}")
     print()
     print(table(r))
     for note in run["notes"]:
