@@ -229,13 +229,49 @@ def snapshot_fact(cls: type[FactBase], **kwargs):
         wanted = [k for k in dict.fromkeys([*run.planned, *run.remembered]) if k not in run.values]
         if key not in wanted:
             wanted.append(key)
-        read = _host_fact(Facts, facts=Wanted(wanted))
-        for i, k in enumerate(wanted):
+        # The fact asked for is in the first batch: later batches are read only if still unread when asked for.
+        wanted.remove(key)
+        first, *_later = batches([key, *wanted])
+        read = _host_fact(Facts, facts=Wanted(first))
+        for i, k in enumerate(first):
             if i in read:
                 run.values[k] = read[i]
         if key not in run.values:
             return _host_fact(cls, **kwargs)
     return run.values[key]
+
+
+# What one combined command may grow to, counted as ``command_size`` counts. On its way it goes
+# through up to three levels of shell quoting (pyinfra's ``sh -c``, the docker connector's
+# ``docker exec ... sh -c`` run by a local shell), where each single quote becomes 53 characters,
+# and one argument may not exceed 128 KiB on Linux (beyond it: "Argument list too long").
+MAX_COMMAND = 120 * 1024
+
+
+def command_size(cls: type[FactBase], kwargs: tuple) -> int:
+    """A fact's share of a combined command, with room for its quotes to grow in the shell quoting around it."""
+    fact, kw = cls(), dict(kwargs)
+    try:
+        command = fact.command(**kw) if callable(fact.command) else fact.command
+    except Exception:  # noqa: BLE001 - a fact that cannot even build its command fails later, on its own
+        return MAX_COMMAND
+    text = str(command)
+    # Its own text and quotes, and the marks around it (4 quotes of their own).
+    return len(text) + 56 * (text.count("'") + 4) + 80
+
+
+def batches(keys: list[tuple], limit: int = MAX_COMMAND) -> list[list[tuple]]:
+    """``keys`` in order, cut into groups whose combined command stays under ``limit`` (one fact per group at least)."""
+    groups: list[list[tuple]] = []
+    size = limit
+    for key in keys:
+        share = command_size(*key)
+        if size + share > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(key)
+        size += share
+    return groups
 
 
 def _host_fact(cls: type[FactBase], *args, **kwargs):

@@ -315,3 +315,14 @@ def test_a_fact_that_keeps_state_from_its_command_reads_right_in_a_batch(tmp_pat
     batch = Facts()
     out = bash(batch.command(facts=wanted), tmp_path)
     assert batch.process(out.stdout.splitlines()) == {0: ["127.0.1.1 web1"]}
+
+
+def test_a_batch_stays_under_what_one_shell_argument_may_hold_after_quoting():
+    """Found on the docker connector: 40,000 characters with 2,000 single quotes are 'Argument list too long'."""
+    keys = [fact(FileState, path=f"/srv/apps/app{i}/it's here/" + "x" * 300) for i in range(400)]
+    groups = snapshot.batches(keys)
+    assert [k for g in groups for k in g] == keys and len(groups) > 1
+    for group in groups:
+        text = Facts().command(facts=group)
+        assert len(text) + 53 * text.count("'") < 128 * 1024
+    assert snapshot.batches(keys[:1], limit=10) == [keys[:1]]  # a fact larger than the limit still gets read
