@@ -36,6 +36,11 @@ demo-clean:
 	$(PY) -m tests.demo --remove $(DISTRO)
 
 # Deploy speed, re-run cost, throughput and an Ansible baseline on fresh targets (about 15 min on 2 cores).
-bench: setup
+# BENCH= picks phases (comma-separated: first,rerun,change,baseline,served,scaling,curve; default all
+# but curve), e.g. `make bench BENCH=rerun,scaling`; DISTRO= the target (ubuntu2404, debian13, ...).
+# bench/results.json keeps the figures of earlier runs that this one did not measure.
+BENCH ?=
+bench:
+	./scripts/test-host-setup.sh $(DISTRO)
 	.venv/bin/pip install -q -r bench/requirements.txt
-	$(PY) -m bench.run
+	BENCH_PHASES=$(BENCH) $(PY) -m bench.run $(DISTRO)

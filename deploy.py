@@ -21,7 +21,7 @@ from operations.offsite import offsite_copies, offsite_databases_recovered, offs
 from operations.permissions import CIS_MODES, modes_restricted
 from operations.plan import Plan
 from operations.postgres import app_database, postgres_server
-from operations.schedule import AppJobFiles, app_job, app_jobs_pruned, cron_ready
+from operations.schedule import app_job, app_jobs_pruned, cron_ready, installed_app_jobs
 from operations.ssh import sshd_hardened, sshd_state
 from operations.sysctl import kernel_hardened
 from operations.system import base_system, host_distro
@@ -82,7 +82,7 @@ if plan.cron:
     cron_ready()
 for job in plan.jobs:
     app_job(**job)
-installed_jobs = host.get_fact(AppJobFiles)
+installed_jobs = installed_app_jobs()
 for app_name, keep in plan.jobs_kept:
     app_jobs_pruned(app_name, keep, installed_jobs)
 

@@ -26,13 +26,16 @@ def count_facts(output: str) -> int:
 
 @dataclass
 class Figure:
-    """One measured quantity: every run's value, reported as median with min and max."""
+    """One measured quantity: every run's value, reported as median with min and max, and the load average each run began at."""
 
     runs: list[float] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    loads: list[float] = field(default_factory=list)
 
-    def add(self, value: float) -> None:
+    def add(self, value: float, load: float | None = None) -> None:
         self.runs.append(value)
+        if load is not None:
+            self.loads.append(load)
 
     @property
     def median(self) -> float | None:
@@ -46,6 +49,7 @@ class Figure:
             "min": round(min(self.runs), 2),
             "max": round(max(self.runs), 2),
             "runs": [round(r, 2) for r in self.runs],
+            **({"load_1m": self.loads} if self.loads else {}),
             **self.extra,
         }
 

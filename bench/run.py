@@ -1,6 +1,6 @@
 """``make bench``: what a deploy costs, on fresh systemd targets, with baselines measured in the same run.
 
-    python -m bench.run [ubuntu2404|debian12]
+    python -m bench.run [ubuntu2404|debian13|...]      # make bench [DISTRO=...] [BENCH=rerun,scaling]
 
 1. First full deploy of examples/vpskit.toml (over SSH, as a user runs it), against
    a lower bound on another fresh target: ``apt-get update`` + ``apt-get install``
@@ -14,13 +14,18 @@
    (bench/ansible/), over SSH to the same target as the deploy user.
 5. Served throughput: wrk inside the target against each app through nginx +
    TLS (when the config deploys apps behind nginx).
-6. Re-run cost by number of apps: 1, 2, 4 and 6 copies of the example's first app.
+6. The cost curve: for 1, 5, 10 and 20 copies of the example's first app, a first
+   deploy on a fresh target (timed, over SSH) and its no-change re-runs.
 
-Each figure is the median of several runs, with min and max. The table goes to
-stdout, everything to bench/results.json. Environment: BENCH_RERUNS (default 3),
-BENCH_FIRST_RUNS (default 2), BENCH_APPS (default "1,2,4,6"), BENCH_WRK_SECONDS (default 10),
-BENCH_PHASES (default all: first,rerun,change,baseline,served,scaling; without
-"first" the example is deployed once, untimed, for the phases that need it).
+Each figure is the median of several runs, with min and max, and the 1-minute load
+average of the machine when each run started (the machine may be shared: wall-clock
+figures move with its load, command counts do not). The table goes to stdout, the
+figures to bench/results.json (bench/results-DISTRO.json for a distro other than
+Ubuntu 24.04), merged into what the file already holds, so the phases can be run one
+at a time. Environment: BENCH_RERUNS (default 3), BENCH_FIRST_RUNS (default 2),
+BENCH_APPS (default "1,5,10,20"), BENCH_WRK_SECONDS (default 10), BENCH_PHASES (default
+all: first,rerun,change,baseline,served,scaling; without "first" the example is deployed
+once, untimed, for the phases that need it).
 """
 
 from __future__ import annotations
@@ -62,13 +67,13 @@ from tests.harness import (
 from . import baseline
 from .measure import Figure, count_commands, count_facts, parse_wrk, ratio, slope
 
-RESULTS = Path(__file__).resolve().parent / "results.json"
+HERE = Path(__file__).resolve().parent
 EXAMPLE = ROOT / "examples" / "vpskit.toml"
 SSH_PORT = 2222
 PUBLISH = (22, SSH_PORT)
 RERUNS = int(os.environ.get("BENCH_RERUNS", "3"))
 FIRST_RUNS = int(os.environ.get("BENCH_FIRST_RUNS", "2"))
-APP_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_APPS", "1,2,4,6").split(","))
+APP_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_APPS", "1,5,10,20").split(","))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 WRK_CONNECTIONS = 32
 PHASES = ("first", "rerun", "change", "baseline", "served", "scaling")
@@ -78,11 +83,20 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def results_file(distro: str) -> Path:
+    """Where ``distro``'s figures are kept: results.json for the default target, results-DISTRO.json otherwise."""
+    return HERE / ("results.json" if distro == "ubuntu2404" else f"results-{distro}.json")
+
+
+def load_1m() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def conditions() -> dict:
     """What else ran on the machine: load average and other containers, now."""
     client = docker_client()
     others = [c.name for c in client.containers.list() if c.labels.get(LABEL) != str(os.getpid())]
-    return {"load_avg_1m": round(os.getloadavg()[0], 2), "other_containers": len(others)}
+    return {"load_avg_1m": load_1m(), "other_containers": len(others), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 class Bench:
@@ -139,6 +153,7 @@ class Bench:
         return path
 
     def timed(self, config: Path, check: bool = True) -> tuple[float, Run]:
+        self.load = load_1m()
         start = time.perf_counter()
         run = run_pyinfra(config, "-vv", check=check)
         return time.perf_counter() - start, run
@@ -150,10 +165,10 @@ class Bench:
             secs, run = self.timed(config)
             if (run.changed, run.errors) != (0, 0):
                 self.notes.append(f"{label}: run {i + 1} was not a no-change run: {run.changed_ops}")
-            seconds.add(secs)
+            seconds.add(secs, self.load)
             commands.add(count_commands(run.output))
             facts.add(count_facts(run.output))
-            log(f"  {label} {i + 1}/{RERUNS}: {secs:.1f}s, {commands.runs[-1]} commands, {facts.runs[-1]} facts")
+            log(f"  {label} {i + 1}/{RERUNS}: {secs:.1f}s, {commands.runs[-1]} commands, {facts.runs[-1]} facts, load {self.load}")
         return seconds, commands, facts
 
     # --------------------------------------------------------------- phases
@@ -171,7 +186,7 @@ class Bench:
             secs, run = self.timed(ssh_config)
             if not run.changed:
                 raise RuntimeError(f"first deploy {i + 1} changed nothing: it did not reach the fresh target")
-            first.add(secs)
+            first.add(secs, self.load)
             first_commands.add(count_commands(run.output))
             log(f"  {secs:.1f}s, {run.changed} operations changed, {first_commands.runs[-1]} commands")
             if deployed is not None:
@@ -257,7 +272,7 @@ class Bench:
         for i in range(RERUNS):
             config = self.config(change(d.raw, i + 1), d.target, "changed", "docker")
             secs, run = self.timed(config)
-            seconds.add(secs)
+            seconds.add(secs, self.load)
             changed.add(run.changed)
             log(f"  change {i + 1}: {secs:.1f}s, {run.changed} operations changed: {', '.join(run.changed_ops)}")
         run_pyinfra(d.docker_config)  # back to the example config
@@ -289,7 +304,7 @@ class Bench:
                 converged = True
                 continue
             converged = True
-            seconds.add(secs)
+            seconds.add(secs, self.load)
         self.results.update(
             baseline_rerun=seconds.as_dict() | {"tasks_ok": recap["ok"], "ansible": baseline.ansible_version()},
             baseline_rerun_s=round(seconds.median, 2),
@@ -327,26 +342,31 @@ class Bench:
         self.results.update(served=served, rps=main["rps"], p50_ms=main["p50_ms"], p99_ms=main["p99_ms"], errors=main["errors"])
 
     def scaling_phase(self) -> None:
-        """Re-runs with 1, 2, 4, 6 generated apps, on a fresh target deployed once and grown step by step."""
-        target = self.fresh_target()
-        base = self.prepared(target, self.example)
-        by_apps, commands = {}, {}
+        """The cost curve: for each number of generated apps, a timed first deploy on a fresh target, then its no-change re-runs."""
+        first, by_apps, commands, first_commands = {}, {}, {}, {}
         for n in APP_COUNTS:
-            raw = generated_apps(base, n)
+            target = self.fresh_target()
+            raw = generated_apps(self.prepared(target, self.example), n)
             if any(a.get("domains") for a in raw["apps"]):
                 resolve_locally(target, [d for a in raw["apps"] for d in a.get("domains", [])])
-            config = self.config(raw, target, f"apps{n}", "docker")
-            log(f"{n} apps: deploying (not timed) ...")
-            run_pyinfra(config)
-            secs, cmds, _ = self.reruns(config, f"re-run with {n} apps")
+            log(f"{n} apps: first deploy (over SSH as root) ...")
+            secs, run = self.timed(self.config(raw, target, f"apps{n}", "ssh"))
+            first[n] = Figure([secs], loads=[self.load])
+            first_commands[n] = count_commands(run.output)
+            log(f"  {secs:.1f}s, {first_commands[n]} commands, load {self.load}")
+            secs, cmds, _ = self.reruns(self.config(raw, target, f"apps{n}", "docker"), f"re-run with {n} apps")
             by_apps[n], commands[n] = secs, cmds
-        self.drop(target)
+            self.drop(target)
         medians = {n: f.median for n, f in by_apps.items()}
         self.results.update(
             rerun_by_apps={str(n): round(s, 2) for n, s in medians.items()},
             rerun_by_apps_detail={str(n): f.as_dict() | {"commands": int(commands[n].median)} for n, f in by_apps.items()},
+            rerun_commands_by_apps={str(n): int(c.median) for n, c in commands.items()},
             seconds_per_extra_app=slope(medians),
             commands_per_extra_app=slope({n: c.median for n, c in commands.items()}),
+            first_deploy_by_apps={str(n): round(f.median, 2) for n, f in first.items()},
+            first_deploy_by_apps_detail={str(n): f.as_dict() | {"commands": first_commands[n]} for n, f in first.items()},
+            first_deploy_seconds_per_extra_app=slope({n: f.median for n, f in first.items()}),
         )
 
     def cleanup(self) -> None:
@@ -456,6 +476,8 @@ def table(r: dict) -> str:
         rows.append(
             ("  per extra app", f"{num(r.get('seconds_per_extra_app'))}s, {num(r.get('commands_per_extra_app'), '{:.1f}')} commands")
         )
+    for n, f in (r.get("first_deploy_by_apps_detail") or {}).items():
+        rows.append((f"first deploy with {n} apps", f"{f['median']:.1f}s, {f['commands']} commands (load {f.get('load_1m', ['?'])[0]})"))
     if r.get("served"):
         for name, s in r["served"].items():
             rows.append(
@@ -483,27 +505,32 @@ def main(argv: list[str]) -> int:
     if distro not in RECIPES:
         print(f"unknown distro {distro!r}: choose one of {', '.join(RECIPES)}", file=sys.stderr)
         return 2
+    phases = [p for p in (os.environ.get("BENCH_PHASES") or ",".join(PHASES)).split(",") if p]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        print(f"unknown phase {', '.join(sorted(unknown))}: choose from {','.join(PHASES)}", file=sys.stderr)
+        return 2
+    results = results_file(distro)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vpskit-bench-") as tmp:
         bench = Bench(distro, Path(tmp))
-        r = bench.results
-        r["conditions"].update(
-            distro=distro,
-            cpus=os.cpu_count(),
-            machine=platform.machine(),
-            pyinfra=pyinfra.__version__,
-            python=platform.python_version(),
-            reruns=RERUNS,
-            first_runs=FIRST_RUNS,
-        )
-        phases = os.environ.get("BENCH_PHASES", ",".join(PHASES)).split(",")
-        r["conditions"]["phases"] = phases
+        start = bench.results["conditions"]["start"]
+        run = {
+            "distro": distro,
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "pyinfra": pyinfra.__version__,
+            "python": platform.python_version(),
+            "reruns": RERUNS,
+            "first_runs": FIRST_RUNS,
+            "start": start,
+        }
         try:
             if "first" in phases:
                 bench.first_deploys()
             elif set(phases) & {"rerun", "change", "baseline", "served"}:
                 bench.deploy_once()
-            for phase, run in (
+            for phase, measure in (
                 ("rerun", bench.rerun_phase),
                 ("change", bench.one_app_change),
                 ("baseline", bench.baseline_phase),
@@ -511,21 +538,30 @@ def main(argv: list[str]) -> int:
                 ("scaling", bench.scaling_phase),
             ):
                 if phase in phases:
-                    run()
+                    measure()
         finally:
             bench.cleanup()
-        r["conditions"]["end"] = conditions()
-        r["conditions"]["bench_seconds"] = round(time.perf_counter() - started)
-        r["notes"] = bench.notes
-    RESULTS.write_text(json.dumps(r, indent=2) + "\n")
+        run["end"] = conditions()
+        run["bench_seconds"] = round(time.perf_counter() - started)
+        run["notes"] = bench.notes
+    # Figures of earlier runs (read now: another bench may have written meanwhile) stay unless this run measured them again.
+    earlier = json.loads(results.read_text()) if results.exists() else {}
+    r = {k: v for k, v in earlier.items() if k not in ("conditions", "notes")} | bench.results
+    # Each phase's figures with the conditions of the run that measured them.
+    by_phase = {k: v for k, v in earlier.get("conditions", {}).items() if k in PHASES}
+    r["conditions"] = {**by_phase, **{phase: run for phase in phases}}
+    results.write_text(json.dumps(r, indent=2) + "\n")
+    if "scaling" in phases:
+        from .curve import curves, draw
+
+        print(f"cost curve drawn: {draw(curves()).relative_to(ROOT)}")
     print()
     print(table(r))
-    for note in r["notes"]:
+    for note in run["notes"]:
         print(f"note: {note}")
-    c = r["conditions"]
     print(
-        f"\n{c['cpus']} CPUs, load {c['start']['load_avg_1m']} -> {c['end']['load_avg_1m']}, "
-        f"{c['start']['other_containers']} other containers running; {c['bench_seconds']}s in all; written to {RESULTS.relative_to(ROOT)}"
+        f"\n{run['cpus']} CPUs, load {start['load_avg_1m']} -> {run['end']['load_avg_1m']}, "
+        f"{start['other_containers']} other containers running; {run['bench_seconds']}s in all; written to {results.relative_to(ROOT)}"
     )
     return 0
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.facts.files import FindFiles
-from pyinfra.operations import files
 
+from .batched import directory_present
 from .config import App
 from .contribution import Contribution
 from .render import FILES_DIR, render
@@ -109,14 +109,14 @@ def backups(
 
         backups([BackupItem("pg", "shop", "shop"), BackupItem("files", "shop-files-media", "/srv/media")], keep_days=14)
     """
-    files.directory(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
+    directory_present(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
     checked_file(
         name="Backup, restore and drill command",
         content=(FILES_DIR / "vpskit-backup").read_bytes(),
         dest=BACKUP_SCRIPT,
         mode="755",
     )
-    files.directory(name="Backup directory (root only)", path=backup_dir, mode="700", user="root", group="root")
+    directory_present(name="Backup directory (root only)", path=backup_dir, mode="700", user="root", group="root")
     checked_file(
         name="What is backed up",
         dest=BACKUP_CONF,

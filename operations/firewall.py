@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
-from pyinfra.operations import apt
 
+from .batched import packages_installed
 from .contribution import Contribution
+from .snapshot import planned, snapshot_fact
 
 TAG = "vpskit"
 PACKAGES = ["ufw"]
@@ -108,6 +109,7 @@ def rule_changes(current: dict[UfwRule, str], wanted: set[UfwRule], keep: set[Uf
     return to_add, to_delete
 
 
+@planned(lambda *_, **__: [(UfwState, {})])
 @operation()
 def ufw_rules(rules: list[UfwRule], keep: list[UfwRule] = ()):
     """
@@ -122,7 +124,7 @@ def ufw_rules(rules: list[UfwRule], keep: list[UfwRule] = ()):
 
         ufw_rules(rules=[UfwRule(2222), UfwRule(80), UfwRule(443)], keep=[UfwRule(22)])
     """
-    state = host.get_fact(UfwState)
+    state = snapshot_fact(UfwState)
     current = state["rules"] if state else {}
     to_add, to_delete = rule_changes(current, set(rules), set(keep))
     if not to_add and not to_delete:
@@ -138,6 +140,7 @@ def ufw_rules(rules: list[UfwRule], keep: list[UfwRule] = ()):
 WANTED_DEFAULTS = {"incoming": "deny", "outgoing": "allow", "routed": "deny"}
 
 
+@planned(lambda *_, **__: [(UfwState, {})])
 @operation()
 def ufw_enabled(defaults: dict[str, str] | None = None):
     """
@@ -154,7 +157,7 @@ def ufw_enabled(defaults: dict[str, str] | None = None):
         ufw_enabled()
     """
     wanted = {**WANTED_DEFAULTS, **(defaults or {})}
-    state = host.get_fact(UfwState) or {"enabled": False, "defaults": {}}
+    state = snapshot_fact(UfwState) or {"enabled": False, "defaults": {}}
     commands = [f"ufw default {policy} {direction}" for direction, policy in wanted.items() if state["defaults"].get(direction) != policy]
     if not state["enabled"]:
         commands.append("ufw --force enable")
@@ -192,7 +195,7 @@ def firewall(ssh_port: int, ssh_ports_in_use: list[int], ssh_limit: bool = False
 
         firewall(ssh_port=2222, ssh_ports_in_use=[22], extra=[UfwRule(5432, source="10.0.0.0/8")])
     """
-    apt.packages(name="Install ufw", packages=PACKAGES)
+    packages_installed(name="Install ufw", packages=PACKAGES)
     # Ports sshd listens on now stay open (and are opened, on a fresh host) until
     # sshd has moved: the ssh deploy closes them once the new port is proven.
     in_use = {UfwRule(p) for p in ssh_ports_in_use if p != ssh_port}

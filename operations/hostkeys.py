@@ -16,6 +16,7 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, FunctionCommand, StringCommand, deploy, operation
 
 from .knownhosts import refreshed
+from .snapshot import planned, snapshot_fact
 from .ssh import apply_command
 
 MODULI = "/etc/ssh/moduli"
@@ -108,6 +109,7 @@ def prune_moduli_command(min_bits: int, path: str = MODULI) -> str:
     return f"awk '$1 ~ /^#/ || $5 + 1 >= {int(min_bits)}' {path} > {path}.vpskit && chmod 644 {path}.vpskit && mv -f {path}.vpskit {path}"
 
 
+@planned(lambda min_bits=3072, **_: [(WeakModuli, {"min_bits": min_bits})])
 @operation()
 def moduli_pruned(min_bits: int = 3072):
     """
@@ -121,13 +123,14 @@ def moduli_pruned(min_bits: int = 3072):
 
         moduli_pruned(min_bits=3072)
     """
-    weak = host.get_fact(WeakModuli, min_bits=min_bits)
+    weak = snapshot_fact(WeakModuli, min_bits=min_bits)
     if not weak:
         host.noop(f"no modulus under {min_bits} bits")
         return
     yield prune_moduli_command(min_bits)
 
 
+@planned(lambda *_, **__: [(HostKeys, {})])
 @operation()
 def rsa_host_key(
     bits: int = 4096,
@@ -156,7 +159,7 @@ def rsa_host_key(
 
         rsa_host_key(4096, known_hosts="~/.ssh/known_hosts", names=["[203.0.113.7]:2222"])
     """
-    keys = host.get_fact(HostKeys)
+    keys = snapshot_fact(HostKeys)
     offered = offered_keys(keys, host_key_algorithms)
     rsa = keys.get("ssh-rsa")
     if (rsa and rsa["bits"] >= bits) or not any(KEY_TYPES.get(a) == "ssh-rsa" for a in host_key_algorithms):

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 from pyinfra.api import deploy
-from pyinfra.operations import files
 
 from .backup import CONFIG_DIR, STATUS_DIR
+from .batched import directory_present
 from .config import Monitor, Notifier
 from .contribution import Contribution
 from .render import FILES_DIR
@@ -113,7 +113,7 @@ def health_report(settings: dict):
         health_report(health_settings(Monitor(), apps=[AppCheck("dibby", "app-dibby.service")],
                                       units=["postgresql.service"], backup_items=["dibby"], drill_items=["dibby"]))
     """
-    files.directory(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
+    directory_present(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
     checked_file(name="Health report command", content=(FILES_DIR / "vpskit-health").read_bytes(), dest=HEALTH_SCRIPT, mode="755")
     _json_file("What the health report checks", HEALTH_CONF, settings, mode="644")
 

@@ -7,6 +7,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, operation
 
+from .snapshot import planned, snapshot_fact
 from .ssh import DROPIN
 
 # CIS Ubuntu/Debian benchmarks: sshd's config (5.1.1) and cron's files (5.1.2-5.1.7), root-owned.
@@ -54,6 +55,7 @@ def mode_commands(wanted: dict[str, str], current: dict[str, dict], user: str = 
     return commands
 
 
+@planned(lambda paths, **_: [(PathModes, {"paths": tuple(sorted(paths))})])
 @operation()
 def modes_restricted(paths: dict[str, str], user: str = "root", group: str = "root"):
     """
@@ -69,7 +71,7 @@ def modes_restricted(paths: dict[str, str], user: str = "root", group: str = "ro
 
         modes_restricted(name="CIS modes", paths={"/etc/crontab": "600", "/etc/cron.d": "700"})
     """
-    commands = mode_commands(paths, host.get_fact(PathModes, paths=sorted(paths)), user, group)
+    commands = mode_commands(paths, snapshot_fact(PathModes, paths=tuple(sorted(paths))), user, group)
     if not commands:
         host.noop("modes and owners are already right")
         return

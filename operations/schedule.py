@@ -17,6 +17,7 @@ from pyinfra.operations import files, systemd
 from .batched import packages_installed, unit_running
 from .contribution import Contribution
 from .render import render
+from .snapshot import snapshot_fact
 from .validated import checked_file
 
 UNIT_DIR = "/etc/systemd/system"
@@ -77,6 +78,11 @@ class AppJobFiles(FactBase):
             elif m := CRON_JOB_RE.match(line.rstrip()):
                 jobs[(m["app"], m["job"])] = ("cron", m["path"])
         return jobs
+
+
+def installed_app_jobs() -> dict:
+    """The ``AppJobFiles`` fact: every app job vpskit has installed, read with the run's other facts."""
+    return snapshot_fact(AppJobFiles)
 
 
 def systemd_exec_quote(command: str) -> str:
@@ -255,7 +261,7 @@ def app_jobs_pruned(app_name: str, keep: set[str], installed: dict):
 
     .. code:: python
 
-        app_jobs_pruned("dibby", {"snapshot"}, host.get_fact(AppJobFiles))
+        app_jobs_pruned("dibby", {"snapshot"}, installed_app_jobs())
     """
     gone = sorted((job, where) for (app, job), where in installed.items() if app == app_name and job not in keep)
     removed = []

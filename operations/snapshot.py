@@ -5,18 +5,30 @@ mostly checks files and units that have not changed. Operations decorated with
 ``planned`` say, when the deploy is built, which facts they will read; the first
 of them to run reads every planned fact in one command (``snapshot_fact``).
 
-A value read that way is only used while no operation of this run has changed
-the host. After the first change each fact is read on its own again, exactly as
-``host.get_fact`` would: a first deploy checks as before, a re-run that changes
-nothing reads all planned facts in one round trip.
+Some facts are read while the deploy is still being built (a step that asks
+whether another will change, a decision made before any operation runs), before
+the later steps have planned theirs. So the facts a run asked for are remembered
+for the next run of the same host (``.vpskit-facts.json`` beside its vpskit config;
+which facts, never their values), and the first read of the next run reads them
+all: a re-run that changes nothing reads its facts in one round trip.
+
+A value read that way is only used while no operation of this run has changed the
+host. After the first change each fact is read on its own again, exactly as
+``host.get_fact`` would: a first deploy checks as before. A remembered fact that
+this run does not need costs only its share of the one command.
 """
 
 from __future__ import annotations
 
+import ast
+import atexit
 import functools
+import importlib
+import json
+from pathlib import Path
 
 from pyinfra import host, state
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, operation
 
 _MARK = "##vpskit-fact"
 
@@ -44,11 +56,12 @@ class Facts(FactBase):
     _facts: tuple = ()
 
     def command(self, facts):
-        # pyinfra calls command() and then process() on one instance: keep what is read.
-        self._facts = facts
+        # pyinfra calls command() and then process() on one instance: keep what is read, and
+        # each fact's own instance (some keep what their command() saw for their process()).
+        self._facts = tuple((cls(), kwargs) for cls, kwargs in facts)
         parts = []
-        for i, (cls, kwargs) in enumerate(facts):
-            fact, kw = cls(), dict(kwargs)
+        for i, (fact, kwargs) in enumerate(self._facts):
+            kw = dict(kwargs)
             command = fact.command(**kw) if callable(fact.command) else fact.command
             requires = fact.requires_command(**kw) if callable(fact.requires_command) else fact.requires_command
             run = f"( {command}\n); echo '{_MARK} status' $?"
@@ -62,7 +75,7 @@ class Facts(FactBase):
 
 
 def parse_facts(lines: list[str], facts) -> dict[int, object]:
-    """Each fact's value from the combined output; a failed command leaves its fact out."""
+    """Each fact's value from the combined output (``facts``: (fact class or instance, kwargs)); a failed command leaves its fact out."""
     chunks: dict[int, list[str]] = {}
     status: dict[int, str] = {}
     current = None
@@ -77,11 +90,12 @@ def parse_facts(lines: list[str], facts) -> dict[int, object]:
         elif current is not None:
             chunks[current].append(line)
     values = {}
-    for i, (cls, _kwargs) in enumerate(facts):
+    for i, (fact, _kwargs) in enumerate(facts):
+        fact = fact() if isinstance(fact, type) else fact
         if status.get(i) == "missing" or (status.get(i) == "0" and not chunks.get(i)):
-            values[i] = cls().default()
+            values[i] = fact.default()
         elif status.get(i) == "0":
-            values[i] = cls().process(chunks[i])
+            values[i] = fact.process(chunks[i])
     return values
 
 
@@ -89,18 +103,97 @@ def parse_facts(lines: list[str], facts) -> dict[int, object]:
 
 
 class _Run:
-    """What one run of one host planned and read."""
+    """What one run of one host planned, asked for and read, and what its previous run asked for."""
 
-    def __init__(self):
+    def __init__(self, remembered_in: Path | None = None, host_name: str = ""):
         self.planned: dict[tuple, None] = {}  # ordered set
+        self.asked: dict[tuple, None] = {}  # ordered set: what snapshot_fact was called for
         self.values: dict[tuple, object] = {}
+        self.remembered_in = remembered_in
+        self.remembered = remembered_keys(remembered_in, host_name) if remembered_in else []
+
+    def save(self, host_name: str) -> None:
+        """Remember this run's facts for the next run (only when they differ from what was remembered)."""
+        keys = list(dict.fromkeys([*self.planned, *self.asked]))
+        if self.remembered_in and keys and keys != self.remembered:
+            remember_keys(self.remembered_in, host_name, keys)
 
 
 _runs: dict[tuple[int, str], _Run] = {}
 
 
 def _run() -> _Run:
-    return _runs.setdefault((id(state._get_module()), host.name), _Run())
+    run_key = (id(state._get_module()), host.name)
+    if run_key not in _runs:
+        config = (getattr(host, "data", None) or {}).get("vpskit_config")
+        remembered_in = Path(config).parent / PLAN_FILE if config else None
+        run = _runs[run_key] = _Run(remembered_in, host.name)
+        if remembered_in:
+            atexit.register(run.save, host.name)
+    return _runs[run_key]
+
+
+# ------------------------------------------------------- remembered between runs
+
+PLAN_FILE = ".vpskit-facts.json"
+
+
+def _literal(value) -> bool:
+    try:
+        return ast.literal_eval(repr(value)) == value
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+
+
+def encode_key(key: tuple) -> list[str] | None:
+    """A fact key as JSON text (class path, arguments as a Python literal); None when its arguments are no literals."""
+    cls, kwargs = key
+    if not _literal(kwargs):
+        return None
+    return [f"{cls.__module__}:{cls.__qualname__}", repr(kwargs)]
+
+
+def decode_key(encoded) -> tuple | None:
+    """The fact key ``encode_key`` wrote; None for a class that no longer exists or text that is no key."""
+    try:
+        path, kwargs = encoded
+        module, _, name = path.partition(":")
+        cls = importlib.import_module(module)
+        for part in name.split("."):
+            cls = getattr(cls, part)
+        kwargs = ast.literal_eval(kwargs)
+        hash(kwargs)
+    except (ValueError, TypeError, SyntaxError, ImportError, AttributeError, MemoryError, RecursionError):
+        return None
+    if not (isinstance(cls, type) and issubclass(cls, FactBase) and isinstance(kwargs, tuple)):
+        return None
+    return cls, kwargs
+
+
+def remembered_keys(path: Path, host_name: str) -> list[tuple]:
+    """The fact keys the last run of ``host_name`` asked for ([] when none were remembered)."""
+    try:
+        data = json.loads(path.read_text())
+        encoded = data.get(host_name, []) if isinstance(data, dict) else []
+    except (OSError, ValueError):
+        return []
+    return [k for k in map(decode_key, encoded if isinstance(encoded, list) else []) if k is not None]
+
+
+def remember_keys(path: Path, host_name: str, keys: list[tuple]) -> None:
+    """Keep ``keys`` as what ``host_name``'s runs ask for (other hosts' entries stay)."""
+    try:
+        data = json.loads(path.read_text())
+        data = data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        data = {}
+    data[host_name] = [e for e in map(encode_key, keys) if e is not None]
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only config folder: the next run reads in more round trips, nothing else
 
 
 def changes_so_far() -> int:
@@ -129,19 +222,73 @@ def snapshot_fact(cls: type[FactBase], **kwargs):
     """
     run = _run()
     key = _key(cls, kwargs)
+    run.asked.setdefault(key, None)
     if changes_so_far():
-        return host.get_fact(cls, **kwargs)
+        return _host_fact(cls, **kwargs)
     if key not in run.values:
-        wanted = [k for k in run.planned if k not in run.values]
+        wanted = [k for k in dict.fromkeys([*run.planned, *run.remembered]) if k not in run.values]
         if key not in wanted:
             wanted.append(key)
-        read = host.get_fact(Facts, facts=Wanted(wanted))
-        for i, k in enumerate(wanted):
+        # The fact asked for is in the first batch: later batches are read only if still unread when asked for.
+        wanted.remove(key)
+        first, *_later = batches([key, *wanted])
+        read = _host_fact(Facts, facts=Wanted(first))
+        for i, k in enumerate(first):
             if i in read:
                 run.values[k] = read[i]
         if key not in run.values:
-            return host.get_fact(cls, **kwargs)
+            return _host_fact(cls, **kwargs)
     return run.values[key]
+
+
+# What one combined command may grow to, counted as ``command_size`` counts. On its way it goes
+# through up to three levels of shell quoting (pyinfra's ``sh -c``, the docker connector's
+# ``docker exec ... sh -c`` run by a local shell), where each single quote becomes 53 characters,
+# and one argument may not exceed 128 KiB on Linux (beyond it: "Argument list too long").
+MAX_COMMAND = 120 * 1024
+
+
+def command_size(cls: type[FactBase], kwargs: tuple) -> int:
+    """A fact's share of a combined command, with room for its quotes to grow in the shell quoting around it."""
+    fact, kw = cls(), dict(kwargs)
+    try:
+        command = fact.command(**kw) if callable(fact.command) else fact.command
+    except Exception:  # noqa: BLE001 - a fact that cannot even build its command fails later, on its own
+        return MAX_COMMAND
+    text = str(command)
+    # Its own text and quotes, and the marks around it (4 quotes of their own).
+    return len(text) + 56 * (text.count("'") + 4) + 80
+
+
+def batches(keys: list[tuple], limit: int = MAX_COMMAND) -> list[list[tuple]]:
+    """``keys`` in order, cut into groups whose combined command stays under ``limit`` (one fact per group at least)."""
+    groups: list[list[tuple]] = []
+    size = limit
+    for key in keys:
+        share = command_size(*key)
+        if size + share > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(key)
+        size += share
+    return groups
+
+
+def _host_fact(cls: type[FactBase], *args, **kwargs):
+    """``host.get_fact`` of pyinfra's own Host class (never a stand-in set by ``facts_through_snapshot``)."""
+    real = host._get_module()
+    return type(real).get_fact(real, cls, *args, **kwargs)
+
+
+def _snapshot_or_host(cls: type[FactBase], *args, **kwargs):
+    """``snapshot_fact`` for a fact read with plain, hashable arguments; the host's own read otherwise."""
+    try:
+        hash(tuple(kwargs.items()))
+    except TypeError:
+        return _host_fact(cls, *args, **kwargs)
+    if args or any(k.startswith("_") for k in kwargs) or not (isinstance(cls, type) and issubclass(cls, FactBase)):
+        return _host_fact(cls, *args, **kwargs)
+    return snapshot_fact(cls, **kwargs)
 
 
 def planned(facts_of):
@@ -170,3 +317,42 @@ def planned(facts_of):
         return call
 
     return wrap
+
+
+def facts_through_snapshot(op):
+    """
+    pyinfra's operation ``op`` with the facts it reads before its first command taken from the run's snapshot.
+
+    The operation does what it always does; while it has yielded nothing, its
+    ``host.get_fact`` calls go through ``snapshot_fact`` (read with the run's other
+    facts while the host is unchanged). Once it has yielded a command, which may
+    have changed the host, it reads its facts from the host again.
+
+    + op: a pyinfra operation (``server.hostname``, ``files.line``, ...)
+
+    **Example:**
+
+    .. code:: python
+
+        facts_through_snapshot(server.timezone)(name="Set timezone", timezone="Etc/UTC")
+    """
+    inner = op._inner
+
+    @functools.wraps(inner)
+    def body(*args, **kwargs):
+        real = host._get_module()
+        commands = inner(*args, **kwargs)
+        while True:
+            # An attribute of the host object itself shadows Host.get_fact for this step only.
+            real.get_fact = _snapshot_or_host
+            try:
+                command = next(commands)
+            except StopIteration:
+                return
+            finally:
+                del real.get_fact
+            yield command
+            yield from commands
+            return
+
+    return operation()(body)

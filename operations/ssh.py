@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import StringIO
 
-from pyinfra import host
 from pyinfra.api import FactBase, FunctionCommand, OperationError, StringCommand, deploy, operation
 from pyinfra.operations import files, server
 
 from .firewall import UfwRule
 from .render import render
+from .snapshot import snapshot_fact
 from .sshpolicy import NEWEST, SshPolicy, release_policy
 from .validated import checked_file
 
@@ -330,8 +330,8 @@ def revert_armed(socket_mode: bool, old_ports: list[int], seconds: int):
 
 
 def sshd_state() -> dict | None:
-    """The ``SshdState`` fact: sshd's ports, drop-in, conflicts and algorithms now (None without sshd)."""
-    return host.get_fact(SshdState)
+    """The ``SshdState`` fact: sshd's ports, drop-in, conflicts and algorithms now (None without sshd); read with the run's other facts."""
+    return snapshot_fact(SshdState)
 
 
 @deploy("SSH")

@@ -15,6 +15,7 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, FunctionCommand, deploy, operation
 
 from .render import render
+from .snapshot import snapshot_fact
 from .validated import checked_file
 
 SYSCTL_FILE = "/etc/sysctl.d/90-vpskit-hardening.conf"
@@ -167,7 +168,7 @@ def kernel_hardened(settings: dict[str, str], path: str = SYSCTL_FILE):
     step = checked_file(name="Kernel and network settings", dest=path, content=render("sysctl-vpskit.conf.j2", settings=settings))
     sysctl_applied(name="Apply the kernel settings", settings=settings, path=path, _if=step.did_change)
     if not step.will_change:
-        current = host.get_fact(SysctlValues, keys=sorted(settings))
+        current = snapshot_fact(SysctlValues, keys=tuple(sorted(settings)))
         _, refused = in_effect(settings, current)
         if refused:
             host.noop(f"sysctl: {refused_report(refused, current)}")

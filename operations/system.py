@@ -14,7 +14,7 @@ from .batched import apt_updated, packages_installed
 from .distro import Distro, UnsupportedDistro, distro_from_os_release
 from .facts import AptLockHolders, AptUpgradable
 from .render import render
-from .snapshot import planned, snapshot_fact
+from .snapshot import facts_through_snapshot, planned, snapshot_fact
 from .validated import checked_file
 
 # The guide's essentials, plus what vpskit itself relies on.
@@ -149,15 +149,16 @@ def base_system(settings: BaseSettings = BaseSettings(), packages: list[str] = (
         name="Install essential packages",
         packages=sorted(set(ESSENTIAL_PACKAGES) | set(settings.packages) | set(packages)),
     )
+    # pyinfra's own operations, their facts read with the run's others.
     if settings.hostname:
-        server.hostname(name="Set hostname", hostname=settings.hostname)
-        files.line(
+        facts_through_snapshot(server.hostname)(name="Set hostname", hostname=settings.hostname)
+        facts_through_snapshot(files.line)(
             name="Resolve the hostname locally (sudo asks for it)",
             path="/etc/hosts",
             line=r"^127\.0\.1\.1\s",
             replace=f"127.0.1.1 {settings.hostname}",
         )
-    server.timezone(name="Set timezone", timezone=settings.timezone)
+    facts_through_snapshot(server.timezone)(name="Set timezone", timezone=settings.timezone)
 
     checked_file(
         name="Schedule unattended upgrades",

@@ -6,6 +6,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from .render import render
+from .snapshot import facts_through_snapshot
 from .validated import checked_file
 
 
@@ -43,8 +44,9 @@ def deploy_user(
         deploy_user("appuser", ["ssh-ed25519 AAAA... me@laptop"], sudo_group="sudo")
     """
     for group in extra_groups:
-        server.group(name=f"{group} group", group=group, system=True)
-    server.user(
+        facts_through_snapshot(server.group)(name=f"{group} group", group=group, system=True)
+    # pyinfra's own user operation, its facts (users, groups, home, keys) read with the run's others.
+    facts_through_snapshot(server.user)(
         name=f"User {user}",
         user=user,
         shell=shell,

@@ -151,3 +151,26 @@ def test_baseline_manages_the_web_stack_files_and_steps_vpskit_does(keys):
     assert dibby["migrate"].startswith("set -a && . ") and "python migrate.py" in dibby["migrate"]
     assert [c["name"] for c in web["certs"]] == [a.name for a in config.apps if a.name in apps and a.domains]
     assert all("certbot certonly" in c["command"] for c in web["certs"])
+
+
+def test_each_distro_keeps_its_figures_in_its_own_file_and_each_run_its_load():
+    from bench.run import HERE, results_file
+
+    assert results_file("ubuntu2404") == HERE / "results.json"
+    assert results_file("debian13") == HERE / "results-debian13.json"
+    f = Figure()
+    f.add(3.0, 1.5)
+    f.add(2.0, 0.5)
+    assert f.as_dict()["load_1m"] == [1.5, 0.5]
+    assert "load_1m" not in Figure([1.0]).as_dict()
+
+
+def test_the_cost_curve_is_drawn_from_every_results_file_holding_one(tmp_path, monkeypatch):
+    import json
+
+    from bench import curve
+
+    (tmp_path / "results.json").write_text(json.dumps({"rerun_by_apps_detail": {"1": {"median": 2.0, "commands": 30}}}))
+    (tmp_path / "results-debian13.json").write_text(json.dumps({"rerun_s": 2.0}))  # no curve measured there yet
+    monkeypatch.setattr(curve, "HERE", tmp_path)
+    assert list(curve.curves()) == ["ubuntu2404"]

@@ -304,9 +304,9 @@ def test_ufw_operation(op, ufw, arguments, commands):
     check_spec(op, {UfwState: ufw}, arguments, commands)
 
 
-def test_ufw_operations_read_the_ufw_state_once():
-    assert run_op(ufw_rules, {UfwState: None}, rules=[UfwRule(22)]).asked == ["UfwState"]
-    assert run_op(ufw_enabled, {UfwState: None}).asked == ["UfwState"]
+def test_ufw_operations_read_the_ufw_state_once_with_the_runs_other_facts():
+    assert run_op(ufw_rules, {UfwState: None}, rules=[UfwRule(22)]).asked == ["Facts"]
+    assert run_op(ufw_enabled, {UfwState: None}).asked == ["Facts"]
 
 
 # ---------------------------------------------------------- the firewall deploy
@@ -316,9 +316,8 @@ def test_ufw_operations_read_the_ufw_state_once():
 def firewall_calls(monkeypatch):
     """Call the firewall deploy's body with its operations replaced by recorders: {op name: kwargs}."""
     calls: dict[str, dict] = {}
-    for name in ("ufw_rules", "ufw_enabled"):
+    for name in ("ufw_rules", "ufw_enabled", "packages_installed"):
         monkeypatch.setattr(fw, name, lambda _name=name, **kwargs: calls.setdefault(_name, kwargs))
-    monkeypatch.setattr(fw.apt, "packages", lambda **kwargs: calls.setdefault("apt.packages", kwargs))
 
     def run(**kwargs):
         calls.clear()
@@ -333,8 +332,8 @@ def test_firewall_adds_rule_for_ssh_port_in_use_during_a_move(firewall_calls):
     calls = firewall_calls(ssh_port=2222, ssh_ports_in_use=[22])
     assert calls["ufw_rules"]["rules"] == [UfwRule(22), UfwRule(80), UfwRule(443), UfwRule(2222)]
     assert calls["ufw_rules"]["keep"] == [UfwRule(22, "tcp", "limit")]
-    assert list(calls) == ["apt.packages", "ufw_rules", "ufw_enabled"]  # rules in place before ufw starts
-    assert calls["apt.packages"]["packages"] == ["ufw"]
+    assert list(calls) == ["packages_installed", "ufw_rules", "ufw_enabled"]  # rules in place before ufw starts
+    assert calls["packages_installed"]["packages"] == ["ufw"]
 
 
 def test_firewall_on_fresh_host_opens_in_use_port_before_enabling(firewall_calls):

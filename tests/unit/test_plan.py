@@ -12,8 +12,9 @@ from operations.contribution import Contribution, combined
 from operations.distro import Distro
 from operations.plan import Plan
 from operations.schedule import Job
-from operations.ssh import SshdPolicy
+from operations.ssh import SshdPolicy, SshdState
 from operations.system import BaseSettings
+from tests.unit.hoststub import on_stub
 
 UBUNTU = Distro("ubuntu", "24.04", "noble")
 
@@ -67,13 +68,8 @@ def test_the_config_maps_onto_the_operations_specs(minimal_raw, tmp_path, monkey
     assert plan.firewall["ssh_port"] == 2222
 
 
-def test_sshd_hardened_alone_on_a_host_without_sshd_says_so(monkeypatch):
-    class NoSshd:
-        def get_fact(self, fact, **kwargs):
-            return None
-
-    monkeypatch.setattr(ssh_mod, "host", NoSshd())
-    with pytest.raises(OperationError, match="sshd is not installed on this host"):
+def test_sshd_hardened_alone_on_a_host_without_sshd_says_so():
+    with on_stub({SshdState: None}), pytest.raises(OperationError, match="sshd is not installed on this host"):
         ssh_mod.sshd_hardened._inner(port=2222, deploy_user="appuser")
 
 

@@ -226,3 +226,103 @@ INSTALL = 'DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::="--force
 ])  # fmt: skip
 def test_batched_operations(op, facts, arguments, commands):
     check_spec(op, facts, arguments, commands)
+
+
+# ------------------------------------------------- remembered from the last run
+
+
+def test_a_fact_key_survives_the_file_it_is_remembered_in(tmp_path):
+    keys = [
+        fact(FileState, path="/etc/a b"),
+        fact(SystemdStatus, services=("nginx.service",)),
+        fact(AptUpgradable, full=True),
+        fact(Date),
+    ]
+    path = tmp_path / snapshot.PLAN_FILE
+    snapshot.remember_keys(path, "web1", keys)
+    snapshot.remember_keys(path, "web2", keys[:1])
+    assert snapshot.remembered_keys(path, "web1") == keys
+    assert snapshot.remembered_keys(path, "web2") == keys[:1]
+    assert snapshot.remembered_keys(path, "web3") == []
+
+
+def test_a_remembered_key_that_no_longer_makes_sense_is_dropped(tmp_path):
+    path = tmp_path / snapshot.PLAN_FILE
+    path.write_text(
+        '{"web1": [["operations.facts:FileState", "((\'path\', \'/x\'),)"], ["operations.facts:Gone", "()"],'
+        ' ["os:getcwd", "()"], ["operations.facts:FileState", "not python"], "junk"]}'
+    )
+    assert snapshot.remembered_keys(path, "web1") == [fact(FileState, path="/x")]
+    path.write_text("not json")
+    assert snapshot.remembered_keys(path, "web1") == []
+    # Arguments that are no literals are not remembered (and the rest still are).
+    snapshot.remember_keys(path, "web1", [(FileState, (("path", object()),)), fact(FileState, path="/y")])
+    assert snapshot.remembered_keys(path, "web1") == [fact(FileState, path="/y")]
+
+
+def test_the_first_read_of_a_run_reads_what_the_last_run_asked_for_too(tmp_path):
+    path = tmp_path / snapshot.PLAN_FILE
+    snapshot.remember_keys(path, "stub", [fact(FileState, path="/c"), fact(FileState, path="/z")])
+    with on_stub(FILES) as host:
+        run = snapshot._run()
+        run.remembered = snapshot.remembered_keys(path, "stub")
+        snapshot.plan(FileState, path="/a")
+        assert snapshot.snapshot_fact(FileState, path="/a") == {"sha256": "/a"}
+        # Asked for while the deploy is built, after the first read: already read with it.
+        assert snapshot.snapshot_fact(FileState, path="/z") == {"sha256": "/z"}
+        snapshot.plan(FileState, path="/b")
+        assert snapshot.snapshot_fact(FileState, path="/b") == {"sha256": "/b"}
+        assert host.asked == ["Facts", "Facts"]  # /b was new: one more round trip
+        run.remembered_in = path
+        run.save("stub")
+    # What this run planned and asked for, in order: the next run reads /a, /z and /b at once (/c is no longer needed).
+    assert snapshot.remembered_keys(path, "stub") == [fact(FileState, path=p) for p in ("/a", "/b", "/z")]
+
+
+def test_a_pyinfra_operation_reads_its_facts_from_the_snapshot_until_its_first_command():
+    from pyinfra.api import operation
+
+    @operation()
+    def two_steps(path: str):
+        if host_fact(FileState, path=path) is None:
+            yield f"touch {path}"
+            # After its own command the operation must see the host as it is now.
+            assert host_fact(FileState, path=path) == {"sha256": "/a"}
+
+    from pyinfra import host as pyinfra_host
+
+    def host_fact(cls, **kwargs):
+        return pyinfra_host.get_fact(cls, **kwargs)
+
+    wrapped = snapshot.facts_through_snapshot(two_steps)
+    with on_stub({fact(FileState, path="/a"): None}) as stub:
+        gen = wrapped._inner(path="/a")
+        assert next(gen) == "touch /a"
+        assert stub.asked == ["Facts"]
+        stub.facts[fact(FileState, path="/a")] = {"sha256": "/a"}
+        assert list(gen) == []
+        assert stub.asked == ["Facts", "FileState"]
+        assert stub.get_fact.__func__ is type(stub).get_fact  # nothing left shadowing the host's own reads
+
+
+def test_a_fact_that_keeps_state_from_its_command_reads_right_in_a_batch(tmp_path):
+    """pyinfra's FindInFile notes in command() what its process() looks for."""
+    from pyinfra.facts.files import FindInFile
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.1.1 web1\n")
+    wanted = ((FindInFile, (("path", str(hosts)), ("pattern", r"^127\.0\.1\.1\s.*$"))),)
+    batch = Facts()
+    out = bash(batch.command(facts=wanted), tmp_path)
+    assert batch.process(out.stdout.splitlines()) == {0: ["127.0.1.1 web1"]}
+
+
+def test_a_batch_stays_under_what_one_shell_argument_may_hold_after_quoting():
+    """Found on the docker connector: 40,000 characters with 2,000 single quotes are 'Argument list too long'."""
+    keys = [fact(FileState, path=f"/srv/apps/app{i}/it's here/" + "x" * 300) for i in range(400)]
+    groups = snapshot.batches(keys)
+    assert [k for g in groups for k in g] == keys and len(groups) > 1
+    for group in groups:
+        text = Facts().command(facts=group)
+        assert len(text) + 53 * text.count("'") < 128 * 1024
+    assert snapshot.batches(keys[:1], limit=10) == [keys[:1]]  # a fact larger than the limit still gets read
