@@ -8,21 +8,24 @@ when something differs, so a second run changes nothing. The checkout and
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import files, server, systemd
 
-from .batched import unit_running
-from .checkout import GIT, AppPaths, app_code, app_files_purged
+from .batched import directory_present, unit_running
+from .checkout import AppPaths, app_env, app_files_purged, app_place
 from .config import App
 from .facts import OutputLines
-from .install import TOOLS, install_alternatives, install_command, install_key, missing_message, tool_installed, tool_trigger, tools_needed
+from .install import TOOLS, install_alternatives, missing_message, tool_installed, tool_trigger, tools_needed
 from .postgres import database_driver_packages, secret_env_path
-from .render import render
+from .releases import APP_COMMAND, SETTINGS_DIR, Build, activate_command, in_next_release, release_built, release_decision, release_state
+from .render import FILES_DIR, render
 from .snapshot import planned, snapshot_fact
-from .stamped import as_user, short_hash, stamped_steps
+from .stamped import as_user, stamped_steps
 from .validated import checked_file
 
 # gunicorn --worker-class and the pip packages each needs besides gunicorn.
@@ -79,26 +82,8 @@ def unit_text(app: App, paths: AppPaths, user: str, workers: int) -> str:
 
 
 def in_app_env(paths: AppPaths, command: str) -> str:
-    """``command`` in the checkout with the venv on PATH and the app's .env loaded."""
+    """``command`` in the live checkout with the venv on PATH and the app's .env loaded."""
     return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.code} && {command}"
-
-
-def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tuple[str, str]]:
-    """Each checkout-dependent step: (stamp file, shell printing its key)."""
-    head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
-    steps = {
-        "requirements": (
-            f"{paths.venv}/.vpskit-requirements",
-            install_key(app.install, app.requirements, paths.src, app.app_dir, python_version, pip_packages(app)),
-        )
-    }
-    if app.build:
-        steps["build"] = (f"{paths.root}/.vpskit-built", f'echo "$({head}) {short_hash(app.build)}"')
-    if app.migrate:
-        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f'echo "$({head}) {short_hash(app.migrate)}"')
-    if app.seed:
-        steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
-    return steps
 
 
 # Seconds a restarted app has to answer on its health path.
@@ -206,6 +191,43 @@ def venv(path: str, python: str, version: str, user: str):
 # ----------------------------------------------------------------------- deploys
 
 
+def app_settings(app: App, paths: AppPaths, user: str) -> str:
+    """The JSON ``vpskit-app`` reads for the app: where it lives, how gunicorn runs it, where it answers."""
+    return (
+        json.dumps(
+            {
+                "name": app.name,
+                "kind": "venv",
+                "root": paths.root,
+                "git_dir": f"{paths.root}/repo.git",
+                "app_dir": app.app_dir,
+                "unit": paths.unit,
+                "port": app.port,
+                "health_path": app.health_path,
+                "health_timeout": ANSWER_TIMEOUT,
+                "user": user,
+                "env_files": [paths.env, *([secret_env_path(app.name)] if app.database.uses_postgres else [])],
+                "error_log": f"{paths.logs}/error.log",
+                "keep": app.keep_releases,
+                "gunicorn": {
+                    "worker_class": WORKER_CLASSES[worker_class(app)][0],
+                    "threads": app.threads,
+                    "timeout": app.timeout,
+                    "entry": app.entry,
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def app_command_installed():
+    """``vpskit-app`` on the host, and the directory of the apps' settings it reads."""
+    directory_present(name="vpskit-app settings directory", path=SETTINGS_DIR, user="root", group="root", mode="755")
+    return checked_file(name="vpskit-app command", content=(FILES_DIR / "vpskit-app").read_bytes(), dest=APP_COMMAND, mode="755")
+
+
 @deploy("App")
 def app_present(
     app: App,
@@ -219,10 +241,15 @@ def app_present(
     db_port: int = 5432,
 ):
     """
-    Ensure ``app`` is deployed, configured and running; restart it only when its code, env or unit changed.
+    Ensure ``app`` serves the commit its config asks for, built as a release beside the live one and switched to health-gated.
+
+    A new commit gets its own checkout and (when its install files changed) venv, its
+    migrations, a trial boot on a socket of its own, then the switch with gunicorn's
+    graceful reload; it is switched back when it does not answer on its port. A
+    changed .env or unit restarts the app.
 
     + app: the app's config
-    + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir)``)
+    + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir, released=True)``)
     + user: the deploy user who owns the app
     + python: interpreter for the venv (``/usr/bin/python3.12``)
     + python_version: its "3.X" version
@@ -235,49 +262,61 @@ def app_present(
 
     .. code:: python
 
-        app_present(app, AppPaths("shop", "/srv/apps", "/var/log/apps"), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
+        app_present(app, AppPaths("shop", "/srv/apps", "/var/log/apps", released=True), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
     """
     n = app.name
-    code, env_op = app_code(
-        app,
-        paths,
-        user,
-        deploy_key,
-        needs=install_alternatives(app.install, app.requirements, app.app_dir),
-        missing=missing_message(n, app.install, app.requirements, app.app_dir),
-        brought=brought,
-        db_port=db_port,
-    )
+    paths = dataclasses.replace(paths, released=True)
+    ssh_env = app_place(app, paths, user, deploy_key)
+    key_file = paths.deploy_key if app.deploy_key else ""
+    state = release_state(paths.root, app.repo, app.ref, user, ssh_env, key_file)
+    decision = release_decision(n, app.ref, state)
+    deploying = decision.action == "deploy"
+    env_op = app_env(app, paths, user, brought, db_port)
     for tool in tools_needed(app.install):
         tool_installed(
             name=f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
             tool=tool,
             python=python,
             when_any=tuple(f"{paths.code}/{f}" for f in tool_trigger(app.install, tool)),
-            checkout_moves=code.will_change,
+            checkout_moves=deploying,
         )
-    venv_op = venv(name=f"{n}: venv (Python {python_version})", path=paths.venv, python=python, version=python_version, user=user)
-
-    keys = stamp_keys(app, paths, python_version)
-    code_moves = code.will_change
+    target = (state or {}).get("target", "")[:12] or app.ref
+    built = release_built(
+        name=f"{n}: release {target} built beside the live one",
+        build=Build(
+            name=n,
+            root=paths.root,
+            repo=app.repo,
+            ref=app.ref,
+            user=user,
+            python=python,
+            python_version=python_version,
+            app_dir=app.app_dir,
+            install=app.install,
+            requirements=app.requirements,
+            packages=tuple(pip_packages(app)),
+            build=app.build,
+            build_dir=app.build_dir,
+            shared=app.shared_paths,
+            ssh_env=ssh_env,
+            needs=install_alternatives(app.install, app.requirements, app.app_dir),
+            missing=missing_message(n, app.install, app.requirements, app.app_dir),
+        ),
+        decision=decision,
+    )
     # Migrations and seeds reach the app's PostgreSQL with the URL the gunicorn unit gets.
     db_env = secret_env_path(app.name) if app.database.uses_postgres else ""
-    # (stamp, label, command, also run when, secret env) in the order they must run.
-    plan = [
-        (
-            "requirements",
-            "install dependencies if they changed",
-            f"cd {shlex.quote(paths.code)} && "
-            + install_command(n, app.install, app.requirements, app.app_dir, paths.venv, pip_packages(app)),
-            code_moves or venv_op.will_change,
-            "",
-        ),
-        ("build", "front-end build", f"cd {shlex.quote(app.build_dir)} && {app.build}", code_moves, ""),
-        ("migrate", "migrations", in_app_env(paths, app.migrate), code_moves, db_env),
-        ("seed", "seed data (once)", in_app_env(paths, app.seed), False, db_env),
-    ]
-    steps = stamped_steps(n, plan, keys, cwd=paths.src, user=user)
+    if deploying and app.migrate:
+        server.shell(
+            name=f"{n}: migrations (release {target})",
+            commands=[as_user(user, in_next_release(paths.root, app.app_dir, paths.env, app.migrate), db_env)],
+        )
+    if app.seed:
+        seed_keys = {"seed": (f"{paths.root}/.vpskit-seeded", "echo seeded")}
+        plan = [("seed", "seed data (once)", in_next_release(paths.root, app.app_dir, paths.env, app.seed), False, db_env)]
+        stamped_steps(n, plan, seed_keys, cwd=paths.root, user=user)
 
+    checked_file(name=f"{n}: vpskit-app settings", dest=f"{SETTINGS_DIR}/{n}.json", content=app_settings(app, paths, user), mode="644")
     unit = checked_file(
         name=f"{n}: gunicorn unit",
         dest=paths.unit_file,
@@ -291,10 +330,16 @@ def app_present(
         validate="logrotate -d {path}",
         mode="644",
     )
-    changed = [code, env_op, venv_op, unit, *steps]
-    restarted = any(op.will_change for op in changed)
-    unit_running(name=f"{n}: gunicorn running", unit=paths.unit, daemon_reload=unit.will_change, restarted=restarted)
-    if restarted:
+    restart = env_op.will_change or unit.will_change
+    if built.will_change:
+        server.shell(
+            name=f"{n}: switch to release {target} (health-gated: switched back if it does not answer on {app.health_path})",
+            commands=[activate_command(n, paths.root, restart, unit.will_change, legacy=bool(state and state["legacy"]))],
+        )
+        unit_running(name=f"{n}: gunicorn running", unit=paths.unit)
+        return
+    unit_running(name=f"{n}: gunicorn running", unit=paths.unit, daemon_reload=unit.will_change, restarted=restart)
+    if restart:
         server.shell(
             name=f"{n}: answers on {app.health_path}",
             commands=[answer_command(n, f"{paths.venv}/bin/python", app.port, app.health_path, f"{paths.logs}/error.log")],
@@ -326,5 +371,6 @@ def app_absent(paths: AppPaths, purge: bool = False):
     if removed:
         systemd.daemon_reload(name=f"{name}: reload systemd", _if=lambda: any(op.did_change() for op in removed))
     files.file(name=f"{name}: remove logrotate", path=paths.logrotate, present=False)
+    files.file(name=f"{name}: remove vpskit-app settings", path=f"{SETTINGS_DIR}/{name}.json", present=False)
     if purge:
         app_files_purged(paths)

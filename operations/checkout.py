@@ -41,6 +41,8 @@ class AppPaths:
     apps_dir: str
     logs_dir: str
     app_dir: str = "."
+    # Releases beside each other (``releases`` module): the code is the live release's.
+    released: bool = False
 
     @property
     def root(self) -> str:
@@ -48,7 +50,8 @@ class AppPaths:
 
     @property
     def src(self) -> str:
-        return f"{self.root}/src"
+        """The checkout the app runs from: the ``current`` release, or the one in-place checkout."""
+        return f"{self.root}/current" if self.released else f"{self.root}/src"
 
     @property
     def code(self) -> str:
@@ -58,7 +61,7 @@ class AppPaths:
 
     @property
     def venv(self) -> str:
-        return f"{self.root}/venv"
+        return f"{self.src}/.venv" if self.released else f"{self.root}/venv"
 
     @property
     def env(self) -> str:
@@ -352,6 +355,40 @@ def git_checkout(
     yield StringCommand(as_user(user, " && ".join(commands)))
 
 
+def app_place(app: App, paths: AppPaths, user: str, deploy_key: str = "") -> str:
+    """The app's directories and deploy key; returns the GIT_SSH_COMMAND prefix git needs ('' without a key)."""
+    n = app.name
+    directory_present(name=f"{n}: app directory", path=paths.root, user=user, group="www-data", mode="750")
+    directory_present(name=f"{n}: data directory", path=paths.data, user=user, group=user, mode="750")
+    directory_present(name=f"{n}: log directory", path=paths.logs, user=user, group="adm", mode="750")
+    if not app.deploy_key:
+        return ""
+    directory_present(name=f"{n}: ssh directory", path=paths.ssh_dir, user=user, group=user, mode="700")
+    checked_file(name=f"{n}: deploy key", dest=paths.deploy_key, content=deploy_key, mode="600", user=user, group=user)
+    return git_ssh_env(paths, app)
+
+
+def app_env(app: App, paths: AppPaths, user: str, brought: dict[str, str] | None = None, db_port: int = 5432):
+    """The app's .env (generated secrets kept, ``${DB_PASSWORD}`` filled in on the host); returns its operation."""
+    n = app.name
+
+    # Read when the operation runs: secrets restored earlier in this run (off-host recovery) are kept.
+    def content() -> str:
+        kept = host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))
+        return env_file_text(app, paths, kept, brought=brought, db_port=db_port)
+
+    if app.database.uses_postgres and any(PASSWORD_REF in value for value in app.env.values()):
+        return filled_env_file(
+            name=f"{n}: environment (.env)",
+            dest=paths.env,
+            content=content,
+            secret_path=secret_env_path(n),
+            user=user,
+            group=user,
+        )
+    return checked_file(name=f"{n}: environment (.env)", dest=paths.env, content=content, mode="600", user=user, group=user)
+
+
 def app_code(
     app: App,
     paths: AppPaths,
@@ -362,25 +399,14 @@ def app_code(
     brought: dict[str, str] | None = None,
     db_port: int = 5432,
 ):
-    """The app's directories, deploy key, git checkout and .env (secrets kept); returns (checkout op, .env op).
+    """The app's directories, deploy key, in-place git checkout and .env (secrets kept); returns (checkout op, .env op).
 
     ``needs`` and ``missing``: files a new commit must hold, as ``git_checkout`` takes them.
     ``brought`` and ``db_port``: the brought secrets and PostgreSQL's port, as ``env_file_text`` takes them.
-
-    Shared by the venv apps (``app_present``) and the compose apps (``compose.compose_app``).
     """
-    n = app.name
-    directory_present(name=f"{n}: app directory", path=paths.root, user=user, group="www-data", mode="750")
-    directory_present(name=f"{n}: data directory", path=paths.data, user=user, group=user, mode="750")
-    directory_present(name=f"{n}: log directory", path=paths.logs, user=user, group="adm", mode="750")
-    ssh_env = ""
-    if app.deploy_key:
-        directory_present(name=f"{n}: ssh directory", path=paths.ssh_dir, user=user, group=user, mode="700")
-        checked_file(name=f"{n}: deploy key", dest=paths.deploy_key, content=deploy_key, mode="600", user=user, group=user)
-        ssh_env = git_ssh_env(paths, app)
-
+    ssh_env = app_place(app, paths, user, deploy_key)
     code = git_checkout(
-        name=f"{n}: checkout {app.branch}",
+        name=f"{app.name}: checkout {app.branch}",
         repo=app.repo,
         ref=app.branch,
         dest=paths.src,
@@ -390,24 +416,7 @@ def app_code(
         needs=needs,
         missing=missing,
     )
-
-    # Read when the operation runs: secrets restored earlier in this run (off-host recovery) are kept.
-    def content() -> str:
-        kept = host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))
-        return env_file_text(app, paths, kept, brought=brought, db_port=db_port)
-
-    if app.database.uses_postgres and any(PASSWORD_REF in value for value in app.env.values()):
-        env_op = filled_env_file(
-            name=f"{n}: environment (.env)",
-            dest=paths.env,
-            content=content,
-            secret_path=secret_env_path(n),
-            user=user,
-            group=user,
-        )
-    else:
-        env_op = checked_file(name=f"{n}: environment (.env)", dest=paths.env, content=content, mode="600", user=user, group=user)
-    return code, env_op
+    return code, app_env(app, paths, user, brought, db_port)
 
 
 def app_files_purged(paths: AppPaths):

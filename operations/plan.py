@@ -45,7 +45,7 @@ from .web import VenvApp, python_plans
 
 def app_paths(app: App, web_cfg: Web) -> AppPaths:
     """Where ``app`` lives on the host, by the ``[web]`` section."""
-    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir, app.app_dir)
+    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir, app.app_dir, released=bool(app.repo) and not app.is_compose)
 
 
 def spec(cls, section, **given):
@@ -296,7 +296,7 @@ class Plan:
             check_schedule=o.check_schedule,
             check_subset=o.check_subset,
             paths=tuple(dict.fromkeys(paths)),
-            excludes=tuple(f"{p.root}/{sub}" for p in roots for sub in ("src", "venv", ".ssh")),
+            excludes=tuple(f"{p.root}/{sub}" for p in roots for sub in ("src", "venv", ".ssh", "repo.git", "releases", "venvs")),
             restore=o.restore,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import subprocess
 
 import pytest
@@ -215,11 +217,12 @@ def test_env_file_keeps_existing_secrets_and_generates_missing_ones():
 
 
 def test_unit_runs_gunicorn_on_loopback_sandboxed_without_env_values():
-    text = unit_text(app(kind="fastapi", env={"GREETING": "hello-unit"}, timeout=60), PATHS, "appuser", 3)
+    text = unit_text(app(kind="fastapi", env={"GREETING": "hello-unit"}, timeout=60), replace(PATHS, released=True), "appuser", 3)
     assert "User=appuser\n" in text and "EnvironmentFile=/srv/apps/shop/.env\n" in text
+    # Through the current release, so a graceful reload's new workers load the code it points at now.
     assert (
-        "ExecStart=/srv/apps/shop/venv/bin/gunicorn --workers 3 --worker-class uvicorn_worker.UvicornWorker"
-        " --bind 127.0.0.1:8000 --timeout 60 --access-logfile /var/log/apps/shop/access.log"
+        "ExecStart=/srv/apps/shop/current/.venv/bin/gunicorn --workers 3 --worker-class uvicorn_worker.UvicornWorker"
+        " --bind 127.0.0.1:8000 --timeout 60 --chdir /srv/apps/shop/current --access-logfile /var/log/apps/shop/access.log"
         " --error-logfile /var/log/apps/shop/error.log app:app\n"
     ) in text
     for line in (

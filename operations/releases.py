@@ -1,0 +1,285 @@
+"""A venv app's releases: each commit built beside the live one, then switched to health-gated.
+
+    <apps_dir>/<name>/repo.git             bare clone, fetched as the deploy user
+    <apps_dir>/<name>/releases/<sha12>/    one checkout per commit; .venv -> ../../venvs/<key>
+    <apps_dir>/<name>/venvs/<key>/         venvs keyed by the install files' hash, shared by releases
+    <apps_dir>/<name>/shared/<path>        kept across releases (``instance``), linked into each
+    <apps_dir>/<name>/current              -> releases/<sha12>: what gunicorn serves
+
+``.env``, ``data/`` and the logs stay outside the releases. One ``AppRelease`` fact
+says which commit is live, which one the config asks for and which one the last
+run deployed; ``release_decision`` turns that into what the run does. The switch
+itself is ``vpskit-app activate`` on the host (``files/vpskit-app``), the same code
+``vpskit-app rollback`` runs.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from pyinfra import host, logger
+from pyinfra.api import FactBase, OperationError, StringCommand, operation
+
+from .checkout import GIT, files_check
+from .install import install_command, install_key
+from .snapshot import snapshot_fact
+from .stamped import as_user
+
+APP_COMMAND = "/usr/local/bin/vpskit-app"
+SETTINGS_DIR = "/etc/vpskit/apps"
+SHA = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+def is_commit(ref: str) -> bool:
+    """A revision that names a commit (7 to 40 hex digits) rather than a branch or tag."""
+    return bool(SHA.match(ref))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a run does with an app's code: ``action`` is "deploy", "none" or "keep"; ``say`` is printed when set."""
+
+    action: str
+    say: str = ""
+
+
+def release_decision(name: str, ref: str, state: dict | None) -> Decision:
+    """
+    What to do with app ``name`` whose config asks for ``ref``, given the ``AppRelease`` fact.
+
+    A release rolled back on the host (``vpskit-app rollback``) is kept while ``ref``
+    still points at the commit that was rolled back from; once ``ref`` moves, its
+    new commit is deployed. Either way the run says so.
+    """
+    if not state or not state["live"]:
+        return Decision("deploy", f"app {name}: moving the in-place checkout to releases" if state and state["legacy"] else "")
+    if state["error"]:
+        raise OperationError(f"app {name}: cannot read its repo: {state['error']}")
+    target, live, deployed = state["target"], state["live"], state["deployed"]
+    if not target:
+        if not is_commit(ref) and not state["skipped"]:
+            raise OperationError(f"app {name}: the repo has no branch or tag {ref!r}")
+        return Decision("deploy")  # a commit not fetched yet, or a deploy key only now on the host
+    if target[:12] == live:
+        return Decision("none")
+    if deployed and target == deployed:
+        return Decision(
+            "keep",
+            f"app {name}: live release {live} differs from {ref} ({target[:12]}): it was rolled back on the host; "
+            f"keeping it until {ref} moves (vpskit-app rollback {name} {target[:12]} to go back to it)",
+        )
+    if deployed and live != deployed[:12]:
+        return Decision(
+            "deploy", f"app {name}: live release {live} was rolled back on the host; {ref} now points at {target[:12]}: deploying it"
+        )
+    return Decision("deploy")
+
+
+# ------------------------------------------------------------------------ facts
+
+
+class AppRelease(FactBase):
+    """
+    Returns an app's live release, the commit its config asks for and the one the last run deployed; None without the app's directory.
+
+    .. code:: python
+
+        {"live": "3f2c0a1b9d8e", "deployed": "3f2c…", "target": "9a1b…", "legacy": False, "skipped": False, "error": ""}
+
+    A branch or tag is resolved with ``git ls-remote`` as ``user`` (not before the
+    deploy key is on the host: ``skipped``); a commit in the app's own clone.
+    """
+
+    def command(self, root, repo, ref, user, ssh_env="", key_file=""):
+        r = shlex.quote(root)
+        local = f"{GIT} --git-dir={r}/repo.git rev-parse --verify -q {shlex.quote(ref + '^{commit}')} 2>/dev/null"
+        parts = [
+            f"[ -d {r} ] || exit 0",
+            f'echo live=$(basename "$(readlink {r}/current 2>/dev/null)" 2>/dev/null)',
+            f"echo deployed=$(cat {r}/.vpskit-deployed 2>/dev/null)",
+            f"[ -d {r}/src/.git ] && echo legacy=1",
+        ]
+        if is_commit(ref):
+            parts.append(f"echo target=$({local})")
+        else:
+            remote = as_user(
+                user,
+                f"{ssh_env}{GIT} ls-remote {shlex.quote(repo)} "
+                + " ".join(shlex.quote(x) for x in (f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}")),
+            )
+            ask = (
+                f"if out=$({remote} 2>&1); then printf '%s\\n' \"$out\" | sed 's/^/remote=/'; "
+                "else printf '%s\\n' \"$out\" | sed 's/^/error=/'; fi"
+            )
+            if key_file:
+                ask = f"if [ -f {shlex.quote(key_file)} ]; then {ask}; else echo skipped=1; fi"
+            parts.append(ask)
+        return "; ".join(parts) + "; true"
+
+    def process(self, output):
+        data = {"live": "", "deployed": "", "target": "", "legacy": False, "skipped": False, "error": ""}
+        remotes = {}
+        for line in output:
+            key, _, value = line.partition("=")
+            value = value.strip()
+            if key == "remote":
+                sha, _, ref = value.partition("\t")
+                if re.fullmatch(r"[0-9a-f]{40}", sha.strip()):
+                    remotes[ref.strip()] = sha.strip()
+            elif key == "error":
+                data["error"] = (data["error"] + "\n" + value).strip()
+            elif key in ("legacy", "skipped"):
+                data[key] = True
+            elif key in data:
+                data[key] = value
+        peeled = [sha for ref, sha in remotes.items() if ref.endswith("^{}")]
+        if remotes:
+            data["target"] = peeled[0] if peeled else next(iter(remotes.values()))
+        return data
+
+
+# ------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class Build:
+    """How one app's release is built: where, from what, and with which install."""
+
+    name: str
+    root: str
+    repo: str
+    ref: str
+    user: str
+    python: str
+    python_version: str
+    app_dir: str = "."
+    install: str = "auto"
+    requirements: str = "requirements.txt"
+    packages: tuple[str, ...] = ("gunicorn",)
+    build: str = ""
+    build_dir: str = "."
+    shared: tuple[str, ...] = ()
+    ssh_env: str = ""
+    needs: tuple[tuple[str, ...], ...] = ()
+    missing: str = ""
+
+
+def _sub(path: str) -> str:
+    return "" if path.strip("/") in ("", ".") else "/" + path.strip("/")
+
+
+def build_command(b: Build) -> str:
+    """Shell (run as the app's user) that fetches ``ref``, builds its release unless complete, and notes its commit in ``.vpskit-next``."""
+    r = shlex.quote(b.root)
+    repo = f"{r}/repo.git"
+    git = f"git --git-dir={repo}"
+    unknown = shlex.quote(f"app {b.name}: {b.ref} is no branch, tag or commit of {b.repo}")
+    steps = [
+        f"cd {r}",
+        f"{{ [ -d {repo} ] || {b.ssh_env}git clone --quiet --bare {shlex.quote(b.repo)} {repo}; }}",
+        f"{git} remote set-url origin {shlex.quote(b.repo)}",
+        f"{b.ssh_env}{git} fetch --quiet --force --prune --tags origin '+refs/heads/*:refs/heads/*'",
+        f"{{ C=$({git} rev-parse --verify -q {shlex.quote(b.ref + '^{commit}')}) || {{ echo {unknown} >&2; exit 1; }}; }}",
+        "D=releases/$(echo $C | cut -c1-12)",
+        'echo "$C" > .vpskit-next',
+        # A complete release (its marker written last) is reused: a pin back to an older commit.
+        f'if [ ! -f "$D/.vpskit-release" ]; then {_fresh_release(b)}; fi',
+    ]
+    return " && ".join(steps)
+
+
+def _fresh_release(b: Build) -> str:
+    """Build in ``releases/.building`` (a fixed path: the install key and commands name it), then move it to ``$D``."""
+    new = f"{b.root}/releases/.building"
+    n = shlex.quote(new)
+    code = new + _sub(b.app_dir)
+    venv = f"{shlex.quote(b.root)}/venvs/$V"
+    check = files_check(new, "HEAD", b.needs, b.missing)
+    key = install_key(b.install, b.requirements, new, b.app_dir, b.python_version, list(b.packages))
+    install = install_command(b.name, b.install, b.requirements, b.app_dir, venv, list(b.packages))
+    steps = [
+        f"rm -rf {n} && mkdir -p releases venvs shared",
+        f"git clone --quiet --shared --no-checkout repo.git {n}",
+        f'git -C {n} checkout --quiet --detach "$C"',
+        *([check] if check else []),
+    ]
+    for path in b.shared:
+        p = shlex.quote(path.strip("/"))
+        # The in-place checkout's copy (an install from before releases) moves to shared/ once.
+        legacy = f"src{_sub(b.app_dir)}/{p}"
+        steps.append(f"{{ [ -e shared/{p} ] || {{ [ -d {legacy} ] && mv {legacy} shared/{p}; }} || mkdir -p shared/{p}; }}")
+        steps.append(f"rm -rf {shlex.quote(code)}/{p} && ln -s {shlex.quote(b.root)}/shared/{p} {shlex.quote(code)}/{p}")
+    steps += [
+        f'K="$({key})"',
+        'V=$(echo "$K" | sha256sum | cut -c1-16)',
+        f'if [ "$(cat {venv}/.vpskit-requirements 2>/dev/null)" != "$K" ]; then '
+        f"rm -rf {venv} && {shlex.quote(b.python)} -m venv {venv} && (cd {shlex.quote(code)} && {install}) && "
+        f'echo "$K" > {venv}/.vpskit-requirements; fi',
+        f'ln -sfn ../../venvs/"$V" {n}/.venv',
+    ]
+    if b.build:
+        steps.append(f"(cd {shlex.quote(new + _sub(b.build_dir))} && {b.build})")
+    steps += [
+        f'printf "commit=%s\\nbuilt=%s\\n" "$C" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > {n}/.vpskit-release',
+        f'rm -rf "$D" && mv {n} "$D"',
+    ]
+    return " && ".join(steps)
+
+
+def in_next_release(root: str, app_dir: str, env: str, command: str) -> str:
+    """``command`` in the release about to go live, with its venv on PATH and the app's .env loaded."""
+    d = f"{root}/releases/$(cut -c1-12 {shlex.quote(root)}/.vpskit-next)"
+    return f'set -a && . {env} && set +a && PATH="{d}/.venv/bin:$PATH" && cd "{d}{_sub(app_dir)}" && {command}'
+
+
+def activate_command(name: str, root: str, restart: bool, daemon_reload: bool, legacy: bool = False) -> str:
+    """Switch the app to the release just built (``vpskit-app activate``), recording it as deployed.
+
+    ``legacy``: the app ran from an in-place checkout; once the release serves, that
+    checkout is kept as ``src.before-releases`` and its venv removed.
+    """
+    r = shlex.quote(root)
+    flags = " --restart" if restart else ""
+    reload = "systemctl daemon-reload && " if daemon_reload else ""
+    command = f'{reload}{APP_COMMAND} activate {shlex.quote(name)} "$(cat {r}/.vpskit-next)" --record{flags}'
+    if legacy:
+        command += f" && rm -rf {r}/src.before-releases {r}/venv && mv {r}/src {r}/src.before-releases"
+    return command
+
+
+# ------------------------------------------------------------------- operations
+
+
+def _release_fact(root: str, repo: str, ref: str, user: str, ssh_env: str = "", key_file: str = "", **_):
+    return [(AppRelease, {"root": root, "repo": repo, "ref": ref, "user": user, "ssh_env": ssh_env, "key_file": key_file})]
+
+
+def release_state(root: str, repo: str, ref: str, user: str, ssh_env: str = "", key_file: str = "") -> dict | None:
+    """The ``AppRelease`` fact, read with the run's other planned facts."""
+    ((fact, kwargs),) = _release_fact(root, repo, ref, user, ssh_env, key_file)
+    return snapshot_fact(fact, **kwargs)
+
+
+@operation()
+def release_built(build: Build, decision: Decision):
+    """
+    Ensure the commit the config asks for has a complete release beside the live one (checkout, venv, front-end build).
+
+    + build: where and how (``Build``)
+    + decision: ``release_decision`` for this run; only "deploy" builds
+
+    **Example:**
+
+    .. code:: python
+
+        release_built(Build("shop", "/srv/apps/shop", "https://git.example.com/shop.git", "main", "appuser",
+                            "/usr/bin/python3.12", "3.12"), Decision("deploy"))
+    """
+    if decision.say:
+        host.log(decision.say, logger.warning)
+    if decision.action != "deploy":
+        host.noop(f"{build.root}/current is the release to serve")
+        return
+    yield StringCommand(as_user(build.user, build_command(build)))
