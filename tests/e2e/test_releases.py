@@ -65,7 +65,7 @@ def raw_config() -> dict:
         "first_login": {"user": "root", "port": 22, "key": "~/.ssh/id_ed25519"},
         "deploy_user": {"name": "appuser", "public_keys": ["~/.ssh/id_ed25519.pub"], "passwordless_sudo": True},
         "firewall": {"enabled": False},
-        "apps": [{"name": APP, "port": PORT, "repo": f"file://{REPO}", "health_path": "/health", "keep_releases": 3}],
+        "apps": [{"name": APP, "port": PORT, "repo": f"file://{REPO}", "health_path": "/health"}],
     }
 
 
@@ -81,7 +81,7 @@ class Host:
         return path
 
     def deploy(self, label: str, check: bool = True, **app):
-        run = run_pyinfra(self.config(label, **app), check=check)
+        run = run_pyinfra(self.config(label, keep_releases=3, **app), check=check)
         self.runs[label] = run
         return run
 
