@@ -16,14 +16,15 @@ from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import files, server, systemd
 
-from .batched import directory_present, unit_running
+from .batched import unit_running
 from .checkout import AppPaths, app_env, app_files_purged, app_place
 from .config import App
 from .facts import OutputLines
 from .install import TOOLS, install_alternatives, missing_message, tool_installed, tool_trigger, tools_needed
 from .postgres import database_driver_packages, secret_env_path
-from .releases import APP_COMMAND, SETTINGS_DIR, Build, activate_command, in_next_release, release_built, release_decision, release_state
-from .render import FILES_DIR, render
+from .releases import SETTINGS_DIR, Build, activate_command, in_next_release, release_built, release_state
+from .render import render
+from .revision import release_decision
 from .snapshot import planned, snapshot_fact
 from .stamped import as_user, stamped_steps
 from .validated import checked_file
@@ -220,12 +221,6 @@ def app_settings(app: App, paths: AppPaths, user: str) -> str:
         )
         + "\n"
     )
-
-
-def app_command_installed():
-    """``vpskit-app`` on the host, and the directory of the apps' settings it reads."""
-    directory_present(name="vpskit-app settings directory", path=SETTINGS_DIR, user="root", group="root", mode="755")
-    return checked_file(name="vpskit-app command", content=(FILES_DIR / "vpskit-app").read_bytes(), dest=APP_COMMAND, mode="755")
 
 
 @deploy("App")

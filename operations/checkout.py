@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass
 from io import BytesIO
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, OperationError, StringCommand, operation
 from pyinfra.operations import files
 
@@ -20,6 +20,7 @@ from .config import App
 from .config.apps import REFERENCE
 from .postgres import read_password, secret_env_path
 from .render import sha256
+from .revision import release_decision
 from .snapshot import planned, snapshot_fact
 from .stamped import as_user
 from .validated import checked_file
@@ -154,7 +155,7 @@ class GitCheckout(FactBase):
     remote that cannot be read gives its error (``"error": "…"``).
     """
 
-    def command(self, path, repo, ref, user, ssh_env="", key_file=""):
+    def command(self, path, repo, ref, user, ssh_env="", key_file="", deployed_file=""):
         p = shlex.quote(path)
         remote = as_user(
             user,
@@ -167,8 +168,9 @@ class GitCheckout(FactBase):
         )
         if key_file:
             ask = f"if [ -f {shlex.quote(key_file)} ]; then {ask}; else echo skipped=1; fi"
+        deployed = f"echo deployed=$(cat {shlex.quote(deployed_file)} 2>/dev/null); " if deployed_file else ""
         return (
-            f"if [ -d {p}/.git ]; then echo head=$({GIT} -C {p} rev-parse HEAD); "
+            f"if [ -d {p}/.git ]; then echo head=$({GIT} -C {p} rev-parse HEAD); {deployed}"
             f"echo url=$({GIT} -C {p} config --get remote.origin.url); {ask}; fi"
         )
 
@@ -283,8 +285,9 @@ def filled_env_file(dest: str, content, secret_path: str, user: str, group: str,
     )
 
 
-def _checkout_fact(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = "", **_):
-    return [(GitCheckout, {"path": dest, "repo": repo, "ref": ref, "user": user, "ssh_env": ssh_env, "key_file": key_file})]
+def _checkout_fact(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = "", deployed_file: str = "", **_):
+    kwargs = {"path": dest, "repo": repo, "ref": ref, "user": user, "ssh_env": ssh_env, "key_file": key_file}
+    return [(GitCheckout, {**kwargs, **({"deployed_file": deployed_file} if deployed_file else {})})]
 
 
 def files_check(dest: str, rev: str, needs: tuple[tuple[str, ...], ...], missing: str) -> str:
@@ -310,6 +313,8 @@ def git_checkout(
     key_file: str = "",
     needs: tuple[tuple[str, ...], ...] = (),
     missing: str = "",
+    deployed_file: str = "",
+    app_name: str = "",
 ):
     """
     Ensure ``dest`` is a checkout of ``repo`` at the commit ``ref`` points at now, owned by ``user``.
@@ -322,6 +327,9 @@ def git_checkout(
     + key_file: the deploy key's path on the host ('' without one)
     + needs: groups of paths in the repo; the new commit must hold every path of one group, or the run
       stops with ``missing`` before the checkout moves to it
+    + deployed_file: file holding the commit the last run deployed: a checkout moved back from it on the host
+      (``vpskit-app rollback``) stays while ``ref`` still points at it ('' for none)
+    + app_name: the app, named in what the run says about such a rollback
 
     **Example:**
 
@@ -329,7 +337,7 @@ def git_checkout(
 
         git_checkout(repo="https://git.example.com/shop.git", ref="main", dest="/srv/apps/shop/src", user="appuser")
     """
-    ((fact, kwargs),) = _checkout_fact(repo, ref, dest, user, ssh_env, key_file)
+    ((fact, kwargs),) = _checkout_fact(repo, ref, dest, user, ssh_env, key_file, deployed_file)
     state = snapshot_fact(fact, **kwargs)
     d = shlex.quote(dest)
     if state is None:
@@ -341,6 +349,16 @@ def git_checkout(
         raise OperationError(f"cannot read {repo}: {state['error']}")
     if not state["remote"] and not state["skipped"]:
         raise OperationError(f"{repo} has no branch or tag {ref!r}")
+    if deployed_file:
+        head, remote = state.get("head", ""), state["remote"]
+        decision = release_decision(
+            app_name, ref, {**state, "live": head[:12], "target": remote, "deployed": state.get("deployed", ""), "legacy": False}
+        )
+        if decision.say:
+            host.log(decision.say, logger.warning)
+        if decision.action == "keep":
+            host.noop(f"{dest} stays at {head[:12]} (rolled back on the host)")
+            return
     commands = []
     if state.get("url") != repo:
         commands.append(f"git -C {d} remote set-url origin {shlex.quote(repo)}")
@@ -398,23 +416,26 @@ def app_code(
     missing: str = "",
     brought: dict[str, str] | None = None,
     db_port: int = 5432,
+    deployed_file: str = "",
 ):
     """The app's directories, deploy key, in-place git checkout and .env (secrets kept); returns (checkout op, .env op).
 
-    ``needs`` and ``missing``: files a new commit must hold, as ``git_checkout`` takes them.
+    ``needs``, ``missing`` and ``deployed_file``: as ``git_checkout`` takes them.
     ``brought`` and ``db_port``: the brought secrets and PostgreSQL's port, as ``env_file_text`` takes them.
     """
     ssh_env = app_place(app, paths, user, deploy_key)
     code = git_checkout(
-        name=f"{app.name}: checkout {app.branch}",
+        name=f"{app.name}: checkout {app.ref}",
         repo=app.repo,
-        ref=app.branch,
+        ref=app.ref,
         dest=paths.src,
         user=user,
         ssh_env=ssh_env,
         key_file=paths.deploy_key if app.deploy_key else "",
         needs=needs,
         missing=missing,
+        deployed_file=deployed_file,
+        app_name=app.name,
     )
     return code, app_env(app, paths, user, brought, db_port)
 

@@ -14,6 +14,7 @@ with ``docker compose exec -T SERVICE``.
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from pyinfra import host
@@ -23,8 +24,10 @@ from pyinfra.operations import files
 from .checkout import GIT, AppPaths, app_code, app_files_purged
 from .config import App
 from .facts import OutputLines
+from .releases import DEPLOYED, SETTINGS_DIR
 from .render import FILES_DIR
 from .stamped import short_hash, stamped_steps
+from .validated import checked_file
 
 CHECK_SCRIPT = "/usr/local/lib/vpskit/vpskit-compose-check"
 
@@ -66,6 +69,21 @@ def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
     return steps
 
 
+def recorded(paths: AppPaths) -> str:
+    """Shell noting the checkout's commit as deployed, in the app's switch log (``vpskit-app releases`` lists it)."""
+    head = f"$({GIT} -C {shlex.quote(paths.src)} rev-parse HEAD)"
+    r = shlex.quote(paths.root)
+    return f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {head} deploy" >> {r}/releases.log && echo {head} > {r}/{DEPLOYED}'
+
+
+def compose_settings(app: App, paths: AppPaths, user: str) -> str:
+    """The JSON ``vpskit-app`` reads for a compose app: its checkout, how to bring it up, the stamps an ``up`` satisfies."""
+    keys = compose_stamp_keys(app, paths)
+    stamps = {stamp: key for name, (stamp, key) in keys.items() if name in ("up", "migrate")}
+    settings = {"name": app.name, "kind": "compose", "root": paths.root, "src": paths.src, "git_dir": f"{paths.src}/.git"}
+    return json.dumps({**settings, "user": user, "up": up_command(app, paths), "stamps": stamps}, indent=2) + "\n"
+
+
 class ComposeProject(OutputLines):
     """
     Returns the IDs of the containers of compose project ``project`` (empty without any).
@@ -99,11 +117,14 @@ def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = "", brou
     n = app.name
     files.directory(name="vpskit helper directory", path=CHECK_SCRIPT.rsplit("/", 1)[0], mode="755", user="root", group="root")
     check = files.put(name="Compose checks (ports, readiness)", src=str(FILES_DIR / "vpskit-compose-check"), dest=CHECK_SCRIPT, mode="755")
-    code, env_op = app_code(app, paths, user, deploy_key, brought=brought, db_port=db_port)
+    deployed = f"{paths.root}/{DEPLOYED}"
+    code, env_op = app_code(app, paths, user, deploy_key, brought=brought, db_port=db_port, deployed_file=deployed)
     keys = compose_stamp_keys(app, paths)
+    checked_file(name=f"{n}: vpskit-app settings", dest=f"{SETTINGS_DIR}/{n}.json", content=compose_settings(app, paths, user), mode="644")
     changed = code.will_change or env_op.will_change
+    up = f"{up_command(app, paths)} && {recorded(paths)}"
     plan = [
-        ("up", "docker compose up --build (ports checked first, then waits until running)", up_command(app, paths), changed, ""),
+        ("up", "docker compose up --build (ports checked first, then waits until running)", up, changed, ""),
         ("migrate", "migrations in the container", exec_command(app, paths, app.migrate), code.will_change, ""),
         ("seed", "seed data in the container (once)", exec_command(app, paths, app.seed), False, ""),
     ]

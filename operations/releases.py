@@ -20,62 +20,21 @@ import shlex
 from dataclasses import dataclass
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, OperationError, StringCommand, operation
+from pyinfra.api import FactBase, StringCommand, operation
 
+from .batched import directory_present
 from .checkout import GIT, files_check
 from .install import install_command, install_key
+from .render import FILES_DIR
+from .revision import Decision, is_commit
 from .snapshot import snapshot_fact
 from .stamped import as_user
+from .validated import checked_file
 
 APP_COMMAND = "/usr/local/bin/vpskit-app"
 SETTINGS_DIR = "/etc/vpskit/apps"
-SHA = re.compile(r"^[0-9a-f]{7,40}$")
-
-
-def is_commit(ref: str) -> bool:
-    """A revision that names a commit (7 to 40 hex digits) rather than a branch or tag."""
-    return bool(SHA.match(ref))
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a run does with an app's code: ``action`` is "deploy", "none" or "keep"; ``say`` is printed when set."""
-
-    action: str
-    say: str = ""
-
-
-def release_decision(name: str, ref: str, state: dict | None) -> Decision:
-    """
-    What to do with app ``name`` whose config asks for ``ref``, given the ``AppRelease`` fact.
-
-    A release rolled back on the host (``vpskit-app rollback``) is kept while ``ref``
-    still points at the commit that was rolled back from; once ``ref`` moves, its
-    new commit is deployed. Either way the run says so.
-    """
-    if not state or not state["live"]:
-        return Decision("deploy", f"app {name}: moving the in-place checkout to releases" if state and state["legacy"] else "")
-    if state["error"]:
-        raise OperationError(f"app {name}: cannot read its repo: {state['error']}")
-    target, live, deployed = state["target"], state["live"], state["deployed"]
-    if not target:
-        if not is_commit(ref) and not state["skipped"]:
-            raise OperationError(f"app {name}: the repo has no branch or tag {ref!r}")
-        return Decision("deploy")  # a commit not fetched yet, or a deploy key only now on the host
-    if target[:12] == live:
-        return Decision("none")
-    if deployed and target == deployed:
-        return Decision(
-            "keep",
-            f"app {name}: live release {live} differs from {ref} ({target[:12]}): it was rolled back on the host; "
-            f"keeping it until {ref} moves (vpskit-app rollback {name} {target[:12]} to go back to it)",
-        )
-    if deployed and live != deployed[:12]:
-        return Decision(
-            "deploy", f"app {name}: live release {live} was rolled back on the host; {ref} now points at {target[:12]}: deploying it"
-        )
-    return Decision("deploy")
-
+# The commit the last run deployed, in the app's directory (``vpskit-app`` reads it too).
+DEPLOYED = ".vpskit-deployed"
 
 # ------------------------------------------------------------------------ facts
 
@@ -98,7 +57,7 @@ class AppRelease(FactBase):
         parts = [
             f"[ -d {r} ] || exit 0",
             f'echo live=$(basename "$(readlink {r}/current 2>/dev/null)" 2>/dev/null)',
-            f"echo deployed=$(cat {r}/.vpskit-deployed 2>/dev/null)",
+            f"echo deployed=$(cat {r}/{DEPLOYED} 2>/dev/null)",
             f"[ -d {r}/src/.git ] && echo legacy=1",
         ]
         if is_commit(ref):
@@ -250,6 +209,12 @@ def activate_command(name: str, root: str, restart: bool, daemon_reload: bool, l
 
 
 # ------------------------------------------------------------------- operations
+
+
+def app_command_installed():
+    """``vpskit-app`` on the host, and the directory of the apps' settings it reads (venv and compose apps)."""
+    directory_present(name="vpskit-app settings directory", path=SETTINGS_DIR, user="root", group="root", mode="755")
+    return checked_file(name="vpskit-app command", content=(FILES_DIR / "vpskit-app").read_bytes(), dest=APP_COMMAND, mode="755")
 
 
 def _release_fact(root: str, repo: str, ref: str, user: str, ssh_env: str = "", key_file: str = "", **_):

@@ -13,7 +13,7 @@ from pyinfra.api import OperationError, deploy
 from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
-from .app import HostSize, app_absent, app_command_installed, app_present, default_workers, worker_class
+from .app import HostSize, app_absent, app_present, default_workers, worker_class
 from .batched import packages_installed
 from .caddy import caddy_proxy, caddy_stopped
 from .certbot import Certificate, Issuer, cert_files, certbot_installed, certificate, certificate_absent
@@ -108,8 +108,6 @@ def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str
     if any(a.app.build for a in apps):
         nodejs_runtime(**(nodejs or {}))
 
-    if apps:
-        app_command_installed()
     size = host.get_fact(HostSize)
     for a in apps:
         workers = default_workers(size["cpus"], size["memory_mb"], len(apps), worker_class(a.app))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from pyinfra.api import OperationError
 
-from operations.releases import AppRelease, Build, activate_command, build_command, is_commit, release_decision
+from operations.releases import AppRelease, Build, activate_command, build_command
+from operations.revision import is_commit, release_decision
 
 ROOT = Path(__file__).resolve().parents[2]
 A, B, C = "a" * 40, "b" * 40, "c" * 40
