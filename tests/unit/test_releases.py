@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from pyinfra.api import OperationError
 
-from operations.releases import AppRelease, Build, activate_command, build_command
+from operations.checkout import GitCheckout, git_checkout
+from operations.releases import AppRelease, Build, activate_command, build_command, release_built
 from operations.revision import is_commit, release_decision
+from tests.unit.hoststub import run_op
 
 ROOT = Path(__file__).resolve().parents[2]
 A, B, C = "a" * 40, "b" * 40, "c" * 40
@@ -186,3 +188,27 @@ def test_a_release_still_being_built_is_not_listed(tmp_path):
     s = app_root(tmp_path, {A: "2026-01-01"}, live=A)
     (tmp_path / "shop" / "releases" / ".building").mkdir()
     assert [r["commit"] for r in m.releases(s)] == [A]
+
+
+# ------------------------------------------------------------------ operations
+
+
+def test_a_release_is_built_only_when_the_decision_is_to_deploy_and_a_kept_rollback_is_said():
+    keep = release_decision("shop", "main", state(live=A[:12], deployed=B, target=B))
+    done = run_op(release_built, {}, build=build(), decision=keep)
+    assert done.is_noop and done.said == [keep.say]
+    done = run_op(release_built, {}, build=build(), decision=release_decision("shop", "main", None))
+    assert len(done.commands) == 1 and done.commands[0].startswith("sudo -u appuser -H sh -c ")
+
+
+def checkout_state(head: str, remote: str, deployed: str) -> dict:
+    return {"head": head, "url": "file:///r.git", "remote": remote, "deployed": deployed, "error": "", "skipped": False}
+
+
+def test_a_compose_checkout_rolled_back_on_the_host_stays_while_the_branch_has_not_moved():
+    args = dict(repo="file:///r.git", ref="main", dest="/srv/apps/memo/src", user="u", deployed_file="/srv/apps/memo/.vpskit-deployed", app_name="memo")  # fmt: skip
+    done = run_op(git_checkout, {GitCheckout: checkout_state(A, B, B)}, **args)
+    assert done.is_noop and "app memo: live release aaaaaaaaaaaa differs from main (bbbbbbbbbbbb)" in done.said[0]
+    done = run_op(git_checkout, {GitCheckout: checkout_state(A, C, B)}, **args)
+    assert done.said == [f"app memo: live release {A[:12]} was rolled back on the host; main now points at {C[:12]}: deploying it"]
+    assert "reset --quiet --hard FETCH_HEAD" in done.commands[0]
