@@ -1,9 +1,9 @@
-"""One venv app on the host: its venv, the stamped steps (requirements, build, migrations, seed), gunicorn unit, logrotate.
+"""One venv app on the host: its releases, migrations and seed, gunicorn unit, logrotate.
 
 Everything is decided by facts read before the run and yields commands only
-when something differs, so a second run changes nothing. The checkout and
-``.env`` are ``checkout.app_code``'s; steps that depend on the checkout are
-``stamped`` steps.
+when something differs, so a second run changes nothing. The directories and
+``.env`` are ``checkout``'s; each commit's release is built and switched to by
+``releases``.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+from dataclasses import dataclass
 
 from pyinfra import host
-from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
 from .batched import unit_running
-from .checkout import AppPaths, app_env, app_files_purged, app_place
+from .checkout import AppPaths, Code, app_env, app_files_purged, app_place
 from .config import App
 from .facts import OutputLines
 from .install import TOOLS, install_alternatives, missing_message, tool_installed, tool_trigger, tools_needed
@@ -25,7 +26,6 @@ from .postgres import database_driver_packages, secret_env_path
 from .releases import SETTINGS_DIR, Build, activate_command, in_next_release, release_built, release_state
 from .render import render
 from .revision import release_decision
-from .snapshot import planned, snapshot_fact
 from .stamped import as_user, stamped_steps
 from .validated import checked_file
 
@@ -40,6 +40,29 @@ WORKER_CLASSES = {
 DEFAULT_WORKER_CLASS = {"flask": "sync", "fastapi": "uvicorn", "other": "sync"}
 # Memory one gunicorn worker of a small app is budgeted.
 WORKER_MEMORY_MB = 128
+
+
+@dataclass(frozen=True)
+class VenvAppSpec(Code):
+    """One venv app as ``app_present`` deploys it: its code and ``.env`` (``Code``), how it is installed and served."""
+
+    port: int = 8000
+    entry: str = "app:app"  # what gunicorn loads
+    worker_class: str = "sync"  # a key of WORKER_CLASSES
+    workers: int = 0  # 0: the number app_present is given
+    threads: int = 1
+    timeout: int = 30
+    health_path: str = "/"
+    app_dir: str = "."
+    install: str = "auto"  # install.METHODS
+    requirements: str = "requirements.txt"
+    packages: tuple[str, ...] = ("gunicorn",)  # pip installs them besides the install files
+    build: str = ""
+    build_dir: str = "."
+    migrate: str = ""
+    seed: str = ""
+    keep_releases: int = 5
+    shared_paths: tuple[str, ...] = ("instance",)
 
 
 # ------------------------------------------------------------------ pure logic
@@ -67,8 +90,8 @@ def default_workers(cpus: int, memory_mb: int, apps: int, kind: str = "sync") ->
     return max(min(by_cpu, by_memory), 1)
 
 
-def unit_text(app: App, paths: AppPaths, user: str, workers: int) -> str:
-    cls = WORKER_CLASSES[worker_class(app)][0]
+def unit_text(app: VenvAppSpec, paths: AppPaths, user: str, workers: int) -> str:
+    cls = WORKER_CLASSES[app.worker_class][0]
     protect_home = not any(p.startswith(("/home", "/root")) for p in (paths.root, paths.logs))
     return render(
         "gunicorn.service.j2",
@@ -78,7 +101,7 @@ def unit_text(app: App, paths: AppPaths, user: str, workers: int) -> str:
         workers=workers,
         worker_class=cls,
         protect_home=protect_home,
-        secret_env=secret_env_path(app.name) if app.database.uses_postgres else "",
+        secret_env=secret_env_path(app.name) if app.postgres else "",
     )
 
 
@@ -125,19 +148,6 @@ def answer_command(app_name: str, python: str, port: int, path: str, error_log: 
 # ------------------------------------------------------------------------ facts
 
 
-class VenvPython(FactBase):
-    """
-    Returns the Python version ("3.12") of the venv at ``path``, or None without one.
-    """
-
-    def command(self, path):
-        py = shlex.quote(f"{path}/bin/python")
-        return f"if [ -x {py} ]; then {py} -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'; fi"
-
-    def process(self, output):
-        return output[0].strip() if output else None
-
-
 class HostSize(FactBase):
     """
     Returns the CPU count and memory (MiB) in one round trip: ``{"cpus": 2, "memory_mb": 1987}``.
@@ -162,37 +172,10 @@ class UnitFiles(OutputLines):
 # ------------------------------------------------------------------- operations
 
 
-@planned(lambda path, **_: [(VenvPython, {"path": path})])
-@operation()
-def venv(path: str, python: str, version: str, user: str):
-    """
-    Ensure a virtualenv made with ``python`` (of ``version``) exists at ``path``, owned by ``user``.
-
-    A venv of another Python version is replaced.
-
-    + path: venv directory
-    + python: interpreter that creates it
-    + version: its "3.X" version
-    + user: owner
-
-    **Example:**
-
-    .. code:: python
-
-        venv(path="/srv/apps/shop/venv", python="/usr/bin/python3.12", version="3.12", user="appuser")
-    """
-    current = snapshot_fact(VenvPython, path=path)
-    if current == version:
-        host.noop(f"{path} runs Python {version}")
-        return
-    p = shlex.quote(path)
-    yield StringCommand(f"rm -rf {p} && " + as_user(user, f"{shlex.quote(python)} -m venv {p}"))
-
-
 # ----------------------------------------------------------------------- deploys
 
 
-def app_settings(app: App, paths: AppPaths, user: str) -> str:
+def app_settings(app: VenvAppSpec, paths: AppPaths, user: str) -> str:
     """The JSON ``vpskit-app`` reads for the app: where it lives, how gunicorn runs it, where it answers."""
     return (
         json.dumps(
@@ -207,11 +190,11 @@ def app_settings(app: App, paths: AppPaths, user: str) -> str:
                 "health_path": app.health_path,
                 "health_timeout": ANSWER_TIMEOUT,
                 "user": user,
-                "env_files": [paths.env, *([secret_env_path(app.name)] if app.database.uses_postgres else [])],
+                "env_files": [paths.env, *([secret_env_path(app.name)] if app.postgres else [])],
                 "error_log": f"{paths.logs}/error.log",
                 "keep": app.keep_releases,
                 "gunicorn": {
-                    "worker_class": WORKER_CLASSES[worker_class(app)][0],
+                    "worker_class": WORKER_CLASSES[app.worker_class][0],
                     "threads": app.threads,
                     "timeout": app.timeout,
                     "entry": app.entry,
@@ -225,7 +208,7 @@ def app_settings(app: App, paths: AppPaths, user: str) -> str:
 
 @deploy("App")
 def app_present(
-    app: App,
+    app: VenvAppSpec,
     paths: AppPaths,
     user: str,
     python: str,
@@ -243,7 +226,7 @@ def app_present(
     graceful reload; it is switched back when it does not answer on its port. A
     changed .env or unit restarts the app.
 
-    + app: the app's config
+    + app: the app (``VenvAppSpec``)
     + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir, released=True)``)
     + user: the deploy user who owns the app
     + python: interpreter for the venv (``/usr/bin/python3.12``)
@@ -257,7 +240,8 @@ def app_present(
 
     .. code:: python
 
-        app_present(app, AppPaths("shop", "/srv/apps", "/var/log/apps", released=True), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
+        shop = VenvAppSpec("shop", "https://git.example.com/shop.git", port=5001, migrate="flask db upgrade")
+        app_present(shop, AppPaths("shop", "/srv/apps", "/var/log/apps"), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
     """
     n = app.name
     paths = dataclasses.replace(paths, released=True)
@@ -289,7 +273,7 @@ def app_present(
             app_dir=app.app_dir,
             install=app.install,
             requirements=app.requirements,
-            packages=tuple(pip_packages(app)),
+            packages=app.packages,
             build=app.build,
             build_dir=app.build_dir,
             shared=app.shared_paths,
@@ -300,7 +284,7 @@ def app_present(
         decision=decision,
     )
     # Migrations and seeds reach the app's PostgreSQL with the URL the gunicorn unit gets.
-    db_env = secret_env_path(app.name) if app.database.uses_postgres else ""
+    db_env = secret_env_path(app.name) if app.postgres else ""
     if deploying and app.migrate:
         server.shell(
             name=f"{n}: migrations (release {target})",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 
 from pyinfra import host, logger
@@ -16,7 +16,6 @@ from pyinfra.api import FactBase, FileUploadCommand, OperationError, StringComma
 from pyinfra.operations import files
 
 from .batched import directory_present
-from .config import App
 from .config.apps import REFERENCE
 from .postgres import read_password, secret_env_path
 from .render import sha256
@@ -97,6 +96,21 @@ class AppPaths:
         return f"/etc/logrotate.d/app-{self.name}"
 
 
+@dataclass(frozen=True)
+class Code:
+    """An app's code and environment on the host: its repo, whether a deploy key reads it, what its ``.env`` holds."""
+
+    name: str
+    repo: str
+    ref: str = "main"
+    deploy_key: bool = False  # the key's text is passed on its own (never printed)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ("SECRET_KEY",)  # generated once, kept
+    postgres: bool = False  # a PostgreSQL database of its own: DB_* references and DATABASE_URL
+    db_name: str = ""
+    db_role: str = ""
+
+
 def env_value(value: str) -> str:
     """A value as systemd's EnvironmentFile and sh both read it back unchanged."""
     if value and all(ch.isalnum() or ch in "_./:@%+,=-" for ch in value):
@@ -105,7 +119,7 @@ def env_value(value: str) -> str:
 
 
 def env_file_text(
-    app: App, paths: AppPaths, kept: dict[str, str], new_secret=None, brought: dict[str, str] | None = None, db_port: int = 5432
+    app: Code, paths: AppPaths, kept: dict[str, str], new_secret=None, brought: dict[str, str] | None = None, db_port: int = 5432
 ) -> str:
     """The app's .env: vpskit's own variables, the configured env, the generated secrets, then the brought ones.
 
@@ -118,7 +132,7 @@ def env_file_text(
     brought = brought or {}
     generated = {name: kept.get(name) or new_secret() for name in app.secrets}
     values = {**generated, **brought}
-    if app.database.uses_postgres:
+    if app.postgres:
         values |= {"DB_NAME": app.db_name, "DB_USER": app.db_role, "DB_HOST": "127.0.0.1", "DB_PORT": str(db_port)}
 
     def fill(value: str) -> str:
@@ -131,7 +145,7 @@ def env_file_text(
     return "\n".join(lines) + "\n"
 
 
-def git_ssh_env(paths: AppPaths, app: App) -> str:
+def git_ssh_env(paths: AppPaths, app: Code) -> str:
     """The GIT_SSH_COMMAND prefix for a repo read with a deploy key ('' without one)."""
     if not app.deploy_key:
         return ""
@@ -373,7 +387,7 @@ def git_checkout(
     yield StringCommand(as_user(user, " && ".join(commands)))
 
 
-def app_place(app: App, paths: AppPaths, user: str, deploy_key: str = "") -> str:
+def app_place(app: Code, paths: AppPaths, user: str, deploy_key: str = "") -> str:
     """The app's directories and deploy key; returns the GIT_SSH_COMMAND prefix git needs ('' without a key)."""
     n = app.name
     directory_present(name=f"{n}: app directory", path=paths.root, user=user, group="www-data", mode="750")
@@ -386,7 +400,7 @@ def app_place(app: App, paths: AppPaths, user: str, deploy_key: str = "") -> str
     return git_ssh_env(paths, app)
 
 
-def app_env(app: App, paths: AppPaths, user: str, brought: dict[str, str] | None = None, db_port: int = 5432):
+def app_env(app: Code, paths: AppPaths, user: str, brought: dict[str, str] | None = None, db_port: int = 5432):
     """The app's .env (generated secrets kept, ``${DB_PASSWORD}`` filled in on the host); returns its operation."""
     n = app.name
 
@@ -395,7 +409,7 @@ def app_env(app: App, paths: AppPaths, user: str, brought: dict[str, str] | None
         kept = host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))
         return env_file_text(app, paths, kept, brought=brought, db_port=db_port)
 
-    if app.database.uses_postgres and any(PASSWORD_REF in value for value in app.env.values()):
+    if app.postgres and any(PASSWORD_REF in value for value in app.env.values()):
         return filled_env_file(
             name=f"{n}: environment (.env)",
             dest=paths.env,
@@ -408,7 +422,7 @@ def app_env(app: App, paths: AppPaths, user: str, brought: dict[str, str] | None
 
 
 def app_code(
-    app: App,
+    app: Code,
     paths: AppPaths,
     user: str,
     deploy_key: str = "",

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import files
 
-from .checkout import GIT, AppPaths, app_code, app_files_purged
-from .config import App
+from .checkout import GIT, AppPaths, Code, app_code, app_files_purged
 from .facts import OutputLines
 from .releases import DEPLOYED, SETTINGS_DIR
 from .render import FILES_DIR
@@ -32,7 +32,21 @@ from .validated import checked_file
 CHECK_SCRIPT = "/usr/local/lib/vpskit/vpskit-compose-check"
 
 
-def compose_command(app: App, paths: AppPaths) -> str:
+@dataclass(frozen=True)
+class ComposeSpec(Code):
+    """One compose app as ``compose_app`` deploys it: its code and ``.env`` (``Code``), its project and checks."""
+
+    compose_file: str = "compose.yaml"
+    port: int = 0  # the loopback port it publishes for the proxy
+    proxied: bool = False  # a site forwards to ``port``: it must be published on 127.0.0.1
+    public_services: tuple[str, ...] = ()  # may publish beyond loopback
+    health_timeout: int = 120
+    service: str = ""  # where migrate and seed run
+    migrate: str = ""
+    seed: str = ""
+
+
+def compose_command(app: ComposeSpec, paths: AppPaths) -> str:
     """``docker compose`` for this app's project: its name, directory, file and .env (for ${VAR} in the file)."""
     return (
         f"docker compose --project-name {shlex.quote(app.name)} --project-directory {shlex.quote(paths.src)}"
@@ -40,10 +54,10 @@ def compose_command(app: App, paths: AppPaths) -> str:
     )
 
 
-def up_command(app: App, paths: AppPaths) -> str:
+def up_command(app: ComposeSpec, paths: AppPaths) -> str:
     """Check the published ports, build and start the project, wait until it runs; fails naming what is wrong."""
     compose = compose_command(app, paths)
-    port = app.port if app.domains else 0
+    port = app.port if app.proxied else 0
     public = " ".join(shlex.quote(s) for s in app.public_services)
     return (
         f"{compose} config --format json | {CHECK_SCRIPT} ports {shlex.quote(app.name)} {port} {public}".rstrip()
@@ -52,12 +66,12 @@ def up_command(app: App, paths: AppPaths) -> str:
     )
 
 
-def exec_command(app: App, paths: AppPaths, command: str) -> str:
+def exec_command(app: ComposeSpec, paths: AppPaths, command: str) -> str:
     """``command`` run by sh in the app's service container (no TTY)."""
     return f"{compose_command(app, paths)} exec -T {shlex.quote(app.service)} sh -c {shlex.quote(command)}"
 
 
-def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
+def compose_stamp_keys(app: ComposeSpec, paths: AppPaths) -> dict[str, tuple[str, str]]:
     """Each step keyed by what it depends on: (stamp file, shell printing the current key)."""
     head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
     settings = short_hash(repr((app.compose_file, app.port, app.public_services, app.health_timeout)))
@@ -76,7 +90,7 @@ def recorded(paths: AppPaths) -> str:
     return f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {head} deploy" >> {r}/releases.log && echo {head} > {r}/{DEPLOYED}'
 
 
-def compose_settings(app: App, paths: AppPaths, user: str) -> str:
+def compose_settings(app: ComposeSpec, paths: AppPaths, user: str) -> str:
     """The JSON ``vpskit-app`` reads for a compose app: its checkout, how to bring it up, the stamps an ``up`` satisfies."""
     keys = compose_stamp_keys(app, paths)
     stamps = {stamp: key for name, (stamp, key) in keys.items() if name in ("up", "migrate")}
@@ -97,11 +111,13 @@ class ComposeProject(OutputLines):
 
 
 @deploy("Compose app")
-def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = "", brought: dict[str, str] | None = None, db_port: int = 5432):
+def compose_app(
+    app: ComposeSpec, paths: AppPaths, user: str, deploy_key: str = "", brought: dict[str, str] | None = None, db_port: int = 5432
+):
     """
     Ensure a compose app is checked out, configured and up; rebuild it only when its code or env changed.
 
-    + app: the app's config (``kind = "compose"``)
+    + app: the app (``ComposeSpec``)
     + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir)``)
     + user: the deploy user who owns the checkout
     + deploy_key: the deploy key's private key text ('' without one)
@@ -112,7 +128,8 @@ def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = "", brou
 
     .. code:: python
 
-        compose_app(app, AppPaths("memo", "/srv/apps", "/var/log/apps"), "appuser")
+        memo = ComposeSpec("memo", "https://git.example.com/memo.git", compose_file="compose.yaml", port=5003, proxied=True)
+        compose_app(memo, AppPaths("memo", "/srv/apps", "/var/log/apps"), "appuser")
     """
     n = app.name
     files.directory(name="vpskit helper directory", path=CHECK_SCRIPT.rsplit("/", 1)[0], mode="755", user="root", group="root")

@@ -19,10 +19,12 @@ from functools import cached_property
 from pyinfra.api import OperationError
 
 from . import backup, caddy, docker, fail2ban, firewall, monitor, offsite, postgres, schedule, web
+from .app import VenvAppSpec, pip_packages, worker_class
 from .backup import backup_items
 from .caddy import caddy_problem
 from .certbot import Issuer
 from .checkout import AppPaths
+from .compose import ComposeSpec
 from .config import App, Config, Web
 from .connect import known_hosts_entry, login_prover
 from .contribution import Contribution, combined
@@ -46,6 +48,35 @@ from .web import VenvApp, python_plans
 def app_paths(app: App, web_cfg: Web) -> AppPaths:
     """Where ``app`` lives on the host, by the ``[web]`` section."""
     return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir, app.app_dir, released=bool(app.repo) and not app.is_compose)
+
+
+def code_of(app: App) -> dict:
+    """The ``checkout.Code`` fields of ``app``: repo, deploy key, what its ``.env`` holds."""
+    return dict(
+        name=app.name,
+        repo=app.repo,
+        ref=app.ref,
+        deploy_key=bool(app.deploy_key),
+        env=dict(app.env),
+        secrets=app.secrets,
+        postgres=app.database.uses_postgres,
+        db_name=app.db_name,
+        db_role=app.db_role,
+    )
+
+
+def venv_spec(app: App) -> VenvAppSpec:
+    """``app_present``'s spec of a venv app: the worker class and pip packages its config implies."""
+    same = ("port", "entry", "workers", "threads", "timeout", "health_path", "app_dir", "install", "requirements")
+    same += ("build", "build_dir", "migrate", "seed", "keep_releases", "shared_paths")
+    fields = {name: getattr(app, name) for name in same}
+    return VenvAppSpec(**code_of(app), **fields, worker_class=worker_class(app), packages=tuple(pip_packages(app)))
+
+
+def compose_spec(app: App) -> ComposeSpec:
+    """``compose_app``'s spec of a compose app; its port is proxied when it has domains."""
+    same = ("compose_file", "port", "public_services", "health_timeout", "service", "migrate", "seed")
+    return ComposeSpec(**code_of(app), **{name: getattr(app, name) for name in same}, proxied=bool(app.domains))
 
 
 def spec(cls, section, **given):
@@ -225,7 +256,8 @@ class Plan:
         c = self.config
         return dict(
             apps=[
-                VenvApp(a, self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port) for a in self.venv_apps
+                VenvApp(venv_spec(a), self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port)
+                for a in self.venv_apps
             ],
             absent=[(self.paths(a), a.purge) for a in c.apps if a.state != "present" and not a.is_compose],
             user=c.deploy_user.name,
@@ -245,7 +277,14 @@ class Plan:
         user = self.config.deploy_user.name
         c = self.config
         return [
-            dict(app=a, paths=self.paths(a), user=user, deploy_key=self._key(a), brought=c.brought_secrets(a), db_port=c.postgres.port)
+            dict(
+                app=compose_spec(a),
+                paths=self.paths(a),
+                user=user,
+                deploy_key=self._key(a),
+                brought=c.brought_secrets(a),
+                db_port=c.postgres.port,
+            )
             for a in c.compose_apps
         ]
 

@@ -14,6 +14,7 @@ from operations.checkout import AppPaths
 from operations.compose import compose_stamp_keys
 from operations.config import App
 from operations.facts import FileState
+from operations.plan import compose_spec
 from operations.render import sha256
 from operations.stamped import Stamps
 from operations.validated import checked_file
@@ -93,7 +94,7 @@ def test_stamps_read_each_steps_stored_and_current_key_under_an_apps_dir_with_a_
     head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     app = App(name="shop", port=8000, domains=("shop.example.com",), repo="https://g.example/s.git", migrate="flask db upgrade",
               kind="compose", compose_file="compose.yaml", service="web")  # fmt: skip
-    keys = compose_stamp_keys(app, paths)
+    keys = compose_stamp_keys(compose_spec(app), paths)
     Path(keys["migrate"][0]).write_text("stored key\n")
 
     stamps = Stamps().process(bash(Stamps().command(keys), tmp_path))
