@@ -156,6 +156,45 @@ def git_ssh_env(paths: AppPaths, app: Code) -> str:
     return f"GIT_SSH_COMMAND={shlex.quote(ssh)} "
 
 
+def ask_remote(repo: str, ref: str, user: str, ssh_env: str = "", key_file: str = "") -> str:
+    """Shell printing ``remote=SHA\\tREF`` for the branch or tag ``ref`` (``git ls-remote`` as ``user``), or ``error=`` lines.
+
+    With ``key_file``, only once that deploy key is on the host (``skipped=1`` before).
+    """
+    remote = as_user(
+        user,
+        f"{ssh_env}{GIT} ls-remote {shlex.quote(repo)} "
+        + " ".join(shlex.quote(r) for r in (f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}")),
+    )
+    ask = (
+        f"if out=$({remote} 2>&1); then printf '%s\\n' \"$out\" | sed 's/^/remote=/'; else printf '%s\\n' \"$out\" | sed 's/^/error=/'; fi"
+    )
+    if key_file:
+        ask = f"if [ -f {shlex.quote(key_file)} ]; then {ask}; else echo skipped=1; fi"
+    return ask
+
+
+def remote_answer(output: list[str], data: dict) -> dict:
+    """``ask_remote``'s lines read into ``data``: ``remote`` (the commit, a tag peeled), ``error``, ``skipped``; other ``key=value`` lines as they are."""
+    data = {"error": "", "skipped": False, **data}
+    remotes = {}
+    for line in output:
+        key, _, value = line.partition("=")
+        if key == "remote":
+            sha, _, ref = value.partition("\t")
+            if re.fullmatch(r"[0-9a-f]{40}", sha.strip()):  # not ssh's "Warning: added host key" etc.
+                remotes[ref.strip()] = sha.strip()
+        elif key == "error":
+            data["error"] = (data["error"] + "\n" + value.strip()).strip()
+        elif key == "skipped":
+            data["skipped"] = True
+        else:
+            data[key] = value.strip()
+    peeled = [sha for ref, sha in remotes.items() if ref.endswith("^{}")]
+    data["remote"] = peeled[0] if peeled else next(iter(remotes.values()), "")
+    return data
+
+
 class GitCheckout(FactBase):
     """
     Returns the checkout at ``path`` and the commit the remote ``ref`` points at, or None without a checkout.
@@ -171,17 +210,7 @@ class GitCheckout(FactBase):
 
     def command(self, path, repo, ref, user, ssh_env="", key_file="", deployed_file=""):
         p = shlex.quote(path)
-        remote = as_user(
-            user,
-            f"{ssh_env}{GIT} ls-remote {shlex.quote(repo)} "
-            + " ".join(shlex.quote(r) for r in (f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}")),
-        )
-        ask = (
-            f"if out=$({remote} 2>&1); then printf '%s\\n' \"$out\" | sed 's/^/remote=/'; "
-            "else printf '%s\\n' \"$out\" | sed 's/^/error=/'; fi"
-        )
-        if key_file:
-            ask = f"if [ -f {shlex.quote(key_file)} ]; then {ask}; else echo skipped=1; fi"
+        ask = ask_remote(repo, ref, user, ssh_env, key_file)
         deployed = f"echo deployed=$(cat {shlex.quote(deployed_file)} 2>/dev/null); " if deployed_file else ""
         return (
             f"if [ -d {p}/.git ]; then echo head=$({GIT} -C {p} rev-parse HEAD); {deployed}"
@@ -189,25 +218,8 @@ class GitCheckout(FactBase):
         )
 
     def process(self, output):
-        data: dict = {"error": "", "skipped": False}
-        remotes = {}
-        for line in output:
-            key, _, value = line.partition("=")
-            if key == "remote":
-                sha, _, ref = value.partition("\t")
-                if re.fullmatch(r"[0-9a-f]{40}", sha.strip()):  # not ssh's "Warning: added host key" etc.
-                    remotes[ref.strip()] = sha.strip()
-            elif key == "error":
-                data["error"] = (data["error"] + "\n" + value.strip()).strip()
-            elif key == "skipped":
-                data["skipped"] = True
-            else:
-                data[key] = value.strip()
-        if "head" not in data:
-            return None
-        peeled = [sha for ref, sha in remotes.items() if ref.endswith("^{}")]
-        data["remote"] = peeled[0] if peeled else next(iter(remotes.values()), "")
-        return data
+        data = remote_answer(output, {})
+        return data if "head" in data else None
 
 
 class EnvSecrets(FactBase):

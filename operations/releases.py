@@ -15,7 +15,6 @@ itself is ``vpskit-app activate`` on the host (``files/vpskit-app``), the same c
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from pyinfra import host, logger
 from pyinfra.api import FactBase, StringCommand, operation
 
 from .batched import directory_present
-from .checkout import GIT, files_check
+from .checkout import GIT, ask_remote, files_check, remote_answer
 from .install import install_command, install_key
 from .render import FILES_DIR
 from .revision import Decision, is_commit
@@ -60,42 +59,13 @@ class AppRelease(FactBase):
             f"echo deployed=$(cat {r}/{DEPLOYED} 2>/dev/null)",
             f"[ -d {r}/src/.git ] && echo legacy=1",
         ]
-        if is_commit(ref):
-            parts.append(f"echo target=$({local})")
-        else:
-            remote = as_user(
-                user,
-                f"{ssh_env}{GIT} ls-remote {shlex.quote(repo)} "
-                + " ".join(shlex.quote(x) for x in (f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}")),
-            )
-            ask = (
-                f"if out=$({remote} 2>&1); then printf '%s\\n' \"$out\" | sed 's/^/remote=/'; "
-                "else printf '%s\\n' \"$out\" | sed 's/^/error=/'; fi"
-            )
-            if key_file:
-                ask = f"if [ -f {shlex.quote(key_file)} ]; then {ask}; else echo skipped=1; fi"
-            parts.append(ask)
+        parts.append(f"echo target=$({local})" if is_commit(ref) else ask_remote(repo, ref, user, ssh_env, key_file))
         return "; ".join(parts) + "; true"
 
     def process(self, output):
-        data = {"live": "", "deployed": "", "target": "", "legacy": False, "skipped": False, "error": ""}
-        remotes = {}
-        for line in output:
-            key, _, value = line.partition("=")
-            value = value.strip()
-            if key == "remote":
-                sha, _, ref = value.partition("\t")
-                if re.fullmatch(r"[0-9a-f]{40}", sha.strip()):
-                    remotes[ref.strip()] = sha.strip()
-            elif key == "error":
-                data["error"] = (data["error"] + "\n" + value).strip()
-            elif key in ("legacy", "skipped"):
-                data[key] = True
-            elif key in data:
-                data[key] = value
-        peeled = [sha for ref, sha in remotes.items() if ref.endswith("^{}")]
-        if remotes:
-            data["target"] = peeled[0] if peeled else next(iter(remotes.values()))
+        data = remote_answer(output, {"live": "", "deployed": "", "target": "", "legacy": False})
+        data["legacy"] = bool(data["legacy"])
+        data["target"] = data.pop("remote") or data["target"]
         return data
 
 
