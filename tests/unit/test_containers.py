@@ -89,6 +89,7 @@ BAD = [
     ({}, [{**COMPOSE, "public_services": ["Web!"]}], "apps[0].public_services[0]", "not a compose service name"),
     ({}, [{**COMPOSE, "health_timeout": 0}], "apps[0].health_timeout", "1 or more seconds"),
     ({}, [{**COMPOSE, "static_dir": "static"}], "apps[0].static_dir", "not used by kind = \"compose\""),
+    ({}, [{**COMPOSE, "revision": "3f2c0a1"}], "apps[0].revision", "pin a tag (commit SHAs are for venv apps)"),
     ({}, [{**COMPOSE, "database": {"engine": "postgresql"}}], "apps[0].database.engine", "container_databases"),
     ({}, [{**COMPOSE, "container_databases": [{"service": "db", "name": "m", "engine": "mongo"}]}],
      "apps[0].container_databases[0].engine", "postgresql, mysql"),
