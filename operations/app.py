@@ -23,7 +23,7 @@ from .config import App
 from .facts import OutputLines
 from .install import TOOLS, install_alternatives, missing_message, tool_installed, tool_trigger, tools_needed
 from .postgres import database_driver_packages, secret_env_path
-from .releases import SETTINGS_DIR, Build, activate_command, in_next_release, release_built, release_state
+from .releases import SETTINGS_DIR, Build, activate_command, building, in_next_release, release_built, release_fetched, release_state
 from .render import render
 from .revision import release_decision
 from .stamped import as_user, stamped_steps
@@ -251,37 +251,37 @@ def app_present(
     decision = release_decision(n, app.ref, state)
     deploying = decision.action == "deploy"
     env_op = app_env(app, paths, user, brought, db_port)
+    target = (state or {}).get("target", "")[:12] or app.ref
+    build = Build(
+        name=n,
+        root=paths.root,
+        repo=app.repo,
+        ref=app.ref,
+        user=user,
+        python=python,
+        python_version=python_version,
+        app_dir=app.app_dir,
+        install=app.install,
+        requirements=app.requirements,
+        packages=app.packages,
+        build=app.build,
+        build_dir=app.build_dir,
+        shared=app.shared_paths,
+        ssh_env=ssh_env,
+        needs=install_alternatives(app.install, app.requirements, app.app_dir),
+        missing=missing_message(n, app.install, app.requirements, app.app_dir),
+    )
+    release_fetched(name=f"{n}: fetch {app.ref} ({target}) beside the live release", build=build, decision=decision)
     for tool in tools_needed(app.install):
         tool_installed(
             name=f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
             tool=tool,
             python=python,
-            when_any=tuple(f"{paths.code}/{f}" for f in tool_trigger(app.install, tool)),
+            when_any=tuple(f"{code}/{f}" for code in (paths.code, building(build, app_dir=True)) for f in tool_trigger(app.install, tool)),
             checkout_moves=deploying,
         )
-    target = (state or {}).get("target", "")[:12] or app.ref
     built = release_built(
-        name=f"{n}: release {target} built beside the live one",
-        build=Build(
-            name=n,
-            root=paths.root,
-            repo=app.repo,
-            ref=app.ref,
-            user=user,
-            python=python,
-            python_version=python_version,
-            app_dir=app.app_dir,
-            install=app.install,
-            requirements=app.requirements,
-            packages=app.packages,
-            build=app.build,
-            build_dir=app.build_dir,
-            shared=app.shared_paths,
-            ssh_env=ssh_env,
-            needs=install_alternatives(app.install, app.requirements, app.app_dir),
-            missing=missing_message(n, app.install, app.requirements, app.app_dir),
-        ),
-        decision=decision,
+        name=f"{n}: release {target} built (venv reused when its install files did not change)", build=build, decision=decision
     )
     # Migrations and seeds reach the app's PostgreSQL with the URL the gunicorn unit gets.
     db_env = secret_env_path(app.name) if app.postgres else ""

@@ -99,47 +99,54 @@ def _sub(path: str) -> str:
     return "" if path.strip("/") in ("", ".") else "/" + path.strip("/")
 
 
-def build_command(b: Build) -> str:
-    """Shell (run as the app's user) that fetches ``ref``, builds its release unless complete, and notes its commit in ``.vpskit-next``."""
+def building(b: Build, app_dir: bool = False) -> str:
+    """Where a new release is checked out and built (with ``app_dir``: the app's directory in it); a fixed path, which the install key and commands name."""
+    return f"{b.root}/releases/.building" + (_sub(b.app_dir) if app_dir else "")
+
+
+def fetch_command(b: Build) -> str:
+    """Shell (as the app's user): fetch ``ref``, note its commit in ``.vpskit-next``, check it out in ``building`` unless its release is complete."""
     r = shlex.quote(b.root)
     repo = f"{r}/repo.git"
     git = f"git --git-dir={repo}"
+    n = shlex.quote(building(b))
     unknown = shlex.quote(f"app {b.name}: {b.ref} is no branch, tag or commit of {b.repo}")
+    check = files_check(building(b), "HEAD", b.needs, b.missing)
+    checkout = [
+        f"git clone --quiet --shared --no-checkout repo.git {n}",
+        f'git -C {n} checkout --quiet --detach "$C"',
+        *([check] if check else []),
+    ]
     steps = [
         f"cd {r}",
         f"{{ [ -d {repo} ] || {b.ssh_env}git clone --quiet --bare {shlex.quote(b.repo)} {repo}; }}",
         f"{git} remote set-url origin {shlex.quote(b.repo)}",
         f"{b.ssh_env}{git} fetch --quiet --force --prune --tags origin '+refs/heads/*:refs/heads/*'",
         f"{{ C=$({git} rev-parse --verify -q {shlex.quote(b.ref + '^{commit}')}) || {{ echo {unknown} >&2; exit 1; }}; }}",
-        "D=releases/$(echo $C | cut -c1-12)",
         'echo "$C" > .vpskit-next',
+        f"rm -rf {n} && mkdir -p releases venvs shared",
         # A complete release (its marker written last) is reused: a pin back to an older commit.
-        f'if [ ! -f "$D/.vpskit-release" ]; then {_fresh_release(b)}; fi',
+        f'if [ ! -f "releases/$(echo $C | cut -c1-12)/.vpskit-release" ]; then {" && ".join(checkout)}; fi',
     ]
     return " && ".join(steps)
 
 
-def _fresh_release(b: Build) -> str:
-    """Build in ``releases/.building`` (a fixed path: the install key and commands name it), then move it to ``$D``."""
-    new = f"{b.root}/releases/.building"
+def build_command(b: Build) -> str:
+    """Shell (as the app's user): the checkout in ``building`` gets its shared paths, venv and front-end build, then becomes its release."""
+    r = shlex.quote(b.root)
+    new = building(b)
     n = shlex.quote(new)
-    code = new + _sub(b.app_dir)
-    venv = f"{shlex.quote(b.root)}/venvs/$V"
-    check = files_check(new, "HEAD", b.needs, b.missing)
+    code = building(b, app_dir=True)
+    venv = f"{r}/venvs/$V"
     key = install_key(b.install, b.requirements, new, b.app_dir, b.python_version, list(b.packages))
     install = install_command(b.name, b.install, b.requirements, b.app_dir, venv, list(b.packages))
-    steps = [
-        f"rm -rf {n} && mkdir -p releases venvs shared",
-        f"git clone --quiet --shared --no-checkout repo.git {n}",
-        f'git -C {n} checkout --quiet --detach "$C"',
-        *([check] if check else []),
-    ]
+    steps = []
     for path in b.shared:
         p = shlex.quote(path.strip("/"))
         # The in-place checkout's copy (an install from before releases) moves to shared/ once.
         legacy = f"src{_sub(b.app_dir)}/{p}"
         steps.append(f"{{ [ -e shared/{p} ] || {{ [ -d {legacy} ] && mv {legacy} shared/{p}; }} || mkdir -p shared/{p}; }}")
-        steps.append(f"rm -rf {shlex.quote(code)}/{p} && ln -s {shlex.quote(b.root)}/shared/{p} {shlex.quote(code)}/{p}")
+        steps.append(f"rm -rf {shlex.quote(code)}/{p} && ln -s {r}/shared/{p} {shlex.quote(code)}/{p}")
     steps += [
         f'K="$({key})"',
         'V=$(echo "$K" | sha256sum | cut -c1-16)',
@@ -154,7 +161,7 @@ def _fresh_release(b: Build) -> str:
         f'printf "commit=%s\\nbuilt=%s\\n" "$C" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > {n}/.vpskit-release',
         f'rm -rf "$D" && mv {n} "$D"',
     ]
-    return " && ".join(steps)
+    return f"cd {r} && C=$(cat .vpskit-next) && D=releases/$(echo $C | cut -c1-12) && if [ -d {n} ]; then {' && '.join(steps)}; fi"
 
 
 def in_next_release(root: str, app_dir: str, env: str, command: str) -> str:
@@ -198,9 +205,32 @@ def release_state(root: str, repo: str, ref: str, user: str, ssh_env: str = "", 
 
 
 @operation()
+def release_fetched(build: Build, decision: Decision):
+    """
+    Ensure the commit the config asks for is fetched and, unless its release is complete, checked out beside the live one.
+
+    + build: where and how (``Build``)
+    + decision: ``release_decision`` for this run; only "deploy" fetches (anything else is said, when there is something to say)
+
+    **Example:**
+
+    .. code:: python
+
+        release_fetched(Build("shop", "/srv/apps/shop", "https://git.example.com/shop.git", "main", "appuser",
+                              "/usr/bin/python3.12", "3.12"), Decision("deploy"))
+    """
+    if decision.say:
+        host.log(decision.say, logger.warning)
+    if decision.action != "deploy":
+        host.noop(f"{build.root}/current is the release to serve")
+        return
+    yield StringCommand(as_user(build.user, fetch_command(build)))
+
+
+@operation()
 def release_built(build: Build, decision: Decision):
     """
-    Ensure the commit the config asks for has a complete release beside the live one (checkout, venv, front-end build).
+    Ensure the commit ``release_fetched`` checked out is a complete release: shared paths linked, its venv, its front-end build.
 
     + build: where and how (``Build``)
     + decision: ``release_decision`` for this run; only "deploy" builds
@@ -212,8 +242,6 @@ def release_built(build: Build, decision: Decision):
         release_built(Build("shop", "/srv/apps/shop", "https://git.example.com/shop.git", "main", "appuser",
                             "/usr/bin/python3.12", "3.12"), Decision("deploy"))
     """
-    if decision.say:
-        host.log(decision.say, logger.warning)
     if decision.action != "deploy":
         host.noop(f"{build.root}/current is the release to serve")
         return

@@ -12,7 +12,7 @@ import pytest
 from pyinfra.api import OperationError
 
 from operations.checkout import GitCheckout, git_checkout
-from operations.releases import AppRelease, Build, activate_command, build_command, release_built
+from operations.releases import AppRelease, Build, activate_command, build_command, fetch_command, release_built, release_fetched
 from operations.revision import is_commit, release_decision
 from tests.unit.hoststub import run_op
 
@@ -112,12 +112,21 @@ def build(**given) -> Build:
 
 
 def test_a_complete_release_of_the_commit_is_reused_and_a_new_one_built_aside_then_moved_in():
-    command = build_command(build())
-    assert 'if [ ! -f "$D/.vpskit-release" ]; then' in command
-    assert command.index("releases/.building") < command.index('mv /srv/apps/shop/releases/.building "$D"')
+    fetch = build_command_parts()[0]
+    assert 'echo "$C" > .vpskit-next' in fetch
+    assert 'if [ ! -f "releases/$(echo $C | cut -c1-12)/.vpskit-release" ]; then git clone --quiet --shared' in fetch
+    built = build_command_parts()[1]
+    assert built.startswith(
+        "cd /srv/apps/shop && C=$(cat .vpskit-next) && D=releases/$(echo $C | cut -c1-12) && if [ -d /srv/apps/shop/releases/.building ]; then"
+    )
+    assert built.index("/.vpskit-release") < built.index('mv /srv/apps/shop/releases/.building "$D"')
     # The venv is keyed by the install key and reused when its stamp matches.
-    assert 'V=$(echo "$K" | sha256sum | cut -c1-16)' in command
-    assert 'if [ "$(cat /srv/apps/shop/venvs/$V/.vpskit-requirements 2>/dev/null)" != "$K" ]' in command
+    assert 'V=$(echo "$K" | sha256sum | cut -c1-16)' in built
+    assert 'if [ "$(cat /srv/apps/shop/venvs/$V/.vpskit-requirements 2>/dev/null)" != "$K" ]' in built
+
+
+def build_command_parts(**given) -> tuple[str, str]:
+    return fetch_command(build(**given)), build_command(build(**given))
 
 
 def test_shared_paths_are_linked_into_each_release_and_an_in_place_copy_moves_there_once():
@@ -195,10 +204,11 @@ def test_a_release_still_being_built_is_not_listed(tmp_path):
 
 def test_a_release_is_built_only_when_the_decision_is_to_deploy_and_a_kept_rollback_is_said():
     keep = release_decision("shop", "main", state(live=A[:12], deployed=B, target=B))
-    done = run_op(release_built, {}, build=build(), decision=keep)
-    assert done.is_noop and done.said == [keep.say]
-    done = run_op(release_built, {}, build=build(), decision=release_decision("shop", "main", None))
-    assert len(done.commands) == 1 and done.commands[0].startswith("sudo -u appuser -H sh -c ")
+    for op in (release_fetched, release_built):
+        done = run_op(op, {}, build=build(), decision=keep)
+        assert done.is_noop and done.said == ([keep.say] if op is release_fetched else [])
+        done = run_op(op, {}, build=build(), decision=release_decision("shop", "main", None))
+        assert len(done.commands) == 1 and done.commands[0].startswith("sudo -u appuser -H sh -c ")
 
 
 def checkout_state(head: str, remote: str, deployed: str) -> dict:
