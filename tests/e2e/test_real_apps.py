@@ -154,7 +154,8 @@ def test_locked_apps_get_their_runtime_dependencies_only(apps_host):
 
 def test_app_dir_is_the_working_directory(apps_host):
     t = apps_host.target
-    assert "ledger: answers on /api/v1/utils/health-check/" in apps_host.runs["first"].output
+    assert "ledger: switch to release" in apps_host.runs["first"].output
+    assert "health-gated: switched back if it does not answer on /api/v1/utils/health-check/" in apps_host.runs["first"].output
     assert t.out("systemctl show -p WorkingDirectory --value app-ledger.service") == "/srv/apps/ledger/current/backend"
 
 
@@ -164,7 +165,9 @@ def test_changed_lock_file_reinstalls_and_restarts_only_that_app(apps_host):
     h.commit("ledger", "printf '\\n' >> backend/uv.lock", "relock")
     run = h.deploy("relock", None, "-v")
     assert run.errors == 0, run
-    assert any("ledger: install dependencies" in op for op in run.changed_ops), run.changed_ops
+    assert any(op.startswith("ledger: release ") for op in run.changed_ops), run.changed_ops
+    # A new venv for the new lock file beside the live one's: the switch restarts (the master cannot load it).
+    assert len(h.target.out("ls /srv/apps/ledger/venvs").split()) == 2
     assert not any(op.startswith(("journal:", "pollster:")) for op in run.changed_ops), run.changed_ops
     assert h.pid("ledger") != before["ledger"]
     assert (h.pid("journal"), h.pid("pollster")) == (before["journal"], before["pollster"])
