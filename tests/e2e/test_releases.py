@@ -197,6 +197,7 @@ def test_a_new_commit_is_built_beside_the_live_one_and_served_without_a_lost_req
     codes = under_load(t, lambda: rel.deploy("v2"))
     assert rel.version() == "v2"
     assert rel.live() == f"releases/{rel.shas['v2'][:12]}"
+    print(f"responses during the deploy of a changed commit: {codes}")
     assert set(codes) == {"200"} and codes["200"] > 20, f"responses during the deploy: {codes}"
     # Same requirements: the venv is reused and gunicorn reloaded gracefully (same master).
     assert t.out(f"readlink -f {ROOT_DIR}/current/.venv") == venv
@@ -232,6 +233,7 @@ def test_rollback_on_the_host_is_kept_by_the_next_run_until_the_branch_moves(rel
     out = t.out(f"vpskit-app rollback {APP}")
     took = time.time() - started
     assert rel.version() == "v1", out  # the release live before v4
+    print(f"vpskit-app rollback took {took:.1f}s")
     assert took < 5, f"rollback took {took:.1f}s"
     listing = t.out(f"vpskit-app releases {APP}")
     assert f"live   {rel.shas['v1'][:12]}" in listing and rel.shas["v4"][:12] in listing
@@ -253,4 +255,5 @@ def test_only_the_newest_releases_are_kept(rel):
 def test_the_load_check_sees_the_requests_a_plain_restart_refuses(rel):
     """What the graceful reload avoids, measured the same way: a restart leaves the port closed while gunicorn starts."""
     codes = under_load(rel.target, lambda: rel.target.exec(f"systemctl restart app-{APP}.service && sleep 3"))
+    print(f"responses during a restart: {codes}")
     assert set(codes) - {"200"}, f"responses during a restart: {codes}"

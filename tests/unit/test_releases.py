@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -11,7 +12,10 @@ from pathlib import Path
 import pytest
 from pyinfra.api import OperationError
 
-from operations.checkout import GitCheckout, git_checkout
+from operations.checkout import AppPaths, GitCheckout, git_checkout
+from operations.compose import compose_settings, compose_stamp_keys, recorded, up_command
+from operations.config import App
+from operations.plan import compose_spec
 from operations.releases import AppRelease, Build, activate_command, build_command, fetch_command, release_built, release_fetched
 from operations.revision import is_commit, release_decision
 from tests.unit.hoststub import run_op
@@ -222,3 +226,25 @@ def test_a_compose_checkout_rolled_back_on_the_host_stays_while_the_branch_has_n
     done = run_op(git_checkout, {GitCheckout: checkout_state(A, C, B)}, **args)
     assert done.said == [f"app memo: live release {A[:12]} was rolled back on the host; main now points at {C[:12]}: deploying it"]
     assert "reset --quiet --hard FETCH_HEAD" in done.commands[0]
+
+
+def test_a_compose_app_records_each_up_and_gives_vpskit_app_its_up_and_stamps():
+    spec = compose_spec(App(name="memo", port=5003, kind="compose", domains=("memo.example.com",), repo="https://g.example/m.git",
+                            compose_file="compose.yaml", service="web", migrate="python3 migrate.py"))  # fmt: skip
+    paths = AppPaths("memo", "/srv/apps", "/var/log/apps")
+    assert recorded(paths) == (
+        "echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) $(git -c safe.directory='*' -C /srv/apps/memo/src rev-parse HEAD) deploy\" "
+        ">> /srv/apps/memo/releases.log && echo $(git -c safe.directory='*' -C /srv/apps/memo/src rev-parse HEAD) > /srv/apps/memo/.vpskit-deployed"
+    )
+    settings = json.loads(compose_settings(spec, paths, "appuser"))
+    keys = compose_stamp_keys(spec, paths)
+    assert settings["up"] == up_command(spec, paths)
+    assert settings["stamps"] == {keys["up"][0]: keys["up"][1], keys["migrate"][0]: keys["migrate"][1]}
+
+
+def test_vpskit_app_lists_a_compose_apps_commits_newest_first_once_each(tmp_path):
+    m = vpskit_app()
+    (tmp_path / "releases.log").write_text(
+        f"2026-01-01T00:00:00Z {A} deploy\n2026-01-02T00:00:00Z {B} deploy\n2026-01-03T00:00:00Z {A} rollback\n"
+    )
+    assert [c["commit"] for c in m.compose_commits({"root": str(tmp_path)})] == [A, B]
