@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from io import BytesIO
 
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, OperationError, StringCommand, operation
 from pyinfra.operations import files
 
@@ -19,7 +19,7 @@ from .batched import directory_present
 from .config.apps import REFERENCE
 from .postgres import read_password, secret_env_path
 from .render import sha256
-from .revision import release_decision
+from .revision import release_decision, say
 from .snapshot import planned, snapshot_fact
 from .stamped import as_user
 from .validated import checked_file
@@ -380,8 +380,7 @@ def git_checkout(
         decision = release_decision(
             app_name, ref, {**state, "live": head[:12], "target": remote, "deployed": state.get("deployed", ""), "legacy": False}
         )
-        if decision.say:
-            host.log(decision.say, logger.warning)
+        say(decision)
         if decision.action == "keep":
             host.noop(f"{dest} stays at {head[:12]} (rolled back on the host)")
             return

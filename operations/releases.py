@@ -18,14 +18,14 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 
 from .batched import directory_present
 from .checkout import GIT, ask_remote, files_check, remote_answer
 from .install import install_command, install_key
 from .render import FILES_DIR
-from .revision import Decision, is_commit
+from .revision import Decision, is_commit, say
 from .snapshot import snapshot_fact
 from .stamped import as_user
 from .validated import checked_file
@@ -219,8 +219,7 @@ def release_fetched(build: Build, decision: Decision):
         release_fetched(Build("shop", "/srv/apps/shop", "https://git.example.com/shop.git", "main", "appuser",
                               "/usr/bin/python3.12", "3.12"), Decision("deploy"))
     """
-    if decision.say:
-        host.log(decision.say, logger.warning)
+    say(decision)
     if decision.action != "deploy":
         host.noop(f"{build.root}/current is the release to serve")
         return

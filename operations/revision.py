@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pyinfra import host, logger
 from pyinfra.api import OperationError
 
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -56,3 +57,13 @@ def release_decision(name: str, ref: str, state: dict | None) -> Decision:
             "deploy", f"app {name}: live release {live} was rolled back on the host; {ref} now points at {target[:12]}: deploying it"
         )
     return Decision("deploy")
+
+
+_said: set[tuple[str, str]] = set()
+
+
+def say(decision: Decision) -> None:
+    """Print what the run does about a rollback made on the host, once per host (pyinfra may evaluate an operation twice)."""
+    if decision.say and (host.name, decision.say) not in _said:
+        _said.add((host.name, decision.say))
+        host.log(decision.say, logger.warning)

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.context import ctx_host, ctx_state
 
-from operations import snapshot
+from operations import revision, snapshot
 
 
 def fact(cls, **kwargs) -> tuple:
@@ -80,6 +80,7 @@ def on_stub(facts: dict | None = None) -> Iterator[StubHost]:
             yield stub
         finally:
             snapshot._runs.pop((id(state), stub.name), None)
+            revision._said.clear()
 
 
 def shown(command):
