@@ -21,6 +21,7 @@ from operations.offsite import offsite_copies, offsite_databases_recovered, offs
 from operations.permissions import CIS_MODES, modes_restricted
 from operations.plan import Plan
 from operations.postgres import app_database, postgres_server
+from operations.releases import app_command_installed
 from operations.schedule import app_job, app_jobs_pruned, cron_ready, installed_app_jobs
 from operations.ssh import sshd_hardened, sshd_state
 from operations.sysctl import kernel_hardened
@@ -62,6 +63,8 @@ for database in plan.databases:
     app_database(**database)
 if recovering:
     offsite_databases_recovered(name="Load the restored databases", **plan.offsite_databases)
+if plan.venv_apps or plan.compose_apps:
+    app_command_installed()  # vpskit-app: the apps' releases and rollback on the host
 if plan.has_apps:
     web_apps(**plan.web_apps)
 

@@ -1,28 +1,32 @@
-"""One venv app on the host: its venv, the stamped steps (requirements, build, migrations, seed), gunicorn unit, logrotate.
+"""One venv app on the host: its releases, migrations and seed, gunicorn unit, logrotate.
 
 Everything is decided by facts read before the run and yields commands only
-when something differs, so a second run changes nothing. The checkout and
-``.env`` are ``checkout.app_code``'s; steps that depend on the checkout are
-``stamped`` steps.
+when something differs, so a second run changes nothing. The directories and
+``.env`` are ``checkout``'s; each commit's release is built and switched to by
+``releases``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shlex
+from dataclasses import dataclass
 
 from pyinfra import host
-from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.api import FactBase, deploy
 from pyinfra.operations import files, server, systemd
 
 from .batched import unit_running
-from .checkout import GIT, AppPaths, app_code, app_files_purged
+from .checkout import AppPaths, Code, app_env, app_files_purged, app_place
 from .config import App
 from .facts import OutputLines
-from .install import TOOLS, install_alternatives, install_command, install_key, missing_message, tool_installed, tool_trigger, tools_needed
+from .install import TOOLS, install_alternatives, missing_message, tool_installed, tool_trigger, tools_needed
 from .postgres import database_driver_packages, secret_env_path
+from .releases import SETTINGS_DIR, Build, activate_command, building, in_next_release, release_built, release_fetched, release_state
 from .render import render
-from .snapshot import planned, snapshot_fact
-from .stamped import as_user, short_hash, stamped_steps
+from .revision import release_decision
+from .stamped import as_user, stamped_steps
 from .validated import checked_file
 
 # gunicorn --worker-class and the pip packages each needs besides gunicorn.
@@ -36,6 +40,29 @@ WORKER_CLASSES = {
 DEFAULT_WORKER_CLASS = {"flask": "sync", "fastapi": "uvicorn", "other": "sync"}
 # Memory one gunicorn worker of a small app is budgeted.
 WORKER_MEMORY_MB = 128
+
+
+@dataclass(frozen=True)
+class VenvAppSpec(Code):
+    """One venv app as ``app_present`` deploys it: its code and ``.env`` (``Code``), how it is installed and served."""
+
+    port: int = 8000
+    entry: str = "app:app"  # what gunicorn loads
+    worker_class: str = "sync"  # a key of WORKER_CLASSES
+    workers: int = 0  # 0: the number app_present is given
+    threads: int = 1
+    timeout: int = 30
+    health_path: str = "/"
+    app_dir: str = "."
+    install: str = "auto"  # install.METHODS
+    requirements: str = "requirements.txt"
+    packages: tuple[str, ...] = ("gunicorn",)  # pip installs them besides the install files
+    build: str = ""
+    build_dir: str = "."
+    migrate: str = ""
+    seed: str = ""
+    keep_releases: int = 5
+    shared_paths: tuple[str, ...] = ("instance",)
 
 
 # ------------------------------------------------------------------ pure logic
@@ -63,8 +90,8 @@ def default_workers(cpus: int, memory_mb: int, apps: int, kind: str = "sync") ->
     return max(min(by_cpu, by_memory), 1)
 
 
-def unit_text(app: App, paths: AppPaths, user: str, workers: int) -> str:
-    cls = WORKER_CLASSES[worker_class(app)][0]
+def unit_text(app: VenvAppSpec, paths: AppPaths, user: str, workers: int) -> str:
+    cls = WORKER_CLASSES[app.worker_class][0]
     protect_home = not any(p.startswith(("/home", "/root")) for p in (paths.root, paths.logs))
     return render(
         "gunicorn.service.j2",
@@ -74,31 +101,13 @@ def unit_text(app: App, paths: AppPaths, user: str, workers: int) -> str:
         workers=workers,
         worker_class=cls,
         protect_home=protect_home,
-        secret_env=secret_env_path(app.name) if app.database.uses_postgres else "",
+        secret_env=secret_env_path(app.name) if app.postgres else "",
     )
 
 
 def in_app_env(paths: AppPaths, command: str) -> str:
-    """``command`` in the checkout with the venv on PATH and the app's .env loaded."""
+    """``command`` in the live checkout with the venv on PATH and the app's .env loaded."""
     return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.code} && {command}"
-
-
-def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tuple[str, str]]:
-    """Each checkout-dependent step: (stamp file, shell printing its key)."""
-    head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
-    steps = {
-        "requirements": (
-            f"{paths.venv}/.vpskit-requirements",
-            install_key(app.install, app.requirements, paths.src, app.app_dir, python_version, pip_packages(app)),
-        )
-    }
-    if app.build:
-        steps["build"] = (f"{paths.root}/.vpskit-built", f'echo "$({head}) {short_hash(app.build)}"')
-    if app.migrate:
-        steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f'echo "$({head}) {short_hash(app.migrate)}"')
-    if app.seed:
-        steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
-    return steps
 
 
 # Seconds a restarted app has to answer on its health path.
@@ -139,19 +148,6 @@ def answer_command(app_name: str, python: str, port: int, path: str, error_log: 
 # ------------------------------------------------------------------------ facts
 
 
-class VenvPython(FactBase):
-    """
-    Returns the Python version ("3.12") of the venv at ``path``, or None without one.
-    """
-
-    def command(self, path):
-        py = shlex.quote(f"{path}/bin/python")
-        return f"if [ -x {py} ]; then {py} -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'; fi"
-
-    def process(self, output):
-        return output[0].strip() if output else None
-
-
 class HostSize(FactBase):
     """
     Returns the CPU count and memory (MiB) in one round trip: ``{"cpus": 2, "memory_mb": 1987}``.
@@ -176,39 +172,43 @@ class UnitFiles(OutputLines):
 # ------------------------------------------------------------------- operations
 
 
-@planned(lambda path, **_: [(VenvPython, {"path": path})])
-@operation()
-def venv(path: str, python: str, version: str, user: str):
-    """
-    Ensure a virtualenv made with ``python`` (of ``version``) exists at ``path``, owned by ``user``.
-
-    A venv of another Python version is replaced.
-
-    + path: venv directory
-    + python: interpreter that creates it
-    + version: its "3.X" version
-    + user: owner
-
-    **Example:**
-
-    .. code:: python
-
-        venv(path="/srv/apps/shop/venv", python="/usr/bin/python3.12", version="3.12", user="appuser")
-    """
-    current = snapshot_fact(VenvPython, path=path)
-    if current == version:
-        host.noop(f"{path} runs Python {version}")
-        return
-    p = shlex.quote(path)
-    yield StringCommand(f"rm -rf {p} && " + as_user(user, f"{shlex.quote(python)} -m venv {p}"))
-
-
 # ----------------------------------------------------------------------- deploys
+
+
+def app_settings(app: VenvAppSpec, paths: AppPaths, user: str) -> str:
+    """The JSON ``vpskit-app`` reads for the app: where it lives, how gunicorn runs it, where it answers."""
+    return (
+        json.dumps(
+            {
+                "name": app.name,
+                "kind": "venv",
+                "root": paths.root,
+                "git_dir": f"{paths.root}/repo.git",
+                "app_dir": app.app_dir,
+                "unit": paths.unit,
+                "port": app.port,
+                "health_path": app.health_path,
+                "health_timeout": ANSWER_TIMEOUT,
+                "user": user,
+                "env_files": [paths.env, *([secret_env_path(app.name)] if app.postgres else [])],
+                "error_log": f"{paths.logs}/error.log",
+                "keep": app.keep_releases,
+                "gunicorn": {
+                    "worker_class": WORKER_CLASSES[app.worker_class][0],
+                    "threads": app.threads,
+                    "timeout": app.timeout,
+                    "entry": app.entry,
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 @deploy("App")
 def app_present(
-    app: App,
+    app: VenvAppSpec,
     paths: AppPaths,
     user: str,
     python: str,
@@ -219,10 +219,15 @@ def app_present(
     db_port: int = 5432,
 ):
     """
-    Ensure ``app`` is deployed, configured and running; restart it only when its code, env or unit changed.
+    Ensure ``app`` serves the commit its config asks for, built as a release beside the live one and switched to health-gated.
 
-    + app: the app's config
-    + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir)``)
+    A new commit gets its own checkout and (when its install files changed) venv, its
+    migrations, a trial boot on a socket of its own, then the switch with gunicorn's
+    graceful reload; it is switched back when it does not answer on its port. A
+    changed .env or unit restarts the app.
+
+    + app: the app (``VenvAppSpec``)
+    + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir, released=True)``)
     + user: the deploy user who owns the app
     + python: interpreter for the venv (``/usr/bin/python3.12``)
     + python_version: its "3.X" version
@@ -235,49 +240,62 @@ def app_present(
 
     .. code:: python
 
-        app_present(app, AppPaths("shop", "/srv/apps", "/var/log/apps"), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
+        shop = VenvAppSpec("shop", "https://git.example.com/shop.git", port=5001, migrate="flask db upgrade")
+        app_present(shop, AppPaths("shop", "/srv/apps", "/var/log/apps"), "appuser", "/usr/bin/python3.12", "3.12", workers=5)
     """
     n = app.name
-    code, env_op = app_code(
-        app,
-        paths,
-        user,
-        deploy_key,
+    paths = dataclasses.replace(paths, released=True)
+    ssh_env = app_place(app, paths, user, deploy_key)
+    key_file = paths.deploy_key if app.deploy_key else ""
+    state = release_state(paths.root, app.repo, app.ref, user, ssh_env, key_file)
+    decision = release_decision(n, app.ref, state)
+    deploying = decision.action == "deploy"
+    env_op = app_env(app, paths, user, brought, db_port)
+    target = (state or {}).get("target", "")[:12] or app.ref
+    build = Build(
+        name=n,
+        root=paths.root,
+        repo=app.repo,
+        ref=app.ref,
+        user=user,
+        python=python,
+        python_version=python_version,
+        app_dir=app.app_dir,
+        install=app.install,
+        requirements=app.requirements,
+        packages=app.packages,
+        build=app.build,
+        build_dir=app.build_dir,
+        shared=app.shared_paths,
+        ssh_env=ssh_env,
         needs=install_alternatives(app.install, app.requirements, app.app_dir),
         missing=missing_message(n, app.install, app.requirements, app.app_dir),
-        brought=brought,
-        db_port=db_port,
     )
+    release_fetched(name=f"{n}: fetch {app.ref} ({target}) beside the live release", build=build, decision=decision)
     for tool in tools_needed(app.install):
         tool_installed(
             name=f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
             tool=tool,
             python=python,
-            when_any=tuple(f"{paths.code}/{f}" for f in tool_trigger(app.install, tool)),
-            checkout_moves=code.will_change,
+            when_any=tuple(f"{code}/{f}" for code in (paths.code, building(build, app_dir=True)) for f in tool_trigger(app.install, tool)),
+            checkout_moves=deploying,
         )
-    venv_op = venv(name=f"{n}: venv (Python {python_version})", path=paths.venv, python=python, version=python_version, user=user)
-
-    keys = stamp_keys(app, paths, python_version)
-    code_moves = code.will_change
+    built = release_built(
+        name=f"{n}: release {target} built (venv reused when its install files did not change)", build=build, decision=decision
+    )
     # Migrations and seeds reach the app's PostgreSQL with the URL the gunicorn unit gets.
-    db_env = secret_env_path(app.name) if app.database.uses_postgres else ""
-    # (stamp, label, command, also run when, secret env) in the order they must run.
-    plan = [
-        (
-            "requirements",
-            "install dependencies if they changed",
-            f"cd {shlex.quote(paths.code)} && "
-            + install_command(n, app.install, app.requirements, app.app_dir, paths.venv, pip_packages(app)),
-            code_moves or venv_op.will_change,
-            "",
-        ),
-        ("build", "front-end build", f"cd {shlex.quote(app.build_dir)} && {app.build}", code_moves, ""),
-        ("migrate", "migrations", in_app_env(paths, app.migrate), code_moves, db_env),
-        ("seed", "seed data (once)", in_app_env(paths, app.seed), False, db_env),
-    ]
-    steps = stamped_steps(n, plan, keys, cwd=paths.src, user=user)
+    db_env = secret_env_path(app.name) if app.postgres else ""
+    if deploying and app.migrate:
+        server.shell(
+            name=f"{n}: migrations (release {target})",
+            commands=[as_user(user, in_next_release(paths.root, app.app_dir, paths.env, app.migrate), db_env)],
+        )
+    if app.seed:
+        seed_keys = {"seed": (f"{paths.root}/.vpskit-seeded", "echo seeded")}
+        plan = [("seed", "seed data (once)", in_next_release(paths.root, app.app_dir, paths.env, app.seed), False, db_env)]
+        stamped_steps(n, plan, seed_keys, cwd=paths.root, user=user)
 
+    checked_file(name=f"{n}: vpskit-app settings", dest=f"{SETTINGS_DIR}/{n}.json", content=app_settings(app, paths, user), mode="644")
     unit = checked_file(
         name=f"{n}: gunicorn unit",
         dest=paths.unit_file,
@@ -291,10 +309,16 @@ def app_present(
         validate="logrotate -d {path}",
         mode="644",
     )
-    changed = [code, env_op, venv_op, unit, *steps]
-    restarted = any(op.will_change for op in changed)
-    unit_running(name=f"{n}: gunicorn running", unit=paths.unit, daemon_reload=unit.will_change, restarted=restarted)
-    if restarted:
+    restart = env_op.will_change or unit.will_change
+    if built.will_change:
+        server.shell(
+            name=f"{n}: switch to release {target} (health-gated: switched back if it does not answer on {app.health_path})",
+            commands=[activate_command(n, paths.root, restart, unit.will_change, legacy=bool(state and state["legacy"]))],
+        )
+        unit_running(name=f"{n}: gunicorn running", unit=paths.unit)
+        return
+    unit_running(name=f"{n}: gunicorn running", unit=paths.unit, daemon_reload=unit.will_change, restarted=restart)
+    if restart:
         server.shell(
             name=f"{n}: answers on {app.health_path}",
             commands=[answer_command(n, f"{paths.venv}/bin/python", app.port, app.health_path, f"{paths.logs}/error.log")],
@@ -326,5 +350,6 @@ def app_absent(paths: AppPaths, purge: bool = False):
     if removed:
         systemd.daemon_reload(name=f"{name}: reload systemd", _if=lambda: any(op.did_change() for op in removed))
     files.file(name=f"{name}: remove logrotate", path=paths.logrotate, present=False)
+    files.file(name=f"{name}: remove vpskit-app settings", path=f"{SETTINGS_DIR}/{name}.json", present=False)
     if purge:
         app_files_purged(paths)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 
 from pyinfra import host
@@ -16,10 +16,10 @@ from pyinfra.api import FactBase, FileUploadCommand, OperationError, StringComma
 from pyinfra.operations import files
 
 from .batched import directory_present
-from .config import App
 from .config.apps import REFERENCE
 from .postgres import read_password, secret_env_path
 from .render import sha256
+from .revision import release_decision, say
 from .snapshot import planned, snapshot_fact
 from .stamped import as_user
 from .validated import checked_file
@@ -41,6 +41,8 @@ class AppPaths:
     apps_dir: str
     logs_dir: str
     app_dir: str = "."
+    # Releases beside each other (``releases`` module): the code is the live release's.
+    released: bool = False
 
     @property
     def root(self) -> str:
@@ -48,7 +50,8 @@ class AppPaths:
 
     @property
     def src(self) -> str:
-        return f"{self.root}/src"
+        """The checkout the app runs from: the ``current`` release, or the one in-place checkout."""
+        return f"{self.root}/current" if self.released else f"{self.root}/src"
 
     @property
     def code(self) -> str:
@@ -58,7 +61,7 @@ class AppPaths:
 
     @property
     def venv(self) -> str:
-        return f"{self.root}/venv"
+        return f"{self.src}/.venv" if self.released else f"{self.root}/venv"
 
     @property
     def env(self) -> str:
@@ -93,6 +96,21 @@ class AppPaths:
         return f"/etc/logrotate.d/app-{self.name}"
 
 
+@dataclass(frozen=True)
+class Code:
+    """An app's code and environment on the host: its repo, whether a deploy key reads it, what its ``.env`` holds."""
+
+    name: str
+    repo: str
+    ref: str = "main"
+    deploy_key: bool = False  # the key's text is passed on its own (never printed)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ("SECRET_KEY",)  # generated once, kept
+    postgres: bool = False  # a PostgreSQL database of its own: DB_* references and DATABASE_URL
+    db_name: str = ""
+    db_role: str = ""
+
+
 def env_value(value: str) -> str:
     """A value as systemd's EnvironmentFile and sh both read it back unchanged."""
     if value and all(ch.isalnum() or ch in "_./:@%+,=-" for ch in value):
@@ -101,7 +119,7 @@ def env_value(value: str) -> str:
 
 
 def env_file_text(
-    app: App, paths: AppPaths, kept: dict[str, str], new_secret=None, brought: dict[str, str] | None = None, db_port: int = 5432
+    app: Code, paths: AppPaths, kept: dict[str, str], new_secret=None, brought: dict[str, str] | None = None, db_port: int = 5432
 ) -> str:
     """The app's .env: vpskit's own variables, the configured env, the generated secrets, then the brought ones.
 
@@ -114,7 +132,7 @@ def env_file_text(
     brought = brought or {}
     generated = {name: kept.get(name) or new_secret() for name in app.secrets}
     values = {**generated, **brought}
-    if app.database.uses_postgres:
+    if app.postgres:
         values |= {"DB_NAME": app.db_name, "DB_USER": app.db_role, "DB_HOST": "127.0.0.1", "DB_PORT": str(db_port)}
 
     def fill(value: str) -> str:
@@ -127,7 +145,7 @@ def env_file_text(
     return "\n".join(lines) + "\n"
 
 
-def git_ssh_env(paths: AppPaths, app: App) -> str:
+def git_ssh_env(paths: AppPaths, app: Code) -> str:
     """The GIT_SSH_COMMAND prefix for a repo read with a deploy key ('' without one)."""
     if not app.deploy_key:
         return ""
@@ -136,6 +154,45 @@ def git_ssh_env(paths: AppPaths, app: App) -> str:
         f" -o UserKnownHostsFile={paths.ssh_dir}/known_hosts"
     )
     return f"GIT_SSH_COMMAND={shlex.quote(ssh)} "
+
+
+def ask_remote(repo: str, ref: str, user: str, ssh_env: str = "", key_file: str = "") -> str:
+    """Shell printing ``remote=SHA\\tREF`` for the branch or tag ``ref`` (``git ls-remote`` as ``user``), or ``error=`` lines.
+
+    With ``key_file``, only once that deploy key is on the host (``skipped=1`` before).
+    """
+    remote = as_user(
+        user,
+        f"{ssh_env}{GIT} ls-remote {shlex.quote(repo)} "
+        + " ".join(shlex.quote(r) for r in (f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}")),
+    )
+    ask = (
+        f"if out=$({remote} 2>&1); then printf '%s\\n' \"$out\" | sed 's/^/remote=/'; else printf '%s\\n' \"$out\" | sed 's/^/error=/'; fi"
+    )
+    if key_file:
+        ask = f"if [ -f {shlex.quote(key_file)} ]; then {ask}; else echo skipped=1; fi"
+    return ask
+
+
+def remote_answer(output: list[str], data: dict) -> dict:
+    """``ask_remote``'s lines read into ``data``: ``remote`` (the commit, a tag peeled), ``error``, ``skipped``; other ``key=value`` lines as they are."""
+    data = {"error": "", "skipped": False, **data}
+    remotes = {}
+    for line in output:
+        key, _, value = line.partition("=")
+        if key == "remote":
+            sha, _, ref = value.partition("\t")
+            if re.fullmatch(r"[0-9a-f]{40}", sha.strip()):  # not ssh's "Warning: added host key" etc.
+                remotes[ref.strip()] = sha.strip()
+        elif key == "error":
+            data["error"] = (data["error"] + "\n" + value.strip()).strip()
+        elif key == "skipped":
+            data["skipped"] = True
+        else:
+            data[key] = value.strip()
+    peeled = [sha for ref, sha in remotes.items() if ref.endswith("^{}")]
+    data["remote"] = peeled[0] if peeled else next(iter(remotes.values()), "")
+    return data
 
 
 class GitCheckout(FactBase):
@@ -151,44 +208,18 @@ class GitCheckout(FactBase):
     remote that cannot be read gives its error (``"error": "…"``).
     """
 
-    def command(self, path, repo, ref, user, ssh_env="", key_file=""):
+    def command(self, path, repo, ref, user, ssh_env="", key_file="", deployed_file=""):
         p = shlex.quote(path)
-        remote = as_user(
-            user,
-            f"{ssh_env}{GIT} ls-remote {shlex.quote(repo)} "
-            + " ".join(shlex.quote(r) for r in (f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}")),
-        )
-        ask = (
-            f"if out=$({remote} 2>&1); then printf '%s\\n' \"$out\" | sed 's/^/remote=/'; "
-            "else printf '%s\\n' \"$out\" | sed 's/^/error=/'; fi"
-        )
-        if key_file:
-            ask = f"if [ -f {shlex.quote(key_file)} ]; then {ask}; else echo skipped=1; fi"
+        ask = ask_remote(repo, ref, user, ssh_env, key_file)
+        deployed = f"echo deployed=$(cat {shlex.quote(deployed_file)} 2>/dev/null); " if deployed_file else ""
         return (
-            f"if [ -d {p}/.git ]; then echo head=$({GIT} -C {p} rev-parse HEAD); "
+            f"if [ -d {p}/.git ]; then echo head=$({GIT} -C {p} rev-parse HEAD); {deployed}"
             f"echo url=$({GIT} -C {p} config --get remote.origin.url); {ask}; fi"
         )
 
     def process(self, output):
-        data: dict = {"error": "", "skipped": False}
-        remotes = {}
-        for line in output:
-            key, _, value = line.partition("=")
-            if key == "remote":
-                sha, _, ref = value.partition("\t")
-                if re.fullmatch(r"[0-9a-f]{40}", sha.strip()):  # not ssh's "Warning: added host key" etc.
-                    remotes[ref.strip()] = sha.strip()
-            elif key == "error":
-                data["error"] = (data["error"] + "\n" + value.strip()).strip()
-            elif key == "skipped":
-                data["skipped"] = True
-            else:
-                data[key] = value.strip()
-        if "head" not in data:
-            return None
-        peeled = [sha for ref, sha in remotes.items() if ref.endswith("^{}")]
-        data["remote"] = peeled[0] if peeled else next(iter(remotes.values()), "")
-        return data
+        data = remote_answer(output, {})
+        return data if "head" in data else None
 
 
 class EnvSecrets(FactBase):
@@ -280,8 +311,9 @@ def filled_env_file(dest: str, content, secret_path: str, user: str, group: str,
     )
 
 
-def _checkout_fact(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = "", **_):
-    return [(GitCheckout, {"path": dest, "repo": repo, "ref": ref, "user": user, "ssh_env": ssh_env, "key_file": key_file})]
+def _checkout_fact(repo: str, ref: str, dest: str, user: str, ssh_env: str = "", key_file: str = "", deployed_file: str = "", **_):
+    kwargs = {"path": dest, "repo": repo, "ref": ref, "user": user, "ssh_env": ssh_env, "key_file": key_file}
+    return [(GitCheckout, {**kwargs, **({"deployed_file": deployed_file} if deployed_file else {})})]
 
 
 def files_check(dest: str, rev: str, needs: tuple[tuple[str, ...], ...], missing: str) -> str:
@@ -307,6 +339,8 @@ def git_checkout(
     key_file: str = "",
     needs: tuple[tuple[str, ...], ...] = (),
     missing: str = "",
+    deployed_file: str = "",
+    app_name: str = "",
 ):
     """
     Ensure ``dest`` is a checkout of ``repo`` at the commit ``ref`` points at now, owned by ``user``.
@@ -319,6 +353,9 @@ def git_checkout(
     + key_file: the deploy key's path on the host ('' without one)
     + needs: groups of paths in the repo; the new commit must hold every path of one group, or the run
       stops with ``missing`` before the checkout moves to it
+    + deployed_file: file holding the commit the last run deployed: a checkout moved back from it on the host
+      (``vpskit-app rollback``) stays while ``ref`` still points at it ('' for none)
+    + app_name: the app, named in what the run says about such a rollback
 
     **Example:**
 
@@ -326,7 +363,7 @@ def git_checkout(
 
         git_checkout(repo="https://git.example.com/shop.git", ref="main", dest="/srv/apps/shop/src", user="appuser")
     """
-    ((fact, kwargs),) = _checkout_fact(repo, ref, dest, user, ssh_env, key_file)
+    ((fact, kwargs),) = _checkout_fact(repo, ref, dest, user, ssh_env, key_file, deployed_file)
     state = snapshot_fact(fact, **kwargs)
     d = shlex.quote(dest)
     if state is None:
@@ -338,6 +375,15 @@ def git_checkout(
         raise OperationError(f"cannot read {repo}: {state['error']}")
     if not state["remote"] and not state["skipped"]:
         raise OperationError(f"{repo} has no branch or tag {ref!r}")
+    if deployed_file:
+        head, remote = state.get("head", ""), state["remote"]
+        decision = release_decision(
+            app_name, ref, {**state, "live": head[:12], "target": remote, "deployed": state.get("deployed", ""), "legacy": False}
+        )
+        say(decision)
+        if decision.action == "keep":
+            host.noop(f"{dest} stays at {head[:12]} (rolled back on the host)")
+            return
     commands = []
     if state.get("url") != repo:
         commands.append(f"git -C {d} remote set-url origin {shlex.quote(repo)}")
@@ -352,52 +398,30 @@ def git_checkout(
     yield StringCommand(as_user(user, " && ".join(commands)))
 
 
-def app_code(
-    app: App,
-    paths: AppPaths,
-    user: str,
-    deploy_key: str = "",
-    needs: tuple = (),
-    missing: str = "",
-    brought: dict[str, str] | None = None,
-    db_port: int = 5432,
-):
-    """The app's directories, deploy key, git checkout and .env (secrets kept); returns (checkout op, .env op).
-
-    ``needs`` and ``missing``: files a new commit must hold, as ``git_checkout`` takes them.
-    ``brought`` and ``db_port``: the brought secrets and PostgreSQL's port, as ``env_file_text`` takes them.
-
-    Shared by the venv apps (``app_present``) and the compose apps (``compose.compose_app``).
-    """
+def app_place(app: Code, paths: AppPaths, user: str, deploy_key: str = "") -> str:
+    """The app's directories and deploy key; returns the GIT_SSH_COMMAND prefix git needs ('' without a key)."""
     n = app.name
     directory_present(name=f"{n}: app directory", path=paths.root, user=user, group="www-data", mode="750")
     directory_present(name=f"{n}: data directory", path=paths.data, user=user, group=user, mode="750")
     directory_present(name=f"{n}: log directory", path=paths.logs, user=user, group="adm", mode="750")
-    ssh_env = ""
-    if app.deploy_key:
-        directory_present(name=f"{n}: ssh directory", path=paths.ssh_dir, user=user, group=user, mode="700")
-        checked_file(name=f"{n}: deploy key", dest=paths.deploy_key, content=deploy_key, mode="600", user=user, group=user)
-        ssh_env = git_ssh_env(paths, app)
+    if not app.deploy_key:
+        return ""
+    directory_present(name=f"{n}: ssh directory", path=paths.ssh_dir, user=user, group=user, mode="700")
+    checked_file(name=f"{n}: deploy key", dest=paths.deploy_key, content=deploy_key, mode="600", user=user, group=user)
+    return git_ssh_env(paths, app)
 
-    code = git_checkout(
-        name=f"{n}: checkout {app.branch}",
-        repo=app.repo,
-        ref=app.branch,
-        dest=paths.src,
-        user=user,
-        ssh_env=ssh_env,
-        key_file=paths.deploy_key if app.deploy_key else "",
-        needs=needs,
-        missing=missing,
-    )
+
+def app_env(app: Code, paths: AppPaths, user: str, brought: dict[str, str] | None = None, db_port: int = 5432):
+    """The app's .env (generated secrets kept, ``${DB_PASSWORD}`` filled in on the host); returns its operation."""
+    n = app.name
 
     # Read when the operation runs: secrets restored earlier in this run (off-host recovery) are kept.
     def content() -> str:
         kept = host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))
         return env_file_text(app, paths, kept, brought=brought, db_port=db_port)
 
-    if app.database.uses_postgres and any(PASSWORD_REF in value for value in app.env.values()):
-        env_op = filled_env_file(
+    if app.postgres and any(PASSWORD_REF in value for value in app.env.values()):
+        return filled_env_file(
             name=f"{n}: environment (.env)",
             dest=paths.env,
             content=content,
@@ -405,9 +429,40 @@ def app_code(
             user=user,
             group=user,
         )
-    else:
-        env_op = checked_file(name=f"{n}: environment (.env)", dest=paths.env, content=content, mode="600", user=user, group=user)
-    return code, env_op
+    return checked_file(name=f"{n}: environment (.env)", dest=paths.env, content=content, mode="600", user=user, group=user)
+
+
+def app_code(
+    app: Code,
+    paths: AppPaths,
+    user: str,
+    deploy_key: str = "",
+    needs: tuple = (),
+    missing: str = "",
+    brought: dict[str, str] | None = None,
+    db_port: int = 5432,
+    deployed_file: str = "",
+):
+    """The app's directories, deploy key, in-place git checkout and .env (secrets kept); returns (checkout op, .env op).
+
+    ``needs``, ``missing`` and ``deployed_file``: as ``git_checkout`` takes them.
+    ``brought`` and ``db_port``: the brought secrets and PostgreSQL's port, as ``env_file_text`` takes them.
+    """
+    ssh_env = app_place(app, paths, user, deploy_key)
+    code = git_checkout(
+        name=f"{app.name}: checkout {app.ref}",
+        repo=app.repo,
+        ref=app.ref,
+        dest=paths.src,
+        user=user,
+        ssh_env=ssh_env,
+        key_file=paths.deploy_key if app.deploy_key else "",
+        needs=needs,
+        missing=missing,
+        deployed_file=deployed_file,
+        app_name=app.name,
+    )
+    return code, app_env(app, paths, user, brought, db_port)
 
 
 def app_files_purged(paths: AppPaths):

@@ -14,22 +14,40 @@ with ``docker compose exec -T SERVICE``.
 
 from __future__ import annotations
 
+import json
 import shlex
+from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.operations import files
 
-from .checkout import GIT, AppPaths, app_code, app_files_purged
-from .config import App
+from .checkout import GIT, AppPaths, Code, app_code, app_files_purged
 from .facts import OutputLines
+from .releases import DEPLOYED, SETTINGS_DIR
 from .render import FILES_DIR
 from .stamped import short_hash, stamped_steps
+from .validated import checked_file
 
 CHECK_SCRIPT = "/usr/local/lib/vpskit/vpskit-compose-check"
 
 
-def compose_command(app: App, paths: AppPaths) -> str:
+@dataclass(frozen=True)
+class ComposeSpec(Code):
+    """One compose app as ``compose_app`` deploys it: its code and ``.env`` (``Code``), its project and checks."""
+
+    compose_file: str = "compose.yaml"
+    port: int = 0  # the loopback port it publishes for the proxy
+    proxied: bool = False  # a site forwards to ``port``: it must be published on 127.0.0.1
+    public_services: tuple[str, ...] = ()  # may publish beyond loopback
+    health_timeout: int = 120
+    service: str = ""  # where migrate and seed run
+    migrate: str = ""
+    seed: str = ""
+    route_upstreams: tuple[str, ...] = ()  # its routes' upstreams; 'SERVICE:PORT' ones are checked before up
+
+
+def compose_command(app: ComposeSpec, paths: AppPaths) -> str:
     """``docker compose`` for this app's project: its name, directory, file and .env (for ${VAR} in the file)."""
     return (
         f"docker compose --project-name {shlex.quote(app.name)} --project-directory {shlex.quote(paths.src)}"
@@ -37,15 +55,15 @@ def compose_command(app: App, paths: AppPaths) -> str:
     )
 
 
-def route_services(app: App) -> list[str]:
+def route_services(app: ComposeSpec) -> list[str]:
     """The 'SERVICE:PORT' upstreams of the app's routes, each checked to be published on loopback by that service."""
-    return list(dict.fromkeys(r.upstream for r in app.routes if ":" in r.upstream))
+    return list(dict.fromkeys(u for u in app.route_upstreams if ":" in u))
 
 
-def up_command(app: App, paths: AppPaths) -> str:
+def up_command(app: ComposeSpec, paths: AppPaths) -> str:
     """Check the published ports, build and start the project, wait until it runs; fails naming what is wrong."""
     compose = compose_command(app, paths)
-    port = app.port if app.domains else 0
+    port = app.port if app.proxied else 0
     public = " ".join(shlex.quote(s) for s in app.public_services)
     routes = " ".join(shlex.quote(u) for u in route_services(app))
     return (
@@ -56,13 +74,13 @@ def up_command(app: App, paths: AppPaths) -> str:
     )
 
 
-def exec_command(app: App, paths: AppPaths, command: str, service: str = "", user: str = "") -> str:
+def exec_command(app: ComposeSpec, paths: AppPaths, command: str, service: str = "", user: str = "") -> str:
     """``command`` run by sh in ``service``'s container (the app's ``service`` by default; no TTY), as ``user`` if given."""
     as_user = f" --user {shlex.quote(user)}" if user else ""
     return f"{compose_command(app, paths)} exec -T{as_user} {shlex.quote(service or app.service)} sh -c {shlex.quote(command)}"
 
 
-def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
+def compose_stamp_keys(app: ComposeSpec, paths: AppPaths) -> dict[str, tuple[str, str]]:
     """Each step keyed by what it depends on: (stamp file, shell printing the current key)."""
     head = f"{GIT} -C {shlex.quote(paths.src)} rev-parse HEAD"
     known = (app.compose_file, app.port, app.public_services, app.health_timeout)
@@ -75,6 +93,21 @@ def compose_stamp_keys(app: App, paths: AppPaths) -> dict[str, tuple[str, str]]:
     if app.seed:
         steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
     return steps
+
+
+def recorded(paths: AppPaths) -> str:
+    """Shell noting the checkout's commit as deployed, in the app's switch log (``vpskit-app releases`` lists it)."""
+    head = f"$({GIT} -C {shlex.quote(paths.src)} rev-parse HEAD)"
+    r = shlex.quote(paths.root)
+    return f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {head} deploy" >> {r}/releases.log && echo {head} > {r}/{DEPLOYED}'
+
+
+def compose_settings(app: ComposeSpec, paths: AppPaths, user: str) -> str:
+    """The JSON ``vpskit-app`` reads for a compose app: its checkout, how to bring it up, the stamps an ``up`` satisfies."""
+    keys = compose_stamp_keys(app, paths)
+    stamps = {stamp: key for name, (stamp, key) in keys.items() if name in ("up", "migrate")}
+    settings = {"name": app.name, "kind": "compose", "root": paths.root, "src": paths.src, "git_dir": f"{paths.src}/.git"}
+    return json.dumps({**settings, "user": user, "up": up_command(app, paths), "stamps": stamps}, indent=2) + "\n"
 
 
 class ComposeProject(OutputLines):
@@ -90,11 +123,13 @@ class ComposeProject(OutputLines):
 
 
 @deploy("Compose app")
-def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = "", brought: dict[str, str] | None = None, db_port: int = 5432):
+def compose_app(
+    app: ComposeSpec, paths: AppPaths, user: str, deploy_key: str = "", brought: dict[str, str] | None = None, db_port: int = 5432
+):
     """
     Ensure a compose app is checked out, configured and up; rebuild it only when its code or env changed.
 
-    + app: the app's config (``kind = "compose"``)
+    + app: the app (``ComposeSpec``)
     + paths: where the app lives on the host (``AppPaths(name, apps_dir, logs_dir)``)
     + user: the deploy user who owns the checkout
     + deploy_key: the deploy key's private key text ('' without one)
@@ -105,16 +140,20 @@ def compose_app(app: App, paths: AppPaths, user: str, deploy_key: str = "", brou
 
     .. code:: python
 
-        compose_app(app, AppPaths("memo", "/srv/apps", "/var/log/apps"), "appuser")
+        memo = ComposeSpec("memo", "https://git.example.com/memo.git", compose_file="compose.yaml", port=5003, proxied=True)
+        compose_app(memo, AppPaths("memo", "/srv/apps", "/var/log/apps"), "appuser")
     """
     n = app.name
     files.directory(name="vpskit helper directory", path=CHECK_SCRIPT.rsplit("/", 1)[0], mode="755", user="root", group="root")
     check = files.put(name="Compose checks (ports, readiness)", src=str(FILES_DIR / "vpskit-compose-check"), dest=CHECK_SCRIPT, mode="755")
-    code, env_op = app_code(app, paths, user, deploy_key, brought=brought, db_port=db_port)
+    deployed = f"{paths.root}/{DEPLOYED}"
+    code, env_op = app_code(app, paths, user, deploy_key, brought=brought, db_port=db_port, deployed_file=deployed)
     keys = compose_stamp_keys(app, paths)
+    checked_file(name=f"{n}: vpskit-app settings", dest=f"{SETTINGS_DIR}/{n}.json", content=compose_settings(app, paths, user), mode="644")
     changed = code.will_change or env_op.will_change
+    up = f"{up_command(app, paths)} && {recorded(paths)}"
     plan = [
-        ("up", "docker compose up --build (ports checked first, then waits until running)", up_command(app, paths), changed, ""),
+        ("up", "docker compose up --build (ports checked first, then waits until running)", up, changed, ""),
         ("migrate", "migrations in the container", exec_command(app, paths, app.migrate), code.will_change, ""),
         ("seed", "seed data in the container (once)", exec_command(app, paths, app.seed), False, ""),
     ]

@@ -19,11 +19,12 @@ from functools import cached_property
 from pyinfra.api import OperationError
 
 from . import backup, caddy, docker, fail2ban, firewall, monitor, offsite, postgres, schedule, web
+from .app import VenvAppSpec, pip_packages, worker_class
 from .backup import backup_items
 from .caddy import caddy_problem
 from .certbot import Issuer
 from .checkout import AppPaths
-from .compose import exec_command
+from .compose import ComposeSpec, exec_command
 from .config import App, Config, Web
 from .connect import known_hosts_entry, login_prover
 from .contribution import Contribution, combined
@@ -48,7 +49,37 @@ from .web import VenvApp, python_plans
 
 def app_paths(app: App, web_cfg: Web) -> AppPaths:
     """Where ``app`` lives on the host, by the ``[web]`` section."""
-    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir, app.app_dir)
+    return AppPaths(app.name, web_cfg.apps_dir, web_cfg.log_dir, app.app_dir, released=bool(app.repo) and not app.is_compose)
+
+
+def code_of(app: App) -> dict:
+    """The ``checkout.Code`` fields of ``app``: repo, deploy key, what its ``.env`` holds."""
+    return dict(
+        name=app.name,
+        repo=app.repo,
+        ref=app.ref,
+        deploy_key=bool(app.deploy_key),
+        env=dict(app.env),
+        secrets=app.secrets,
+        postgres=app.database.uses_postgres,
+        db_name=app.db_name,
+        db_role=app.db_role,
+    )
+
+
+def venv_spec(app: App) -> VenvAppSpec:
+    """``app_present``'s spec of a venv app: the worker class and pip packages its config implies."""
+    same = ("port", "entry", "workers", "threads", "timeout", "health_path", "app_dir", "install", "requirements")
+    same += ("build", "build_dir", "migrate", "seed", "keep_releases", "shared_paths")
+    fields = {name: getattr(app, name) for name in same}
+    return VenvAppSpec(**code_of(app), **fields, worker_class=worker_class(app), packages=tuple(pip_packages(app)))
+
+
+def compose_spec(app: App) -> ComposeSpec:
+    """``compose_app``'s spec of a compose app; its port is proxied when it has domains."""
+    same = ("compose_file", "port", "public_services", "health_timeout", "service", "migrate", "seed")
+    routes = tuple(r.upstream for r in app.routes)
+    return ComposeSpec(**code_of(app), **{name: getattr(app, name) for name in same}, proxied=bool(app.domains), route_upstreams=routes)
 
 
 def spec(cls, section, **given):
@@ -293,7 +324,8 @@ class Plan:
         c = self.config
         return dict(
             apps=[
-                VenvApp(a, self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port) for a in self.venv_apps
+                VenvApp(venv_spec(a), self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port)
+                for a in self.venv_apps
             ],
             absent=[(self.paths(a), a.purge) for a in c.apps if a.state != "present" and not a.is_compose],
             user=c.deploy_user.name,
@@ -313,7 +345,14 @@ class Plan:
         user = self.config.deploy_user.name
         c = self.config
         return [
-            dict(app=a, paths=self.paths(a), user=user, deploy_key=self._key(a), brought=c.brought_secrets(a), db_port=c.postgres.port)
+            dict(
+                app=compose_spec(a),
+                paths=self.paths(a),
+                user=user,
+                deploy_key=self._key(a),
+                brought=c.brought_secrets(a),
+                db_port=c.postgres.port,
+            )
             for a in c.compose_apps
         ]
 
@@ -366,7 +405,7 @@ class Plan:
             check_schedule=o.check_schedule,
             check_subset=o.check_subset,
             paths=tuple(dict.fromkeys(paths)),
-            excludes=tuple(f"{p.root}/{sub}" for p in roots for sub in ("src", "venv", ".ssh")),
+            excludes=tuple(f"{p.root}/{sub}" for p in roots for sub in ("src", "venv", ".ssh", "repo.git", "releases", "venvs")),
             restore=o.restore,
         )
 
@@ -401,7 +440,7 @@ class Plan:
             for job in app.jobs:
                 if app.is_compose:
                     # Run in the job's service container by root (the docker group is root's), from the checkout.
-                    command = exec_command(app, paths, job.command, service=job.service or app.service, user=job.user)
+                    command = exec_command(compose_spec(app), paths, job.command, service=job.service or app.service, user=job.user)
                     jobs.append(
                         dict(
                             app_name=app.name,

@@ -13,7 +13,7 @@ from pyinfra.api import OperationError, deploy
 from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
-from .app import HostSize, app_absent, app_present, default_workers, worker_class
+from .app import HostSize, VenvAppSpec, app_absent, app_present, default_workers
 from .batched import packages_installed
 from .caddy import caddy_proxy, caddy_stopped
 from .certbot import Certificate, Issuer, cert_files, certbot_installed, certificate, certificate_absent
@@ -32,9 +32,9 @@ BASE_PACKAGES = ["logrotate", "openssl"]
 
 @dataclass(frozen=True)
 class VenvApp:
-    """One venv app to deploy: its settings, where it lives, the Python it runs on and its deploy key's text."""
+    """One venv app to deploy: its spec, where it lives, the Python it runs on and its deploy key's text."""
 
-    app: App
+    app: VenvAppSpec
     paths: AppPaths
     python: PythonPlan
     deploy_key: str = ""
@@ -98,7 +98,7 @@ def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str
 
     .. code:: python
 
-        shop = App("shop", 5001, repo="https://git.example.com/shop.git")
+        shop = VenvAppSpec("shop", "https://git.example.com/shop.git", port=5001)
         web_apps([VenvApp(shop, AppPaths("shop", "/srv/apps", "/var/log/apps"), python_plan("", distro))], [], "appuser", distro)
     """
     packages_installed(name="Install logrotate, openssl", packages=BASE_PACKAGES)
@@ -109,7 +109,7 @@ def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str
 
     size = host.get_fact(HostSize)
     for a in apps:
-        workers = default_workers(size["cpus"], size["memory_mb"], len(apps), worker_class(a.app))
+        workers = default_workers(size["cpus"], size["memory_mb"], len(apps), a.app.worker_class)
         app_present(a.app, a.paths, user, a.python.binary, a.python.version, workers, a.deploy_key, brought=a.brought, db_port=a.db_port)
     for paths, purge in absent:
         app_absent(paths, purge)

@@ -348,6 +348,26 @@ class App:
     )
     rate_burst: int = setting(20, "Requests allowed above the rate before nginx answers 503.", minimum=0)
     purge: bool = setting(False, 'With `state = "absent"`: also delete the app\'s code, venv, data and logs.')
+    revision: str = setting(
+        "",
+        "A commit SHA (7 to 40 hex digits) or tag to deploy instead of `branch`'s newest commit: pin a release, or go "
+        "back to one. Empty: `branch`.",
+        pattern=r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$",
+        expect="a commit SHA or tag name",
+    )
+    keep_releases: int = setting(
+        5,
+        "Venv apps: releases kept on the host (the live one always), each its own checkout under "
+        "`<app dir>/releases/`; `vpskit-app rollback` switches between them.",
+        minimum=1,
+    )
+    shared_paths: tuple[str, ...] = setting(
+        ("instance",),
+        "Venv apps: directories in `app_dir` kept across releases (`<app dir>/shared/<path>`, linked into each "
+        "release): Flask's instance folder, uploads written beside the code.",
+        pattern=r"^(?!/)(?!.*\.\.)[A-Za-z0-9._/-]+$",
+        expect="a relative directory",
+    )
     database: Database = setting(Database, "The app's database, an `[apps.database]` table.")
     backup: AppBackup = setting(AppBackup, "What is backed up, an `[apps.backup]` table.")
     jobs: tuple[Job, ...] = setting((), "Scheduled commands, one `[[apps.jobs]]` table each.")
@@ -408,6 +428,11 @@ class App:
     @property
     def is_compose(self) -> bool:
         return self.kind == "compose"
+
+    @property
+    def ref(self) -> str:
+        """What is deployed: the pinned ``revision``, else ``branch``."""
+        return self.revision or self.branch
 
     def references(self) -> set[str]:
         """The names ``${NAME}`` in this app's env values may refer to."""

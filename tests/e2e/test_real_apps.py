@@ -134,28 +134,29 @@ def test_pyproject_app_is_installed_and_keeps_sqlite_in_its_instance_folder(apps
     r = https_get(t, "https://journal.example.test/entries", "-f -X POST -H 'Content-Type: application/json'", f"-d '{body}'")
     assert r.returncode == 0, r.stderr
     assert page(apps_host, "journal")["entries"] == ["first entry"]
-    assert t.exec("test -s /srv/apps/journal/src/instance/journal.sqlite", check=False).returncode == 0
-    assert "journal" in t.out("/srv/apps/journal/venv/bin/pip list --format=freeze")
+    assert t.exec("test -s /srv/apps/journal/shared/instance/journal.sqlite", check=False).returncode == 0
+    assert "journal" in t.out("/srv/apps/journal/current/.venv/bin/pip list --format=freeze")
 
 
 def test_locked_apps_get_their_runtime_dependencies_only(apps_host):
     t = apps_host.target
     for app in ("ledger", "pollster"):
-        installed = t.out(f"/srv/apps/{app}/venv/bin/pip list --format=freeze").lower()
+        installed = t.out(f"/srv/apps/{app}/current/.venv/bin/pip list --format=freeze").lower()
         assert "gunicorn==" in installed and "pytest" not in installed, installed
-    assert "fastapi==" in t.out("/srv/apps/ledger/venv/bin/pip list --format=freeze").lower()
+    assert "fastapi==" in t.out("/srv/apps/ledger/current/.venv/bin/pip list --format=freeze").lower()
     # The locked versions, not the newest.
-    lock = t.out("git -c safe.directory='*' -C /srv/apps/pollster/src show HEAD:poetry.lock")
+    lock = t.out("git -c safe.directory='*' -C /srv/apps/pollster/current show HEAD:poetry.lock")
     flask = lock.split('name = "flask"\nversion = "')[1].split('"')[0]
-    assert f"flask=={flask}" in t.out("/srv/apps/pollster/venv/bin/pip list --format=freeze").lower()
+    assert f"flask=={flask}" in t.out("/srv/apps/pollster/current/.venv/bin/pip list --format=freeze").lower()
     # The tools are vpskit's pinned ones, outside the apps' venvs.
     assert TOOLS["uv"] in t.out(f"/opt/vpskit/tools/uv-{TOOLS['uv']}/bin/uv --version")
 
 
 def test_app_dir_is_the_working_directory(apps_host):
     t = apps_host.target
-    assert "ledger: answers on /api/v1/utils/health-check/" in apps_host.runs["first"].output
-    assert t.out("systemctl show -p WorkingDirectory --value app-ledger.service") == "/srv/apps/ledger/src/backend"
+    assert "ledger: switch to release" in apps_host.runs["first"].output
+    assert "health-gated: switched back if it does not answer on /api/v1/utils/health-check/" in apps_host.runs["first"].output
+    assert t.out("systemctl show -p WorkingDirectory --value app-ledger.service") == "/srv/apps/ledger/current/backend"
 
 
 def test_changed_lock_file_reinstalls_and_restarts_only_that_app(apps_host):
@@ -164,7 +165,9 @@ def test_changed_lock_file_reinstalls_and_restarts_only_that_app(apps_host):
     h.commit("ledger", "printf '\\n' >> backend/uv.lock", "relock")
     run = h.deploy("relock", None, "-v")
     assert run.errors == 0, run
-    assert any("ledger: install dependencies" in op for op in run.changed_ops), run.changed_ops
+    assert any(op.startswith("ledger: release ") for op in run.changed_ops), run.changed_ops
+    # A new venv for the new lock file beside the live one's: the switch restarts (the master cannot load it).
+    assert len(h.target.out("ls /srv/apps/ledger/venvs").split()) == 2
     assert not any(op.startswith(("journal:", "pollster:")) for op in run.changed_ops), run.changed_ops
     assert h.pid("ledger") != before["ledger"]
     assert (h.pid("journal"), h.pid("pollster")) == (before["journal"], before["pollster"])
@@ -206,11 +209,11 @@ def test_a_changed_brought_secret_restarts_only_that_app_and_is_never_printed(ap
 def test_commit_without_install_files_stops_before_the_running_version_is_touched(apps_host):
     h = apps_host
     before = h.pid("pollster")
-    head = h.target.out("git -c safe.directory='*' -C /srv/apps/pollster/src rev-parse HEAD")
+    head = h.target.out("git -c safe.directory='*' -C /srv/apps/pollster/current rev-parse HEAD")
     h.commit("pollster", "git rm -q poetry.lock", "drop the lock")
     run = h.deploy("nolock", check=False)
     assert run.returncode != 0
     assert "app pollster: install = 'poetry' needs poetry.lock and pyproject.toml in the repo" in run.output, run
-    assert h.target.out("git -c safe.directory='*' -C /srv/apps/pollster/src rev-parse HEAD") == head
+    assert h.target.out("git -c safe.directory='*' -C /srv/apps/pollster/current rev-parse HEAD") == head
     assert h.pid("pollster") == before
     assert page(h, "pollster")["app"] == "pollster"

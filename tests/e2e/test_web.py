@@ -296,7 +296,9 @@ def test_app_files_have_safe_owners_and_modes(web):
     t = web.target
     assert t.out("stat -c '%a %U %G' /srv/apps/dibby") == "750 appuser www-data"
     assert t.out("stat -c '%a %U %G' /srv/apps/dibby/.env") == "600 appuser appuser"
-    assert t.out("stat -c '%U' /srv/apps/dibby/src /srv/apps/dibby/venv /srv/apps/dibby/data") == "appuser\nappuser\nappuser"
+    assert (
+        t.out("stat -L -c '%U' /srv/apps/dibby/current /srv/apps/dibby/current/.venv /srv/apps/dibby/data") == "appuser\nappuser\nappuser"
+    )
     env = t.out("cat /srv/apps/grades/.env")
     assert "GREETING='hello from grades'" in env and "DATA_DIR=/srv/apps/grades/data" in env
     assert re.search(r"(?m)^SECRET_KEY=[A-Za-z0-9_-]{64}$", env)
@@ -318,7 +320,7 @@ def test_python_version_beyond_the_distro(web):
     version = next(v for v in ("3.13", "3.12") if v != distro.python)
     raw = copy.deepcopy(web.raw)
     raw["python"] = {"version": version}
-    snapshot = "dpkg -l | md5sum; ls /etc/apt/sources.list.d /etc/apt/keyrings 2>&1; ls -la /srv/apps/*/venv/bin/python"
+    snapshot = "dpkg -l | md5sum; ls /etc/apt/sources.list.d /etc/apt/keyrings 2>&1; ls -la /srv/apps/*/current/.venv/bin/python"
     before = web.target.out(snapshot)
     if distro.python_from_deadsnakes(version):
         run = web.deploy("python-other-dry", raw, "--dry")
@@ -367,7 +369,7 @@ def test_private_repo_over_ssh_with_a_deploy_key(web):
     assert run.errors == 0
     t = web.target
     assert t.out("stat -c '%a %U' /srv/apps/dibby/.ssh/deploy_key") == "600 appuser"
-    assert t.out("git -c safe.directory='*' -C /srv/apps/dibby/src remote get-url origin") == dibby["repo"]
+    assert t.out("git -c safe.directory='*' --git-dir=/srv/apps/dibby/repo.git remote get-url origin") == dibby["repo"]
     assert curl_json(web, "dibby")["app"] == "dibby"
     assert web.pid("grades") == grades_pid
     again = web.deploy("deploy-key-again", raw)
@@ -415,7 +417,7 @@ def test_app_marked_absent_is_removed_and_its_data_kept(web):
     assert t.exec("test -e /etc/logrotate.d/app-grades", check=False).returncode != 0
     assert "grades" not in t.out("certbot certificates 2>/dev/null | grep 'Certificate Name' || true")
     assert t.out("systemctl is-active app-grades.service || true") == "inactive"
-    assert t.out("test -d /srv/apps/grades/src && echo kept") == "kept"  # code and data stay without purge
+    assert t.out("test -d /srv/apps/grades/releases && echo kept") == "kept"  # code and data stay without purge
     assert int(t.out("runuser -u postgres -- psql -X -t -A -d grades -c 'SELECT count(*) FROM courses'")) >= 2
     assert https_get(t, "https://grades.example.test/").returncode != 0
     assert curl_json(web, "dibby")["app"] == "dibby"

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from pyinfra.api import FileUploadCommand, StringCommand
 from pyinfra.context import ctx_host, ctx_state
 
-from operations import snapshot
+from operations import revision, snapshot
 
 
 def fact(cls, **kwargs) -> tuple:
@@ -43,6 +43,7 @@ class StubHost:
     def __init__(self, facts: dict | None = None):
         self.facts = dict(facts or {})
         self.noops: list[str] = []
+        self.said: list[str] = []  # what the operation printed (host.log)
         self.asked: list[str] = []  # fact class names, in the order they were asked for
         self.ops: dict = {}  # what pyinfra's state.ops holds for this host: operations done so far
 
@@ -61,6 +62,9 @@ class StubHost:
     def noop(self, description: str) -> None:
         self.noops.append(description)
 
+    def log(self, message: str, log_func=None) -> None:
+        self.said.append(message)
+
     def get_temp_filename(self, hash_key: str | None = None, hash_filename: bool = True, **_) -> str:
         key = hash_key or "temp"
         return f"/tmp/pyinfra-{hashlib.sha1(key.encode()).hexdigest() if hash_filename else key}"
@@ -76,6 +80,7 @@ def on_stub(facts: dict | None = None) -> Iterator[StubHost]:
             yield stub
         finally:
             snapshot._runs.pop((id(state), stub.name), None)
+            revision._said.clear()
 
 
 def shown(command):
@@ -97,6 +102,7 @@ class Done:
     commands: list = field(default_factory=list)
     noops: list[str] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
 
     @property
     def is_noop(self) -> bool:
@@ -108,7 +114,7 @@ def run_op(op, facts: dict | None = None, **arguments) -> Done:
     """Run the pyinfra operation ``op`` with ``arguments`` against a host reporting ``facts``."""
     with on_stub(facts) as stub:
         commands = [shown(c) for c in op._inner(**arguments)]
-    return Done(commands, stub.noops, stub.asked)
+    return Done(commands, stub.noops, stub.asked, stub.said)
 
 
 def check_spec(op, facts: dict, arguments: dict, commands: list) -> Done:

@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from operations.checkout import AppPaths, FilledEnvState, env_file_text, filled_env_file
+from operations.checkout import AppPaths, Code, FilledEnvState, env_file_text, filled_env_file
 from operations.config import App, ConfigError, Database, parse_config
+from operations.plan import code_of
 from operations.render import sha256
 from tests.unit.hoststub import run_op
 
@@ -88,7 +89,7 @@ def test_references_are_filled_in_and_the_database_password_left_for_the_host():
             "SIGN": "${SECRET_KEY}",
         },
     )
-    text = env_file_text(app, PATHS, {"SECRET_KEY": "kept"}, brought={"SMTP_PASSWORD": "brought"}, db_port=5433)
+    text = env_file_text(Code(**code_of(app)), PATHS, {"SECRET_KEY": "kept"}, brought={"SMTP_PASSWORD": "brought"}, db_port=5433)
     assert text.splitlines()[2:] == [
         "DATABASE_URL_ASYNC='postgresql+psycopg://api:${DB_PASSWORD}@127.0.0.1:5433/api'",
         "POSTGRES_PASSWORD='${DB_PASSWORD}'",

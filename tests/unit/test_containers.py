@@ -21,6 +21,7 @@ from operations.compose import ComposeProject, compose_command, compose_down, co
 from operations.config import App, BasicAuth, ConfigError, ContainerDatabase, DockerEngine, parse_config
 from operations.distro import Distro
 from operations.docker import DOCKER_FINGERPRINT, compose_problem, daemon_json_text, docker_packages, has_compose
+from operations.plan import compose_spec
 from operations.render import FILES_DIR, render
 from operations.sites import Login, Site
 from tests.unit.hoststub import check_spec, fact
@@ -88,6 +89,7 @@ BAD = [
     ({}, [{**COMPOSE, "public_services": ["Web!"]}], "apps[0].public_services[0]", "not a compose service name"),
     ({}, [{**COMPOSE, "health_timeout": 0}], "apps[0].health_timeout", "1 or more seconds"),
     ({}, [{**COMPOSE, "static_dir": "static"}], "apps[0].static_dir", "not used by kind = \"compose\""),
+    ({}, [{**COMPOSE, "revision": "3f2c0a1"}], "apps[0].revision", "pin a tag (commit SHAs are for venv apps)"),
     ({}, [{**COMPOSE, "database": {"engine": "postgresql"}}], "apps[0].database.engine", "container_databases"),
     ({}, [{**COMPOSE, "container_databases": [{"service": "db", "name": "m", "engine": "mongo"}]}],
      "apps[0].container_databases[0].engine", "postgresql, mysql"),
@@ -202,40 +204,42 @@ def test_distro_source_adds_no_repository_and_debian_compose_apps_stop_the_deplo
 
 
 def test_compose_command_names_project_directory_file_and_env():
-    assert compose_command(compose_app(), PATHS) == (
+    assert compose_command(compose_spec(compose_app()), PATHS) == (
         "docker compose --project-name memo --project-directory /srv/apps/memo/src -f /srv/apps/memo/src/compose.yaml"
         " --env-file /srv/apps/memo/.env"
     )
 
 
 def test_up_checks_ports_before_up_and_waits_after():
-    cmd = up_command(compose_app(public_services=("mail",), health_timeout=90), PATHS)
+    cmd = up_command(compose_spec(compose_app(public_services=("mail",), health_timeout=90)), PATHS)
     check_at, up_at, wait_at = (
         cmd.index(" ports memo 5003 mail"),
         cmd.index(" up --detach --build"),
         cmd.index(" wait memo 90 -- docker compose"),
     )
     assert check_at < up_at < wait_at
-    assert cmd.startswith(compose_command(compose_app(), PATHS) + " config --format json | /usr/local/lib/vpskit/vpskit-compose-check")
+    assert cmd.startswith(
+        compose_command(compose_spec(compose_app()), PATHS) + " config --format json | /usr/local/lib/vpskit/vpskit-compose-check"
+    )
     assert " && " in cmd[check_at:up_at] and " && " in cmd[up_at:wait_at]
-    assert " ports memo 0" in up_command(compose_app(domains=()), PATHS)  # no site: no port the proxy needs
+    assert " ports memo 0" in up_command(compose_spec(compose_app(domains=())), PATHS)  # no site: no port the proxy needs
 
 
 def test_migrate_and_seed_run_in_the_service_without_a_tty():
-    assert exec_command(compose_app(), PATHS, "python3 migrate.py").endswith(" exec -T web sh -c 'python3 migrate.py'")
+    assert exec_command(compose_spec(compose_app()), PATHS, "python3 migrate.py").endswith(" exec -T web sh -c 'python3 migrate.py'")
 
 
 def test_stamps_key_up_by_commit_env_and_settings_and_seed_once():
-    keys = compose_stamp_keys(compose_app(), PATHS)
+    keys = compose_stamp_keys(compose_spec(compose_app()), PATHS)
     assert set(keys) == {"up", "migrate", "seed"}
     assert (
         keys["up"][0] == "/srv/apps/memo/.vpskit-up"
         and "rev-parse HEAD" in keys["up"][1]
         and "sha256sum < /srv/apps/memo/.env" in keys["up"][1]
     )
-    assert keys["up"][1] != compose_stamp_keys(compose_app(public_services=("web",)), PATHS)["up"][1]
+    assert keys["up"][1] != compose_stamp_keys(compose_spec(compose_app(public_services=("web",))), PATHS)["up"][1]
     assert keys["seed"] == ("/srv/apps/memo/.vpskit-seeded", "echo seeded")
-    assert set(compose_stamp_keys(compose_app(migrate="", seed="", service=""), PATHS)) == {"up"}
+    assert set(compose_stamp_keys(compose_spec(compose_app(migrate="", seed="", service="")), PATHS)) == {"up"}
 
 
 @pytest.mark.parametrize("containers, purge, expected", [

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from operations.app import stamp_keys
 from operations.checkout import AppPaths
 from operations.compose import compose_stamp_keys
 from operations.config import App
 from operations.facts import FileState
+from operations.plan import compose_spec
 from operations.render import sha256
 from operations.stamped import Stamps
 from operations.validated import checked_file
@@ -81,8 +81,7 @@ def test_checked_file_stages_then_installs_a_new_or_changed_file(current):
 # ---------------------------------------------------------------- Stamps
 
 
-@pytest.mark.parametrize("kind", ["venv", "compose"])
-def test_stamps_read_each_steps_stored_and_current_key_under_an_apps_dir_with_a_space(tmp_path, kind):
+def test_stamps_read_each_steps_stored_and_current_key_under_an_apps_dir_with_a_space(tmp_path):
     """Run for real: the stamp files and the git checkout sit below "my apps"; every key comes back whole."""
     paths = AppPaths("shop", str(tmp_path / "my apps"), str(tmp_path / "logs"))
     src = Path(paths.src)
@@ -94,8 +93,8 @@ def test_stamps_read_each_steps_stored_and_current_key_under_an_apps_dir_with_a_
         subprocess.run([*git, *args], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     app = App(name="shop", port=8000, domains=("shop.example.com",), repo="https://g.example/s.git", migrate="flask db upgrade",
-              **({"kind": "compose", "compose_file": "compose.yaml", "service": "web"} if kind == "compose" else {}))  # fmt: skip
-    keys = compose_stamp_keys(app, paths) if kind == "compose" else stamp_keys(app, paths, "3.12")
+              kind="compose", compose_file="compose.yaml", service="web")  # fmt: skip
+    keys = compose_stamp_keys(compose_spec(app), paths)
     Path(keys["migrate"][0]).write_text("stored key\n")
 
     stamps = Stamps().process(bash(Stamps().command(keys), tmp_path))

@@ -144,7 +144,7 @@ def test_the_spec_covers_dumps_secrets_app_directories_and_outside_paths(tmp_pat
     plan = Plan(config, Distro("ubuntu", "24.04", "noble"))
     spec = plan.offsite
     assert spec.paths == ("/var/backups/vpskit", "/etc/vpskit/secrets", "/srv/apps/dibby", "/srv/uploads")
-    assert spec.excludes == ("/srv/apps/dibby/src", "/srv/apps/dibby/venv", "/srv/apps/dibby/.ssh")
+    assert spec.excludes == tuple(f"/srv/apps/dibby/{d}" for d in ("src", "venv", ".ssh", "repo.git", "releases", "venvs"))
     assert (spec.password, spec.keep_monthly, spec.restore) == ("kept", 0, False)
     assert plan.recovery_guards == [
         "/etc/vpskit/secrets",

@@ -11,7 +11,7 @@ from operations.checkout import AppPaths
 from operations.compose import up_command
 from operations.config import parse_config
 from operations.distro import Distro
-from operations.plan import Plan
+from operations.plan import Plan, compose_spec
 from operations.render import FILES_DIR
 from operations.routes import Cors, Route
 from operations.sites import Site
@@ -103,7 +103,7 @@ def test_after_up_each_route_upstream_must_answer(monkeypatch, capsys):
 
 
 def test_route_upstreams_are_checked_before_up(minimal_raw, tmp_path, monkeypatch):
-    app = plan_of(minimal_raw, tmp_path, monkeypatch, LEARNUP).config.apps[0]
+    app = compose_spec(plan_of(minimal_raw, tmp_path, monkeypatch, LEARNUP).config.apps[0])
     up = up_command(app, AppPaths("learnup", "/srv/apps", "/var/log/apps"))
     assert "ports learnup 3000 --route api:5000 frs:8000 && " in up
     assert "wait learnup 120 --answer api:5000 frs:8000 -- docker compose" in up

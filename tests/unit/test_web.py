@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -18,11 +19,11 @@ from operations.certbot import (
     certificate_current,
     selfsigned_command,
 )
-from operations.checkout import AppPaths, EnvSecrets, GitCheckout, env_file_text, env_value
+from operations.checkout import AppPaths, Code, EnvSecrets, GitCheckout, env_file_text, env_value
 from operations.config import TLS, App, ConfigError, parse_config
 from operations.distro import Distro
 from operations.nginx import CIPHERS, main_text, site_text
-from operations.plan import Plan
+from operations.plan import Plan, code_of, venv_spec
 from operations.render import render
 from operations.stamped import Stamps, as_user, stamped_command
 
@@ -203,23 +204,25 @@ def test_env_values_read_back_unchanged_by_sh():
 
 def test_env_file_keeps_existing_secrets_and_generates_missing_ones():
     a = app(env={"GREETING": "hi there"}, secrets=("SECRET_KEY", "API_TOKEN"))
-    text = env_file_text(a, PATHS, {"SECRET_KEY": "kept-value"}, new_secret=lambda: "fresh-value")
+    text = env_file_text(Code(**code_of(a)), PATHS, {"SECRET_KEY": "kept-value"}, new_secret=lambda: "fresh-value")
     assert text.splitlines()[1:] == [
         "DATA_DIR=/srv/apps/shop/data",
         "GREETING='hi there'",
         "SECRET_KEY=kept-value",
         "API_TOKEN=fresh-value",
     ]
-    generated = env_file_text(a, PATHS, {})
+    generated = env_file_text(Code(**code_of(a)), PATHS, {})
     assert len(generated.split("SECRET_KEY=")[1].split("\n")[0]) == 64
 
 
 def test_unit_runs_gunicorn_on_loopback_sandboxed_without_env_values():
-    text = unit_text(app(kind="fastapi", env={"GREETING": "hello-unit"}, timeout=60), PATHS, "appuser", 3)
+    spec = venv_spec(app(kind="fastapi", env={"GREETING": "hello-unit"}, timeout=60))
+    text = unit_text(spec, replace(PATHS, released=True), "appuser", 3)
     assert "User=appuser\n" in text and "EnvironmentFile=/srv/apps/shop/.env\n" in text
+    # Through the current release, so a graceful reload's new workers load the code it points at now.
     assert (
-        "ExecStart=/srv/apps/shop/venv/bin/gunicorn --workers 3 --worker-class uvicorn_worker.UvicornWorker"
-        " --bind 127.0.0.1:8000 --timeout 60 --access-logfile /var/log/apps/shop/access.log"
+        "ExecStart=/srv/apps/shop/current/.venv/bin/gunicorn --workers 3 --worker-class uvicorn_worker.UvicornWorker"
+        " --bind 127.0.0.1:8000 --timeout 60 --chdir /srv/apps/shop/current --access-logfile /var/log/apps/shop/access.log"
         " --error-logfile /var/log/apps/shop/error.log app:app\n"
     ) in text
     for line in (
@@ -237,7 +240,7 @@ def test_unit_runs_gunicorn_on_loopback_sandboxed_without_env_values():
 
 
 def test_unit_under_home_does_not_hide_home():
-    assert "ProtectHome" not in unit_text(app(), AppPaths("shop", "/home/appuser/apps", "/var/log/apps"), "appuser", 2)
+    assert "ProtectHome" not in unit_text(venv_spec(app()), AppPaths("shop", "/home/appuser/apps", "/var/log/apps"), "appuser", 2)
 
 
 def test_stamped_command_runs_once_per_key(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...revision import is_commit
 from .base import Checker, relative_path
 
 # Fields that mean something for venv apps only, and for compose apps only.
@@ -33,6 +34,8 @@ def check(c: Checker, where: str, app, proxy: str) -> None:
         c.add(f"{where}.repo", 'is required for kind = "compose"')
     if (app.migrate or app.seed) and not app.service:
         c.add(f"{where}.service", "is required with migrate or seed (the service they run in)")
+    if is_commit(app.revision):
+        c.add(f"{where}.revision", "a compose app's checkout follows a branch or tag; pin a tag (commit SHAs are for venv apps)")
     for name in VENV_ONLY:
         if getattr(app, name):
             c.add(f"{where}.{name}", 'is not used by kind = "compose" apps (the image builds the app)')
