@@ -30,7 +30,7 @@ from .distro import Distro
 from .docker import Engine
 from .fail2ban import Jail
 from .firewall import UfwRule
-from .monitor import AppCheck, health_settings, notifier_settings
+from .monitor import AppCheck, Thresholds, health_settings, notifier_settings
 from .nginx import read_template
 from .nodejs import nodejs_packages
 from .offsite import OffsiteSpec, recovery_guards, repository_password
@@ -362,12 +362,12 @@ class Plan:
         ]
         names = [i.name for i in self.items]
         return health_settings(
-            self.config.monitor,
             apps=apps,
             units=list(self.contribution.units),
             backup_items=names,
             drill_items=names if self.config.backups.drill_schedule else [],
             offsite=self.offsite is not None,
+            limits=spec(Thresholds, self.config.monitor),
         )
 
     @property
