@@ -155,13 +155,15 @@ def read_password(secret_path: str) -> str:
 
 
 @deploy("PostgreSQL server")
-def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 5432):
+def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 5432, monitor_role: str = ""):
     """
     Ensure the distro's PostgreSQL runs on loopback only, with SCRAM and only the apps' own logins.
 
     + version: the PostgreSQL major version (``pg_version(distro)``)
     + clients: ``(database, role)`` pairs allowed in over loopback TCP, each only to its own database
     + port: the port it listens on (loopback only)
+    + monitor_role: also let this OS user in, over the Unix socket to database postgres as the role of its
+      name (``monitoring_role`` makes it): a metrics exporter; empty: nobody
 
     **Example:**
 
@@ -193,7 +195,7 @@ def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 54
     hba = checked_file(
         name="PostgreSQL client authentication (pg_hba.conf)",
         dest=f"{etc}/pg_hba.conf",
-        content=render("pg_hba.conf.j2", clients=clients),
+        content=render("pg_hba.conf.j2", clients=clients, monitor_role=monitor_role),
         validate=(f"test \"$({psql_command(port)} -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')\" = 0"),
         mode="640",
         user="postgres",
@@ -201,6 +203,53 @@ def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 54
     )
     systemd.service(name="Reload PostgreSQL for new client rules", service="postgresql", reloaded=True, _if=hba.did_change)
     unit_running(name="PostgreSQL runs at boot", unit="postgresql.service")
+
+
+class RoleMemberships(FactBase):
+    """
+    Returns whether a role exists with LOGIN, and the roles it is a member of; None without PostgreSQL or the role.
+
+    .. code:: python
+
+        ["pg_monitor"]
+    """
+
+    def command(self, role, port):
+        sql = (
+            "SELECT coalesce(string_agg(m.rolname, ' '), '') FROM pg_roles r LEFT JOIN pg_auth_members a ON a.member = r.oid"
+            f" LEFT JOIN pg_roles m ON m.oid = a.roleid WHERE r.rolname = {_literal(role)} AND r.rolcanlogin"
+        )
+        return (
+            "command -v psql >/dev/null && [ -d /run/postgresql ] || exit 0\n"
+            f"{psql_command(port)} -c {shlex.quote(sql)} | sed 's/^/roles: /'"
+        )
+
+    def process(self, output):
+        return next((line[7:].split() for line in output if line.startswith("roles: ")), None)
+
+
+@operation()
+def monitoring_role(role: str, port: int = 5432):
+    """
+    Ensure a login role that may read PostgreSQL's statistics (member of pg_monitor) and nothing more.
+
+    + role: its name, the OS user that logs in by peer authentication (``postgres_server(monitor_role=...)``)
+    + port: the server's port
+
+    **Example:**
+
+    .. code:: python
+
+        monitoring_role("prometheus")
+    """
+    memberships = host.get_fact(RoleMemberships, role=role, port=port)
+    if memberships is None:
+        yield psql(port, f"DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
+                   f"CREATE ROLE {ident(role)}; END IF; END$$; ALTER ROLE {ident(role)} LOGIN; GRANT pg_monitor TO {ident(role)}")  # fmt: skip
+    elif "pg_monitor" not in memberships:
+        yield psql(port, f"GRANT pg_monitor TO {ident(role)}")
+    else:
+        host.noop(f"role {role} reads the statistics")
 
 
 @planned(
