@@ -207,25 +207,30 @@ def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 54
 
 class RoleMemberships(FactBase):
     """
-    Returns whether a role exists with LOGIN, and the roles it is a member of; None without PostgreSQL or the role.
+    Returns whether a role may log in and the roles it is a member of; None without PostgreSQL or without the role.
 
     .. code:: python
 
-        ["pg_monitor"]
+        {"login": True, "member_of": ["pg_monitor"]}
     """
 
     def command(self, role, port):
         sql = (
-            "SELECT coalesce(string_agg(m.rolname, ' '), '') FROM pg_roles r LEFT JOIN pg_auth_members a ON a.member = r.oid"
-            f" LEFT JOIN pg_roles m ON m.oid = a.roleid WHERE r.rolname = {_literal(role)} AND r.rolcanlogin"
+            "SELECT bool_or(r.rolcanlogin)::int || ' ' || coalesce(string_agg(m.rolname, ' '), '') FROM pg_roles r"
+            " LEFT JOIN pg_auth_members a ON a.member = r.oid LEFT JOIN pg_roles m ON m.oid = a.roleid"
+            f" WHERE r.rolname = {_literal(role)} HAVING count(r.oid) > 0"
         )
         return (
             "command -v psql >/dev/null && [ -d /run/postgresql ] || exit 0\n"
-            f"{psql_command(port)} -c {shlex.quote(sql)} | sed 's/^/roles: /'"
+            f"{psql_command(port)} -c {shlex.quote(sql)} | sed 's/^/role: /'"
         )
 
     def process(self, output):
-        return next((line[7:].split() for line in output if line.startswith("roles: ")), None)
+        for line in output:
+            if line.startswith("role: "):
+                login, *member_of = line[6:].split()
+                return {"login": login == "1", "member_of": member_of}
+        return None
 
 
 @operation()
@@ -242,13 +247,15 @@ def monitoring_role(role: str, port: int = 5432):
 
         monitoring_role("prometheus")
     """
-    memberships = host.get_fact(RoleMemberships, role=role, port=port)
-    if memberships is None:
-        yield psql(port, f"DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
-                   f"CREATE ROLE {ident(role)}; END IF; END$$; ALTER ROLE {ident(role)} LOGIN; GRANT pg_monitor TO {ident(role)}")  # fmt: skip
-    elif "pg_monitor" not in memberships:
+    state = host.get_fact(RoleMemberships, role=role, port=port)
+    if state is None:
+        yield psql(port, f"CREATE ROLE {ident(role)} LOGIN IN ROLE pg_monitor")
+        return
+    if not state["login"]:
+        yield psql(port, f"ALTER ROLE {ident(role)} LOGIN")
+    if "pg_monitor" not in state["member_of"]:
         yield psql(port, f"GRANT pg_monitor TO {ident(role)}")
-    else:
+    if state["login"] and "pg_monitor" in state["member_of"]:
         host.noop(f"role {role} reads the statistics")
 
 

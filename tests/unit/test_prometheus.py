@@ -36,7 +36,7 @@ from operations.prometheus import (
 )
 from operations.render import render
 
-from .hoststub import check_spec, run_op
+from .hoststub import check_spec
 
 UBUNTU = Distro("ubuntu", "24.04", "noble")
 APP = {
@@ -232,15 +232,18 @@ def test_an_ssl_relay_without_login_needs_no_starttls():
 
 def test_the_monitoring_role_is_made_once_and_only_reads_statistics():
     psql = "runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -v VERBOSITY=terse -p 5432 -d postgres -c "
-    create = run_op(monitoring_role, {RoleMemberships: None}, role="prometheus").commands
-    assert len(create) == 1 and create[0].startswith(psql)
-    assert 'CREATE ROLE "prometheus"; END IF; END$$; ALTER ROLE "prometheus" LOGIN; GRANT pg_monitor TO "prometheus"' in create[0]
-    check_spec(monitoring_role, {RoleMemberships: []}, {"role": "prometheus"}, [psql + """'GRANT pg_monitor TO "prometheus"'"""])
-    check_spec(monitoring_role, {RoleMemberships: ["pg_monitor"]}, {"role": "prometheus"}, [])
+    spec = {"role": "prometheus"}
+    check_spec(monitoring_role, {RoleMemberships: None}, spec, [psql + """'CREATE ROLE "prometheus" LOGIN IN ROLE pg_monitor'"""])
+    check_spec(
+        monitoring_role, {RoleMemberships: {"login": False, "member_of": []}}, spec,
+        [psql + """'ALTER ROLE "prometheus" LOGIN'""", psql + """'GRANT pg_monitor TO "prometheus"'"""],
+    )  # fmt: skip
+    check_spec(monitoring_role, {RoleMemberships: {"login": True, "member_of": ["pg_monitor"]}}, spec, [])
 
 
-def test_the_role_fact_reads_the_roles_memberships():
+def test_the_role_fact_reads_login_and_memberships():
     fact = RoleMemberships()
-    assert fact.process(["roles: pg_monitor pg_read_all_stats"]) == ["pg_monitor", "pg_read_all_stats"]
-    assert fact.process(["roles: "]) == []
+    assert fact.process(["role: 1 pg_monitor pg_read_all_stats"]) == {"login": True, "member_of": ["pg_monitor", "pg_read_all_stats"]}
+    assert fact.process(["role: 0 "]) == {"login": False, "member_of": []}
+    # No row: no such role (or no PostgreSQL yet).
     assert fact.process([]) is None
