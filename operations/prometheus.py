@@ -22,7 +22,7 @@ from pyinfra.operations import files, systemd
 from .batched import packages_installed, unit_running
 from .contribution import Contribution
 from .monitor import AppCheck
-from .render import render
+from .render import FILES_DIR, render
 from .validated import checked_file
 
 CONFIG_DIR = "/etc/prometheus"
@@ -64,7 +64,11 @@ NODE = Daemon("prometheus-node-exporter", "node", 9100, (f"--collector.textfile.
 BLACKBOX = Daemon("prometheus-blackbox-exporter", "blackbox", 9115, (f"--config.file={BLACKBOX_CONF}",))
 POSTGRES = Daemon("prometheus-postgres-exporter", "postgres", 9187)
 NGINX = Daemon("prometheus-nginx-exporter", "nginx", 9113, (f"--nginx.scrape-uri=http://127.0.0.1:{STUB_STATUS_PORT}/stub_status",))
-EVERY = (PROMETHEUS, ALERTMANAGER, NODE, BLACKBOX, POSTGRES, NGINX)
+# mtail counts nginx's answers by status from its access log (stub_status has no status codes): the 5xx rate.
+MTAIL = Daemon("mtail", "mtail", 3903)
+MTAIL_PROGRAM = "/etc/mtail/vpskit-nginx.mtail"
+NGINX_ACCESS_LOG = "/var/log/nginx/access.log"
+EVERY = (PROMETHEUS, ALERTMANAGER, NODE, BLACKBOX, POSTGRES, NGINX, MTAIL)
 # The ports these take on 127.0.0.1 (an app may not use them).
 PORTS = tuple(d.port for d in EVERY) + (STUB_STATUS_PORT,)
 # The PostgreSQL role the exporter logs in as, by peer authentication over the Unix socket (it runs as this OS user).
@@ -81,6 +85,8 @@ class AlertLimits:
     # How long CPU, memory or disk stay over their threshold before the alert fires.
     for_minutes: int = 5
     app_down_minutes: int = 2
+    # Share of nginx's answers that are 5xx, over 5 minutes.
+    error_rate_percent: int = 5
     backup_age_hours: int = 26
     cert_days: int = 14
     # Mount points the disk alert watches.
@@ -97,7 +103,7 @@ class PrometheusSpec:
     # The PostgreSQL exporter (PostgreSQL runs here), on this server port.
     postgres: bool = False
     postgres_port: int = 5432
-    # The nginx exporter, reading stub_status on loopback (nginx is the front proxy).
+    # The nginx exporter, reading stub_status on loopback, and mtail reading nginx's access log (nginx is the front proxy).
     nginx: bool = False
     # The apps' health URLs, probed by the blackbox exporter (``AppCheck`` with a url).
     probes: tuple[AppCheck, ...] = ()
@@ -112,7 +118,7 @@ class PrometheusSpec:
 
     def __post_init__(self):
         wanted = (PROMETHEUS, ALERTMANAGER, NODE)
-        wanted += (BLACKBOX,) * bool(self.probes) + (POSTGRES,) * self.postgres + (NGINX,) * self.nginx
+        wanted += (BLACKBOX,) * bool(self.probes) + (POSTGRES,) * self.postgres + (NGINX, MTAIL) * self.nginx
         object.__setattr__(self, "daemons", wanted)
 
 
@@ -137,7 +143,11 @@ def daemon_args(spec: PrometheusSpec, daemon: Daemon) -> str:
 
 def defaults_file(spec: PrometheusSpec, daemon: Daemon) -> str:
     """/etc/default/<package>: the environment its unit starts it with."""
-    lines = [f"# Managed by vpskit: {daemon.package} on 127.0.0.1:{daemon.port} only.", f'ARGS="{daemon_args(spec, daemon)}"']
+    head = f"# Managed by vpskit: {daemon.package} on 127.0.0.1:{daemon.port} only."
+    if daemon is MTAIL:
+        # Its unit builds the command line itself from these (and starts nothing without LOGS).
+        return "\n".join([head, "HOST=127.0.0.1", f"PORT={daemon.port}", f"LOGS={NGINX_ACCESS_LOG}"]) + "\n"
+    lines = [head, f'ARGS="{daemon_args(spec, daemon)}"']
     if daemon is POSTGRES:
         lines.append(f"DATA_SOURCE_NAME='user={POSTGRES_ROLE} host=/run/postgresql port={spec.postgres_port} dbname=postgres'")
     return "\n".join(lines) + "\n"
@@ -165,6 +175,7 @@ def alert_rules(spec: PrometheusSpec) -> str:
         a=a,
         disks="|".join(a.disks),
         probes=bool(spec.probes),
+        error_rate=spec.nginx,
         backups=bool(spec.backup_items),
         backup_age_hours=a.backup_age_hours,
         cert_days=a.cert_days,
@@ -249,6 +260,15 @@ def prometheus_monitoring(spec: PrometheusSpec):
     if spec.nginx:
         site = checked_file(name="nginx stub_status on loopback", dest=STUB_STATUS_CONF, content=stub_status_site(), validate="nginx -t")
         systemd.service(name="Reload nginx for stub_status", service="nginx", reloaded=True, _if=site.did_change)
+    if spec.nginx:
+        program = checked_file(
+            name="mtail: nginx answers by status",
+            dest=MTAIL_PROGRAM,
+            content=(FILES_DIR / "vpskit-nginx.mtail").read_bytes(),
+            # mtail reads *.mtail files of a directory: check the staged file under that name, alone.
+            validate='(d=$(mktemp -d) && cp {path} "$d/check.mtail" && mtail --compile_only --progs "$d"; rc=$?; rm -rf "$d"; exit $rc)',
+        )
+        restart[MTAIL] = restart[MTAIL] or program.will_change
     if spec.probes:
         blackbox = checked_file(
             name="Blackbox probes of the apps",

@@ -252,7 +252,7 @@ class Notifier:
 
 
 # What Prometheus, Alertmanager and the exporters take on 127.0.0.1 (operations/prometheus.py), and nginx's stub_status.
-PROMETHEUS_PORTS = (9090, 9093, 9100, 9115, 9187, 9113, 8089)
+PROMETHEUS_PORTS = (9090, 9093, 9100, 9115, 9187, 9113, 3903, 8089)
 PERCENT = dict(minimum=1, maximum=100, unit="percent", error="must be a percentage 1-100, got {value}")
 
 
@@ -266,6 +266,10 @@ class Alerts:
     disk_percent: int = setting(80, "... a filesystem of `disks` used above this ...", **PERCENT)
     for_minutes: int = setting(5, "... for this long fires an alert.", minimum=0, unit="minutes")
     app_down_minutes: int = setting(2, "An app's health URL failing its probe this long fires `AppDown`.", minimum=0, unit="minutes")
+    error_rate_percent: int = setting(
+        5, "nginx as the front proxy: 5xx answers above this share of all over 5 minutes (for `for_minutes`) fires `HighErrorRate`.",
+        **PERCENT,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 PROBE = {"name": "shop", "url": "https://127.0.0.1/health", "host": "shop.example.com", "basic_auth": True, "codes": [200, 401]}
 ALERTS = {
-    "cpu_percent": 80, "memory_percent": 85, "disk_percent": 80, "for_minutes": 5, "app_down_minutes": 2,
+    "cpu_percent": 80, "memory_percent": 85, "disk_percent": 80, "for_minutes": 5, "app_down_minutes": 2, "error_rate_percent": 5,
 }  # fmt: skip
 
 APP = {
@@ -140,6 +140,7 @@ SAMPLES: dict[str, dict] = {
         "a": ALERTS,
         "disks": "/",
         "probes": True,
+        "error_rate": True,
         "backups": True,
         "backup_age_hours": 26,
         "cert_days": 14,

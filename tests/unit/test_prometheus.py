@@ -19,6 +19,7 @@ from operations.prometheus import (
     BLACKBOX,
     EVERY,
     METRICS_FILE,
+    MTAIL,
     NGINX,
     NODE,
     PORTS,
@@ -34,7 +35,7 @@ from operations.prometheus import (
     receivers,
     scrape_config,
 )
-from operations.render import render
+from operations.render import FILES_DIR, render
 
 from .hoststub import check_spec
 
@@ -67,7 +68,7 @@ def test_prometheus_is_off_by_default_with_15_days_retention_and_the_guides_thre
     m = parse_config(minimal_raw, base_dir=str(tmp_path)).monitor
     assert (m.prometheus, m.prometheus_retention, m.prometheus_retention_size) == (False, "15d", "2GB")
     a = m.alerts
-    assert (a.cpu_percent, a.memory_percent, a.disk_percent, a.for_minutes, a.app_down_minutes) == (80, 85, 80, 5, 2)
+    assert (a.cpu_percent, a.memory_percent, a.disk_percent, a.for_minutes, a.error_rate_percent) == (80, 85, 80, 5, 5)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,7 @@ def test_on_with_a_postgres_app_behind_nginx_every_exporter_runs(minimal_raw, tm
                "alerts": {"memory_percent": 90}, "notify": [{"kind": "webhook", "url": "https://hooks.example.com/x"}]}  # fmt: skip
     plan = plan_of(minimal_raw, tmp_path, monkeypatch, apps=[APP], monitor=monitor)
     p = plan.prometheus
-    assert p.daemons == (PROMETHEUS, ALERTMANAGER, NODE, BLACKBOX, POSTGRES, NGINX)
+    assert p.daemons == (PROMETHEUS, ALERTMANAGER, NODE, BLACKBOX, POSTGRES, NGINX, MTAIL)
     assert p.probes == (AppCheck("shop", "app-shop.service", "https://127.0.0.1/", "shop.example.com"),)
     assert p.alerts == AlertLimits(memory_percent=90, backup_age_hours=30, cert_days=10, disks=("/", "/srv"))
     assert (p.backup_items, p.repeat_hours, p.notifiers[0]["url"]) == (("shop",), 12, "https://hooks.example.com/x")
@@ -129,7 +130,8 @@ def test_without_apps_only_prometheus_alertmanager_and_the_node_exporter(minimal
 
 def test_caddy_gets_no_nginx_exporter(minimal_raw, tmp_path, monkeypatch):
     p = plan_of(minimal_raw, tmp_path, monkeypatch, apps=[APP], web={"proxy": "caddy"}, monitor={"prometheus": True}).prometheus
-    assert NGINX not in p.daemons and BLACKBOX in p.daemons
+    assert NGINX not in p.daemons and MTAIL not in p.daemons and BLACKBOX in p.daemons
+    assert "HighErrorRate" not in alert_rules(p)
 
 
 def test_a_discord_notifier_on_a_release_whose_alertmanager_has_no_discord_receiver_stops_the_run(minimal_raw, tmp_path, monkeypatch):
@@ -145,13 +147,14 @@ def test_a_discord_notifier_on_a_release_whose_alertmanager_has_no_discord_recei
 def test_every_daemon_listens_on_loopback_on_its_usual_port():
     spec = PrometheusSpec(postgres=True, nginx=True, probes=(PROBE,))
     ports = {}
-    for d in spec.daemons:
+    for d in spec.daemons[:-1]:
         args = re.search(r'^ARGS="(.*)"$', defaults_file(spec, d), re.M).group(1)
         ports[d.job] = re.search(r"--web.listen-address=(\S+)", args).group(1)
     assert ports == {
         "prometheus": "127.0.0.1:9090", "alertmanager": "127.0.0.1:9093", "node": "127.0.0.1:9100",
         "blackbox": "127.0.0.1:9115", "postgres": "127.0.0.1:9187", "nginx": "127.0.0.1:9113",
     }  # fmt: skip
+    assert spec.daemons[-1] is MTAIL and "HOST=127.0.0.1\nPORT=3903\nLOGS=/var/log/nginx/access.log\n" in defaults_file(spec, MTAIL)
     # An empty cluster address: no gossip listener on 0.0.0.0:9094.
     assert defaults_file(spec, ALERTMANAGER).endswith(' --cluster.listen-address="\n')
     assert "--nginx.scrape-uri=http://127.0.0.1:8089/stub_status" in defaults_file(spec, NGINX)
@@ -185,14 +188,16 @@ def test_a_probe_sends_the_apps_name_and_counts_401_as_healthy_only_behind_basic
 
 
 def test_the_rules_carry_the_thresholds():
-    limits = AlertLimits(cpu_percent=70, memory_percent=60, disk_percent=75, for_minutes=3, app_down_minutes=4, backup_age_hours=30, cert_days=9, disks=("/", "/srv"))  # fmt: skip
-    text = alert_rules(PrometheusSpec(probes=(PROBE,), backup_items=("shop",), alerts=limits))
+    limits = AlertLimits(cpu_percent=70, memory_percent=60, disk_percent=75, for_minutes=3, app_down_minutes=4, error_rate_percent=7,
+                         backup_age_hours=30, cert_days=9, disks=("/", "/srv"))  # fmt: skip
+    text = alert_rules(PrometheusSpec(probes=(PROBE,), nginx=True, backup_items=("shop",), alerts=limits))
     rule = {m.group(1): m.group(2) for m in re.finditer(r"- alert: (\w+)\n((?:\s{8}.*\n)+)", text)}
     assert "[5m]))) > 70" in rule["HighCpu"] and "for: 3m" in rule["HighCpu"]
     assert "> 60" in rule["HighMemory"] and "for: 3m" in rule["HighMemory"]
     assert 'mountpoint=~"/|/srv"' in rule["DiskFull"] and "> 75" in rule["DiskFull"]
     assert "probe_success" in rule["AppDown"] and "for: 4m" in rule["AppDown"]
     assert "< 9 * 86400" in rule["CertificateExpiry"] and "> 30 * 3600" in rule["BackupTooOld"]
+    assert 'code=~"5.."' in rule["HighErrorRate"] and "> 7" in rule["HighErrorRate"] and "for: 3m" in rule["HighErrorRate"]
     assert "{{ $labels.app }}" in rule["AppDown"]  # Prometheus's own template, left for it
 
 
@@ -247,3 +252,14 @@ def test_the_role_fact_reads_login_and_memberships():
     assert fact.process(["role: 0 "]) == {"login": False, "member_of": []}
     # No row: no such role (or no PostgreSQL yet).
     assert fact.process([]) is None
+
+
+def test_mtail_counts_nginx_answers_by_status_from_the_combined_log_format():
+    """The program's pattern, as Python reads it (RE2 and Python agree on it), against nginx's combined lines."""
+    program = (FILES_DIR / "vpskit-nginx.mtail").read_text()
+    pattern = re.search(r"^/(.*)/ \{$", program, re.M).group(1).replace("?P<", "?P<")
+    lines = [
+        '203.0.113.7 - - [30/Nov/2026:07:00:00 +0000] "GET /health HTTP/2.0" 200 12 "-" "curl/8.5.0"',
+        '203.0.113.7 - bob [30/Nov/2026:07:00:01 +0000] "POST /x?a=\\x22 200 HTTP/1.1" 502 0 "https://r.example/" "Mozilla/5.0"',
+    ]
+    assert [re.match(pattern, line).group("code") for line in lines] == ["200", "502"]
