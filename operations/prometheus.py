@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Which
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files, server, systemd
 
 from .batched import packages_installed, unit_running
 from .contribution import Contribution
@@ -249,10 +249,20 @@ def prometheus_monitoring(spec: PrometheusSpec):
         prometheus_monitoring(PrometheusSpec(retention="30d", notifiers=({"kind": "webhook", "url": "https://hooks.example.com/x"},)))
     """
     # The listen flags before the packages: their first start is on loopback already (dpkg keeps an existing
-    # /etc/default file, which is a conffile of the package).
+    # /etc/default file, which is a conffile of the package). The packages' system user first, as they make it:
+    # the PostgreSQL exporter's package gives its file to that user (640), and so does vpskit.
+    server.group(name="prometheus system group", group="prometheus", system=True)
+    server.user(
+        name="prometheus system user", user="prometheus", group="prometheus", system=True,
+        home="/var/lib/prometheus", create_home=False, shell="/usr/sbin/nologin",
+    )  # fmt: skip
     restart = {}
     for d in spec.daemons:
-        args = checked_file(name=f"{d.package}: loopback only", dest=f"/etc/default/{d.package}", content=defaults_file(spec, d))
+        owner = "prometheus" if d is POSTGRES else "root"
+        args = checked_file(
+            name=f"{d.package}: loopback only", dest=f"/etc/default/{d.package}", content=defaults_file(spec, d),
+            mode="640" if d is POSTGRES else "644", user=owner, group=owner,
+        )  # fmt: skip
         restart[d] = args.will_change
     packages_installed(name="Install Prometheus, Alertmanager and exporters", packages=[d.package for d in spec.daemons])
     files.directory(name="Textfile metrics directory", path=TEXTFILE_DIR, mode="755", user="root", group="root")
