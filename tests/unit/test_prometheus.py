@@ -8,7 +8,7 @@ import pytest
 from pyinfra.api import OperationError
 
 import operations.fail2ban as fail2ban_mod
-from operations.config import ConfigError, parse_config
+from operations.config import parse_config
 from operations.config.stack import PROMETHEUS_PORTS
 from operations.distro import Distro
 from operations.monitor import AppCheck
@@ -36,6 +36,7 @@ from operations.prometheus import (
     scrape_config,
 )
 from operations.render import FILES_DIR, render
+from tests.unit.conftest import config_problems
 
 from .hoststub import check_spec
 
@@ -53,12 +54,6 @@ PROBE = AppCheck("shop", "app-shop.service", "https://127.0.0.1/health", "shop.e
 def plan_of(minimal_raw, tmp_path, monkeypatch, distro=UBUNTU, **sections) -> Plan:
     monkeypatch.setattr(fail2ban_mod, "snapshot_fact", lambda *a, **k: {"mtime": 0})
     return Plan(parse_config({**minimal_raw, **sections}, base_dir=str(tmp_path)), distro)
-
-
-def problems(raw, tmp_path) -> list[str]:
-    with pytest.raises(ConfigError) as exc:
-        parse_config(raw, base_dir=str(tmp_path))
-    return exc.value.problems
 
 
 # ------------------------------------------------------------------ config
@@ -86,7 +81,7 @@ def test_prometheus_is_off_by_default_with_15_days_retention_and_the_guides_thre
     ],
 )
 def test_a_mistake_is_one_line_naming_the_field(minimal_raw, tmp_path, extra, line):
-    found = problems({**minimal_raw, **extra}, tmp_path)
+    found = config_problems({**minimal_raw, **extra}, tmp_path)
     assert len(found) == 1 and found[0].startswith(line), found
 
 
