@@ -55,8 +55,8 @@ if recovering:
 # Data: PostgreSQL and each app's database; the apps start with their secret env file in place.
 if plan.databases:
     postgres_server(**plan.postgres)
-    if plan.postgres["monitor_role"]:
-        monitoring_role(name="PostgreSQL role of the metrics exporter", role=plan.postgres["monitor_role"], port=plan.postgres["port"])
+    if plan.monitoring_role:
+        monitoring_role(name="PostgreSQL role of the metrics exporter", **plan.monitoring_role)
 for database in plan.databases:
     app_database(**database)
 if recovering:

@@ -198,6 +198,13 @@ class Plan:
         )
 
     @property
+    def monitoring_role(self) -> dict | None:
+        """``monitoring_role`` arguments: the PostgreSQL exporter's login, when Prometheus watches PostgreSQL."""
+        if not (self.prometheus and self.prometheus.postgres):
+            return None
+        return dict(role=POSTGRES_ROLE, port=self.config.postgres.port)
+
+    @property
     def databases(self) -> list[dict]:
         """``app_database`` arguments of each app with a PostgreSQL database."""
         return [
