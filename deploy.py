@@ -20,7 +20,8 @@ from operations.monitor import health_notifiers, health_report, health_timer
 from operations.offsite import offsite_copies, offsite_databases_recovered, offsite_files_recovered
 from operations.permissions import CIS_MODES, modes_restricted
 from operations.plan import Plan
-from operations.postgres import app_database, postgres_server
+from operations.postgres import app_database, monitoring_role, postgres_server
+from operations.prometheus import prometheus_monitoring, prometheus_stopped
 from operations.releases import app_command_installed
 from operations.schedule import app_job, app_jobs_pruned, cron_ready, installed_app_jobs
 from operations.ssh import sshd_hardened, sshd_state
@@ -59,6 +60,8 @@ if recovering:
 # Data: PostgreSQL and each app's database; the apps start with their secret env file in place.
 if plan.databases:
     postgres_server(**plan.postgres)
+    if plan.monitoring_role:
+        monitoring_role(name="PostgreSQL role of the metrics exporter", **plan.monitoring_role)
 for database in plan.databases:
     app_database(**database)
 if recovering:
@@ -89,11 +92,16 @@ installed_jobs = installed_app_jobs()
 for app_name, keep in plan.jobs_kept:
     app_jobs_pruned(app_name, keep, installed_jobs)
 
-# Root-only config files (CIS), cron's included now that every package is in; then the health report.
+# Root-only config files (CIS), cron's included now that every package is in; then the health report,
+# and Prometheus when it is on (stopped when turned off).
 modes_restricted(name="Root-only modes of sshd and cron config (CIS)", paths=CIS_MODES)
 health_report(plan.health)
 health_notifiers(plan.notifiers)
 health_timer(plan.health_schedule)
+if plan.prometheus:
+    prometheus_monitoring(plan.prometheus)
+else:
+    prometheus_stopped()
 
 # Last: this run's line in /var/log/vpskit/deploys.log (which apps moved to which commit); the lock goes.
 deploy_lock_released(name="Log the deploy and release its lock", lock=lock)

@@ -25,13 +25,15 @@ class Release:
     caddy: bool = True
     # Python versions the deadsnakes PPA publishes for this release (none: it does not build for it).
     deadsnakes: tuple[str, ...] = ()
+    # prometheus-alertmanager has a Discord receiver (0.25 and later; Ubuntu 22.04 has 0.23).
+    alertmanager_discord: bool = True
 
 
 _DEADSNAKES_OLD = ("3.7", "3.8", "3.9")
 RELEASES = {
     ("ubuntu", "22.04"): Release(
         "Ubuntu 22.04", "3.10", "14", (1, 18), (8, 9), 12, "docker-compose-v2", caddy=False,
-        deadsnakes=(*_DEADSNAKES_OLD, "3.11", "3.12", "3.13", "3.14"),
+        deadsnakes=(*_DEADSNAKES_OLD, "3.11", "3.12", "3.13", "3.14"), alertmanager_discord=False,
     ),
     ("ubuntu", "24.04"): Release(
         "Ubuntu 24.04", "3.12", "16", (1, 24), (9, 6), 18, "docker-compose-v2",

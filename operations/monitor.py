@@ -18,7 +18,7 @@ from pyinfra.api import deploy
 
 from .backup import CONFIG_DIR, STATUS_DIR
 from .batched import directory_present
-from .config import Monitor, Notifier
+from .config import Notifier
 from .contribution import Contribution
 from .render import FILES_DIR
 from .schedule import timer_service
@@ -48,20 +48,46 @@ class AppCheck:
     basic_auth: bool = False
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Where the report draws the line between healthy and failing."""
+
+    # Highest 5-minute load average per CPU core.
+    max_load_per_core: float = 2.0
+    # Lowest share of memory available, percent.
+    min_memory_available: int = 10
+    # Mount points checked, and their highest usage in percent.
+    disks: tuple[str, ...] = ("/",)
+    max_disk_used: int = 90
+    # Oldest acceptable newest backup of each item.
+    max_backup_age_hours: int = 26
+    # Fewest days a TLS certificate may have left.
+    min_cert_days: int = 14
+    # How far back error-level journal lines are listed.
+    journal_hours: int = 24
+    # While an item stays failing, remind at most this often.
+    remind_hours: int = 24
+
+
 def health_settings(
-    monitor: Monitor,
     apps: list[AppCheck],
     units: list[str],
     backup_items: list[str],
     drill_items: list[str],
     offsite: bool = False,
+    limits: Thresholds = Thresholds(),
+    metrics_file: str = "",
 ) -> dict:
-    """The content of health.json: thresholds from ``monitor`` and what to check."""
+    """The content of health.json: what to check, and the ``limits`` of healthy.
+
+    ``metrics_file``: where each scheduled check also writes the backup times as Prometheus text
+    (the node exporter's textfile collector reads it); empty: nowhere.
+    """
     return {
-        "max_load_per_core": monitor.max_load_per_core,
-        "min_memory_available": monitor.min_memory_available,
-        "disks": list(monitor.disks),
-        "max_disk_used": monitor.max_disk_used,
+        "max_load_per_core": limits.max_load_per_core,
+        "min_memory_available": limits.min_memory_available,
+        "disks": list(limits.disks),
+        "max_disk_used": limits.max_disk_used,
         "units": list(units),
         "optional_units": [u for u in OPTIONAL_UNITS if u not in units],
         "apps": [asdict(a) for a in apps],
@@ -69,11 +95,12 @@ def health_settings(
         "drill_items": list(drill_items),
         "offsite": offsite,
         "status_dir": STATUS_DIR,
-        "max_backup_age_hours": monitor.max_backup_age_hours,
+        "max_backup_age_hours": limits.max_backup_age_hours,
         "cert_glob": CERT_GLOB,
-        "min_cert_days": monitor.min_cert_days,
-        "journal_hours": monitor.journal_hours,
-        "remind_hours": monitor.remind_hours,
+        "min_cert_days": limits.min_cert_days,
+        "journal_hours": limits.journal_hours,
+        "remind_hours": limits.remind_hours,
+        "metrics_file": metrics_file,
     }
 
 
@@ -110,8 +137,8 @@ def health_report(settings: dict):
 
     .. code:: python
 
-        health_report(health_settings(Monitor(), apps=[AppCheck("dibby", "app-dibby.service")],
-                                      units=["postgresql.service"], backup_items=["dibby"], drill_items=["dibby"]))
+        health_report(health_settings(apps=[AppCheck("dibby", "app-dibby.service")], units=["postgresql.service"],
+                                      backup_items=["dibby"], drill_items=["dibby"], limits=Thresholds(max_disk_used=80)))
     """
     directory_present(name="vpskit config directory", path=CONFIG_DIR, mode="755", user="root", group="root")
     checked_file(name="Health report command", content=(FILES_DIR / "vpskit-health").read_bytes(), dest=HEALTH_SCRIPT, mode="755")

@@ -18,7 +18,7 @@ from functools import cached_property
 
 from pyinfra.api import OperationError
 
-from . import backup, caddy, docker, fail2ban, firewall, monitor, offsite, postgres, schedule, web
+from . import backup, caddy, docker, fail2ban, firewall, monitor, offsite, postgres, prometheus, schedule, web
 from .app import VenvAppSpec, pip_packages, worker_class
 from .backup import backup_items
 from .caddy import caddy_problem
@@ -32,11 +32,12 @@ from .distro import Distro
 from .docker import Engine
 from .fail2ban import Jail
 from .firewall import UfwRule
-from .monitor import AppCheck, health_settings, notifier_settings
+from .monitor import AppCheck, Thresholds, health_settings, notifier_settings
 from .nginx import read_template
 from .nodejs import nodejs_packages
 from .offsite import OffsiteSpec, recovery_guards, repository_password
 from .postgres import SECRETS_DIR, pg_version, secret_env_path
+from .prometheus import METRICS_FILE, POSTGRES_ROLE, AlertLimits, PrometheusSpec
 from .routes import DEFAULT_READ_TIMEOUT, Cors, Route, cache_control
 from .schedule import Job
 from .sites import Login, Site
@@ -160,7 +161,7 @@ class Plan:
         # Decided before anything is queued: an app whose Python the host cannot have fails the run here.
         self.python = python_plans(self.venv_apps, config.python.version, distro)
         # Likewise a front proxy the release has no package for.
-        problem = caddy_problem(config.web.proxy, distro)
+        problem = caddy_problem(config.web.proxy, distro) or self._alertmanager_problem()
         if problem:
             raise OperationError(problem)
         self.ssh_port = config.server.ssh_port
@@ -188,6 +189,7 @@ class Plan:
             schedule.contribution(jobs),
             self.web_contribution,
             monitor.contribution(),
+            prometheus.contribution(self.prometheus),
             offsite.contribution(self.offsite),
         ]
         return combined(parts)
@@ -287,7 +289,19 @@ class Plan:
 
     @property
     def postgres(self) -> dict:
-        return dict(version=pg_version(self.distro), clients=[(a.db_name, a.db_role) for a in self.pg_apps], port=self.config.postgres.port)
+        return dict(
+            version=pg_version(self.distro),
+            clients=[(a.db_name, a.db_role) for a in self.pg_apps],
+            port=self.config.postgres.port,
+            monitor_role=POSTGRES_ROLE if self.prometheus else "",
+        )
+
+    @property
+    def monitoring_role(self) -> dict | None:
+        """``monitoring_role`` arguments: the PostgreSQL exporter's login, when Prometheus watches PostgreSQL."""
+        if not (self.prometheus and self.prometheus.postgres):
+            return None
+        return dict(role=POSTGRES_ROLE, port=self.config.postgres.port)
 
     @property
     def databases(self) -> list[dict]:
@@ -472,8 +486,9 @@ class Plan:
         return [(a.name, {j.name for j in a.jobs} if a.state == "present" else set()) for a in self.config.apps]
 
     @property
-    def health(self) -> dict:
-        apps = [
+    def health_checks(self) -> list[AppCheck]:
+        """What the health report and the blackbox probes check: each app's unit and URL through the proxy, and its routes."""
+        return [
             check
             for app in self.apps
             if app.repo and (app.domains or not app.is_compose)
@@ -488,14 +503,18 @@ class Plan:
                 *route_checks(app),
             ]
         ]
+
+    @property
+    def health(self) -> dict:
         names = [i.name for i in self.items]
         return health_settings(
-            self.config.monitor,
-            apps=apps,
+            apps=self.health_checks,
             units=list(self.contribution.units),
             backup_items=names,
             drill_items=names if self.config.backups.drill_schedule else [],
             offsite=self.offsite is not None,
+            limits=spec(Thresholds, self.config.monitor),
+            metrics_file=METRICS_FILE if self.prometheus else "",
         )
 
     @property
@@ -506,3 +525,37 @@ class Plan:
     @property
     def health_schedule(self) -> str:
         return self.config.monitor.schedule
+
+    # ------------------------------------------------------------ Prometheus
+
+    @cached_property
+    def prometheus(self) -> PrometheusSpec | None:
+        """``prometheus_monitoring``'s spec; None when ``[monitor] prometheus`` is off."""
+        m = self.config.monitor
+        if not m.prometheus:
+            return None
+        return PrometheusSpec(
+            retention=m.prometheus_retention,
+            retention_size=m.prometheus_retention_size,
+            postgres=bool(self.pg_apps),
+            postgres_port=self.config.postgres.port,
+            nginx=self.has_apps and self.config.web.proxy == "nginx",
+            probes=tuple(c for c in self.health_checks if c.url),
+            backup_items=tuple(i.name for i in self.items),
+            alerts=spec(AlertLimits, m.alerts, backup_age_hours=m.max_backup_age_hours, cert_days=m.min_cert_days, disks=m.disks),
+            notifiers=tuple(self.notifiers),
+            repeat_hours=m.remind_hours,
+        )
+
+    def _alertmanager_problem(self) -> str:
+        """Why Alertmanager cannot reach a configured notifier on this release ('' when it can)."""
+        m = self.config.monitor
+        if not m.prometheus or self.distro.release.alertmanager_discord:
+            return ""
+        for i, n in enumerate(m.notify):
+            if n.kind == "discord":
+                return (
+                    f"monitor.notify[{i}]: {self.distro.name}'s Alertmanager has no Discord receiver (0.25 and later have one): "
+                    "use a webhook kind there, or prometheus = false. Nothing was changed."
+                )
+        return ""

@@ -155,13 +155,15 @@ def read_password(secret_path: str) -> str:
 
 
 @deploy("PostgreSQL server")
-def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 5432):
+def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 5432, monitor_role: str = ""):
     """
     Ensure the distro's PostgreSQL runs on loopback only, with SCRAM and only the apps' own logins.
 
     + version: the PostgreSQL major version (``pg_version(distro)``)
     + clients: ``(database, role)`` pairs allowed in over loopback TCP, each only to its own database
     + port: the port it listens on (loopback only)
+    + monitor_role: also let this OS user in, over the Unix socket to database postgres as the role of its
+      name (``monitoring_role`` makes it): a metrics exporter; empty: nobody
 
     **Example:**
 
@@ -193,7 +195,7 @@ def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 54
     hba = checked_file(
         name="PostgreSQL client authentication (pg_hba.conf)",
         dest=f"{etc}/pg_hba.conf",
-        content=render("pg_hba.conf.j2", clients=clients),
+        content=render("pg_hba.conf.j2", clients=clients, monitor_role=monitor_role),
         validate=(f"test \"$({psql_command(port)} -c 'SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL')\" = 0"),
         mode="640",
         user="postgres",
@@ -201,6 +203,60 @@ def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 54
     )
     systemd.service(name="Reload PostgreSQL for new client rules", service="postgresql", reloaded=True, _if=hba.did_change)
     unit_running(name="PostgreSQL runs at boot", unit="postgresql.service")
+
+
+class RoleMemberships(FactBase):
+    """
+    Returns whether a role may log in and the roles it is a member of; None without PostgreSQL or without the role.
+
+    .. code:: python
+
+        {"login": True, "member_of": ["pg_monitor"]}
+    """
+
+    def command(self, role, port):
+        sql = (
+            "SELECT bool_or(r.rolcanlogin)::int || ' ' || coalesce(string_agg(m.rolname, ' '), '') FROM pg_roles r"
+            " LEFT JOIN pg_auth_members a ON a.member = r.oid LEFT JOIN pg_roles m ON m.oid = a.roleid"
+            f" WHERE r.rolname = {_literal(role)} HAVING count(r.oid) > 0"
+        )
+        return (
+            "command -v psql >/dev/null && [ -d /run/postgresql ] || exit 0\n"
+            f"{psql_command(port)} -c {shlex.quote(sql)} | sed 's/^/role: /'"
+        )
+
+    def process(self, output):
+        for line in output:
+            if line.startswith("role: "):
+                login, *member_of = line[6:].split()
+                return {"login": login == "1", "member_of": member_of}
+        return None
+
+
+@operation()
+def monitoring_role(role: str, port: int = 5432):
+    """
+    Ensure a login role that may read PostgreSQL's statistics (member of pg_monitor) and nothing more.
+
+    + role: its name, the OS user that logs in by peer authentication (``postgres_server(monitor_role=...)``)
+    + port: the server's port
+
+    **Example:**
+
+    .. code:: python
+
+        monitoring_role("prometheus")
+    """
+    state = host.get_fact(RoleMemberships, role=role, port=port)
+    if state is None:
+        yield psql(port, f"CREATE ROLE {ident(role)} LOGIN IN ROLE pg_monitor")
+        return
+    if not state["login"]:
+        yield psql(port, f"ALTER ROLE {ident(role)} LOGIN")
+    if "pg_monitor" not in state["member_of"]:
+        yield psql(port, f"GRANT pg_monitor TO {ident(role)}")
+    if state["login"] and "pg_monitor" in state["member_of"]:
+        host.noop(f"role {role} reads the statistics")
 
 
 @planned(

@@ -194,6 +194,10 @@ class Run:
     def __str__(self) -> str:
         return self.output[-6000:]
 
+    def assert_quiet(self) -> None:
+        """The run changed nothing and failed nowhere (a re-run of the same config)."""
+        assert (self.changed, self.errors) == (0, 0), f"changed: {self.changed_ops}\n{self}"
+
 
 _ROW = re.compile(r"^\s*(?P<name>.+?)\s{2,}(?P<hosts>\d+)\s+(?P<success>\d+|-)\s+(?P<error>\d+|-)\s+(?P<nochange>\d+|-)\s*$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -90,6 +90,9 @@ def parse_config(raw: dict, base_dir: str = ".", source: str = "<config>") -> Co
     if "app" in raw and "apps" not in raw:
         problems.append("app: unknown key (did you mean 'apps'? write [[apps]])")
         raw.pop("app")
+    if "monitoring" in raw and "monitor" not in raw:
+        problems.append("monitoring: unknown section: Prometheus and alerts are set in [monitor] (prometheus = true, [monitor.alerts])")
+        raw.pop("monitoring")
     if "server" not in raw:
         problems.append("server: is required (a [server] table with at least 'address')")
         raise ConfigError(source, problems)

@@ -259,9 +259,30 @@ class Notifier:
         return os.environ.get(self.password_env, "") if self.password_env else ""
 
 
+# What Prometheus, Alertmanager and the exporters take on 127.0.0.1 (operations/prometheus.py), and nginx's stub_status.
+PROMETHEUS_PORTS = (9090, 9093, 9100, 9115, 9187, 9113, 3903, 8089)
+PERCENT = dict(minimum=1, maximum=100, unit="percent", error="must be a percentage 1-100, got {value}")
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """Thresholds of Prometheus's alert rules (with `prometheus = true`). Backup age and certificate expiry use
+    `max_backup_age_hours` and `min_cert_days`, the disk alert the mount points in `disks`, like the health report."""
+
+    cpu_percent: int = setting(80, "CPU busy (all cores) above this ...", **PERCENT)
+    memory_percent: int = setting(85, "... memory in use above this ...", **PERCENT)
+    disk_percent: int = setting(80, "... a filesystem of `disks` used above this ...", **PERCENT)
+    for_minutes: int = setting(5, "... for this long fires an alert.", minimum=0, unit="minutes")
+    app_down_minutes: int = setting(2, "An app's health URL failing its probe this long fires `AppDown`.", minimum=0, unit="minutes")
+    error_rate_percent: int = setting(
+        5, "nginx as the front proxy: 5xx answers above this share of all over 5 minutes (for `for_minutes`) fires `HighErrorRate`.",
+        **PERCENT,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Monitor:
-    """Thresholds of the health report (`vpskit-health` on the host)."""
+    """Thresholds of the health report (`vpskit-health` on the host), its schedule and notifiers, and Prometheus."""
 
     max_load_per_core: float = setting(2.0, "Highest 5-minute load average per CPU core that still counts as healthy.")
     min_memory_available: int = setting(
@@ -294,3 +315,17 @@ class Monitor:
     notify: tuple[Notifier, ...] = setting(
         (), "Where notifications go, one `[[monitor.notify]]` table each; empty: state changes only go to the journal."
     )
+    prometheus: bool = setting(
+        False,
+        "Also run Prometheus, Alertmanager and the exporters from the distro's packages, on 127.0.0.1 only; alerts go to "
+        "the same notifiers ([docs/monitoring.md](monitoring.md#prometheus)). Turning it off stops and disables them.",
+    )
+    prometheus_retention: str = setting(
+        "15d", "How long Prometheus keeps samples ...",
+        pattern=r"^[1-9][0-9]*(h|d|w|y)$", expect="a duration like '15d' (h, d, w or y)",
+    )  # fmt: skip
+    prometheus_retention_size: str = setting(
+        "2GB", "... and the most disk they may take (the oldest go first).",
+        pattern=r"^[1-9][0-9]*(MB|GB|TB)$", expect="a size like '2GB' (MB, GB or TB)",
+    )  # fmt: skip
+    alerts: Alerts = setting(Alerts, "Alert rule thresholds, a `[monitor.alerts]` table.")

@@ -6,6 +6,8 @@ import copy
 
 import pytest
 
+from operations.config import ConfigError, parse_config
+
 FAKE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0FakeKeyMaterialForUnitTestsOnly0000000000 tester@vpskit\n"
 FAKE_PRIVATE_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
@@ -31,3 +33,10 @@ def keys(tmp_path):
 def minimal_raw(keys):
     """A fresh copy of the smallest valid raw config (keys written into tmp_path)."""
     return copy.deepcopy(MINIMAL)
+
+
+def config_problems(raw: dict, tmp_path) -> list[str]:
+    """The problem lines ``parse_config`` stops at for ``raw`` (it must stop)."""
+    with pytest.raises(ConfigError) as exc:
+        parse_config(raw, base_dir=str(tmp_path))
+    return exc.value.problems

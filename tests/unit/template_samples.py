@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+PROBE = {"name": "shop", "url": "https://127.0.0.1/health", "host": "shop.example.com", "basic_auth": True, "codes": [200, 401]}
+ALERTS = {
+    "cpu_percent": 80, "memory_percent": 85, "disk_percent": 80, "for_minutes": 5, "app_down_minutes": 2, "error_rate_percent": 5,
+}  # fmt: skip
+
 APP = {
     "name": "shop",
     "domains": ["shop.example.com", "www.shop.example.com"],
@@ -126,7 +131,26 @@ SAMPLES: dict[str, dict] = {
         "exec_start": "/bin/sh -c 'echo snapshot'",
     },
     "oneshot.timer.j2": {"unit": "shop-snapshot.service", "schedule": "daily"},
-    "pg_hba.conf.j2": {"clients": [("shop", "shop")]},
+    "pg_hba.conf.j2": {"clients": [("shop", "shop")], "monitor_role": "prometheus"},
+    "prometheus.yml.j2": {
+        "interval": "15s",
+        "rules_file": "/etc/prometheus/vpskit-rules.yml",
+        "alertmanager_port": 9093,
+        "jobs": [("prometheus", 9090), ("node", 9100)],
+        "probes": [PROBE],
+        "blackbox_port": 9115,
+    },
+    "prometheus-rules.yml.j2": {
+        "a": ALERTS,
+        "disks": "/",
+        "probes": True,
+        "error_rate": True,
+        "backups": True,
+        "backup_age_hours": 26,
+        "cert_days": 14,
+    },
+    "blackbox.yml.j2": {"probes": [PROBE]},
+    "alertmanager.yml.j2": {"receivers": {"webhook_configs": [{"url": "https://hooks.example.com/x"}]}, "remind_hours": 24},
     "postgresql.conf.j2": {"port": 5432},
     "ssh-revert.sh.j2": {"backup": "/var/backups/vpskit-sshd.tar", "ports": [22], "socket_mode": True},
     "sshd-vpskit.conf.j2": {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from operations.backup import BackupItem, backup_items
-from operations.config import App, AppBackup, Database, Job, Monitor
-from operations.monitor import AppCheck, health_settings
+from operations.config import App, AppBackup, Database, Job
+from operations.monitor import AppCheck, Thresholds, health_settings
 from operations.postgres import AppDatabaseState, database_driver_packages, ident, secret_env_path
 from operations.render import render
 from operations.schedule import AppJobFiles, cron_escape, cron_file, job_unit, systemd_exec_quote
@@ -137,8 +137,8 @@ def test_driver_packages_per_engine():
 
 def test_health_settings_list_optional_units_not_already_required():
     settings = health_settings(
-        Monitor(max_disk_used=80), [AppCheck("dibby", "dibby.service", "https://127.0.0.1/", "dibby.example.test")],
-        units=["postgresql.service", "nginx.service"], backup_items=["dibby"], drill_items=[],
+        [AppCheck("dibby", "dibby.service", "https://127.0.0.1/", "dibby.example.test")],
+        units=["postgresql.service", "nginx.service"], backup_items=["dibby"], drill_items=[], limits=Thresholds(max_disk_used=80),
     )  # fmt: skip
     assert settings["optional_units"] == ["fail2ban.service"]
     assert settings["apps"] == [

@@ -66,6 +66,28 @@ def test_backup_age_failure_and_missing_backups(tmp_path):
     ]  # fmt: skip
 
 
+def test_backup_times_for_prometheus_count_only_good_runs(tmp_path):
+    _write_status(tmp_path, "backup", "fresh", state="ok", time=NOW - 3600, file="f", message="verified")
+    _write_status(tmp_path, "backup", "failed", state="failed", time=NOW - 60, file="", message="dump failed")
+    _write_status(tmp_path, "backup", "skipped", state="skipped", time=NOW - 60, file="", message="no source yet")
+    text = health.backup_metrics(["fresh", "failed", "skipped", "never"], str(tmp_path))
+    samples = [line for line in text.splitlines() if not line.startswith("#")]
+    assert samples == [
+        f'vpskit_backup_last_success_timestamp_seconds{{item="fresh"}} {NOW - 3600}',
+        'vpskit_backup_last_success_timestamp_seconds{item="failed"} 0',
+        f'vpskit_backup_last_success_timestamp_seconds{{item="skipped"}} {NOW - 60}',
+        'vpskit_backup_last_success_timestamp_seconds{item="never"} 0',
+    ]
+    assert "# TYPE vpskit_backup_last_success_timestamp_seconds gauge" in text
+
+
+def test_the_timer_writes_the_metrics_file_whole_and_readable(tmp_path):
+    path = tmp_path / "vpskit.prom"
+    health.write_metrics(str(path), "x 1\n")
+    assert path.read_text() == "x 1\n" and oct(path.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in tmp_path.iterdir()] == ["vpskit.prom"]
+
+
 def test_drill_results(tmp_path):
     _write_status(tmp_path, "drill", "a", state="ok", time=NOW - 86400, file="f", message="tables=1 rows=5")
     _write_status(tmp_path, "drill", "b", state="failed", time=NOW - 86400, file="f", message="dump lists 2 tables")

@@ -6,9 +6,10 @@ import copy
 
 import pytest
 
-from operations.config import ConfigError, Notifier, parse_config
+from operations.config import Notifier, parse_config
 from operations.monitor import notifier_settings
 from operations.render import render
+from tests.unit.conftest import config_problems
 
 EMAIL = {
     "kind": "email", "smtp_host": "smtp.example.com", "smtp_user": "alerts", "password_env": "VPSKIT_TEST_SMTP_PW",
@@ -26,12 +27,6 @@ def _with_monitor(raw, **monitor):
     raw = copy.deepcopy(raw)
     raw["monitor"] = monitor
     return raw
-
-
-def _problems(raw, tmp_path) -> list[str]:
-    with pytest.raises(ConfigError) as exc:
-        parse_config(raw, base_dir=str(tmp_path))
-    return exc.value.problems
 
 
 def test_defaults_check_every_5_minutes_remind_daily_and_notify_nobody(minimal_raw, tmp_path):
@@ -77,13 +72,13 @@ def test_every_notifier_kind_parses_and_the_password_comes_from_the_environment(
 )
 def test_each_bad_monitor_field_gives_one_line_naming_it(minimal_raw, tmp_path, monkeypatch, monitor, field, words):
     monkeypatch.setenv("VPSKIT_TEST_SMTP_PW", "relay secret")
-    problems = _problems(_with_monitor(minimal_raw, **monitor), tmp_path)
+    problems = config_problems(_with_monitor(minimal_raw, **monitor), tmp_path)
     assert len(problems) == 1 and problems[0].startswith(f"{field}: ") and words in problems[0], problems
 
 
 def test_a_missing_password_variable_is_a_config_error_naming_the_field(minimal_raw, tmp_path, monkeypatch):
     monkeypatch.delenv("VPSKIT_TEST_SMTP_PW", raising=False)
-    problems = _problems(_with_monitor(minimal_raw, notify=[EMAIL]), tmp_path)
+    problems = config_problems(_with_monitor(minimal_raw, notify=[EMAIL]), tmp_path)
     assert problems == ["monitor.notify[0].password_env: environment variable VPSKIT_TEST_SMTP_PW is not set (the SMTP relay password)"]
 
 

@@ -92,3 +92,10 @@ def test_no_operation_takes_an_argument_pyinfra_keeps_for_itself():
             if inner is not None and obj.__module__ == module.__name__:
                 clashes += [f"{module.__name__}.{attr}({p})" for p in inspect.signature(inner).parameters if p in reserved]
     assert clashes == []
+
+
+def test_the_health_reports_thresholds_come_from_the_monitor_section(minimal_raw, tmp_path, monkeypatch):
+    monitor = {"max_disk_used": 70, "disks": ["/", "/srv"], "min_cert_days": 20, "remind_hours": 6}
+    health = plan_of(minimal_raw, tmp_path, monkeypatch, monitor=monitor).health
+    assert (health["max_disk_used"], health["disks"], health["min_cert_days"], health["remind_hours"]) == (70, ["/", "/srv"], 20, 6)
+    assert health["max_load_per_core"] == 2.0 and health["metrics_file"] == ""

@@ -1,9 +1,10 @@
-"""[monitor]: the load threshold is above zero; each notifier has what its kind needs."""
+"""[monitor]: the load threshold is above zero; each notifier has what its kind needs; Prometheus's ports are free."""
 
 from __future__ import annotations
 
 import re
 
+from ..stack import PROMETHEUS_PORTS
 from .base import Checker, is_domain, is_ip
 
 URL_RE = re.compile(r"^https?://[^\s/]+\S*$")
@@ -15,6 +16,13 @@ def check(c: Checker, config) -> None:
     m = config.monitor
     if m.max_load_per_core <= 0:
         c.add("monitor.max_load_per_core", f"must be more than 0, got {m.max_load_per_core}")
+    if m.prometheus:
+        for i, app in enumerate(config.apps):
+            if app.port in PROMETHEUS_PORTS:
+                c.add(
+                    f"apps[{i}].port",
+                    f"{app.port} is taken by Prometheus on this host (prometheus = true uses {', '.join(map(str, PROMETHEUS_PORTS))})",
+                )
     for i, n in enumerate(m.notify):
         where = f"monitor.notify[{i}]"
         if n.kind == "email":
