@@ -29,6 +29,9 @@ HEALTH_CONF = f"{CONFIG_DIR}/health.json"
 # Checked when installed: a host without them is not unhealthy.
 OPTIONAL_UNITS = ("nginx.service", "fail2ban.service")
 CERT_GLOB = "/etc/letsencrypt/live/*/cert.pem"
+# Caddy's storage as the caddy package runs it (user caddy, home /var/lib/caddy, no XDG_DATA_HOME):
+# one directory per issuer, one per certificate in it.
+CADDY_CERT_DIR = "/var/lib/caddy/.local/share/caddy/certificates"
 NOTIFY_CONF = f"{CONFIG_DIR}/notify.json"
 HEALTH_UNIT = "vpskit-health"
 
@@ -55,8 +58,9 @@ def health_settings(
     backup_items: list[str],
     drill_items: list[str],
     offsite: bool = False,
+    caddy: bool = False,
 ) -> dict:
-    """The content of health.json: thresholds from ``monitor`` and what to check."""
+    """The content of health.json: thresholds from ``monitor`` and what to check (``caddy``: Caddy's certificates too)."""
     return {
         "max_load_per_core": monitor.max_load_per_core,
         "min_memory_available": monitor.min_memory_available,
@@ -71,6 +75,7 @@ def health_settings(
         "status_dir": STATUS_DIR,
         "max_backup_age_hours": monitor.max_backup_age_hours,
         "cert_glob": CERT_GLOB,
+        "caddy_cert_dir": CADDY_CERT_DIR if caddy else "",
         "min_cert_days": monitor.min_cert_days,
         "journal_hours": monitor.journal_hours,
         "remind_hours": monitor.remind_hours,

@@ -368,6 +368,7 @@ class Plan:
             backup_items=names,
             drill_items=names if self.config.backups.drill_schedule else [],
             offsite=self.offsite is not None,
+            caddy=self.config.web.proxy == "caddy",
         )
 
     @property

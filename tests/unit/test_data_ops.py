@@ -166,3 +166,12 @@ def test_installed_jobs_are_recognised_by_the_first_line_vpskit_writes():
         ("my-shop", "snapshot"): ("timer", "my-shop-snapshot"),
         ("my-shop", "ping"): ("cron", "/etc/cron.d/vpskit-my-shop-ping"),
     }
+
+
+def test_health_settings_point_at_caddys_certificates_only_when_caddy_is_the_proxy():
+    def settings(**kw):
+        return health_settings(Monitor(), [], units=[], backup_items=[], drill_items=[], **kw)
+
+    assert settings()["caddy_cert_dir"] == ""
+    assert settings(caddy=True)["caddy_cert_dir"] == "/var/lib/caddy/.local/share/caddy/certificates"
+    assert settings(caddy=True)["cert_glob"] == "/etc/letsencrypt/live/*/cert.pem"
