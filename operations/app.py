@@ -12,7 +12,7 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 
 from .batched import unit_running
 from .checkout import GIT, AppPaths, app_code, app_files_purged
@@ -22,7 +22,7 @@ from .install import TOOLS, install_alternatives, install_command, install_key, 
 from .postgres import database_driver_packages, secret_env_path
 from .render import render
 from .snapshot import planned, snapshot_fact
-from .stamped import as_user, short_hash, stamped_steps
+from .stamped import Stamps, as_user, short_hash, stamped_step, stamped_steps
 from .validated import checked_file
 
 # gunicorn --worker-class and the pip packages each needs besides gunicorn.
@@ -98,6 +98,8 @@ def stamp_keys(app: App, paths: AppPaths, python_version: str) -> dict[str, tupl
         steps["migrate"] = (f"{paths.root}/.vpskit-migrated", f'echo "$({head}) {short_hash(app.migrate)}"')
     if app.seed:
         steps["seed"] = (f"{paths.root}/.vpskit-seeded", "echo seeded")
+    # The last answer on the health path: checked after every restart, and on every run until it answers.
+    steps["answer"] = (f"{paths.root}/.vpskit-answered", f'echo "$({head}) {short_hash(app.health_path)}"')
     return steps
 
 
@@ -125,14 +127,18 @@ while True:
 """
 
 
-def answer_command(app_name: str, python: str, port: int, path: str, error_log: str, timeout: int = ANSWER_TIMEOUT) -> str:
-    """Shell that waits for the app to answer ``path`` on its loopback port, or fails naming it with its error log's end."""
+def answer_command(app_name: str, python: str, port: int, path: str, error_log: str, timeout: int = ANSWER_TIMEOUT, stamp: str = "") -> str:
+    """Shell that waits for the app to answer ``path`` on its loopback port, or fails naming it with its error log's end.
+
+    ``stamp``: the answer's stamp file, removed on failure so that the next run checks again.
+    """
     url = f"http://127.0.0.1:{int(port)}{path}"
     say = shlex.quote(f"app {app_name} does not answer at {url} within {timeout}s")
     log = shlex.quote(error_log)
+    forget = f"rm -f {shlex.quote(stamp)}; " if stamp else ""
     return (
         f"if ! out=$({shlex.quote(python)} -c {shlex.quote(_PROBE)} {shlex.quote(url)} {int(timeout)}); then "
-        f'echo {say} "($out); last lines of" {log}: >&2; tail -n 20 {log} >&2; exit 1; fi'
+        f'{forget}echo {say} "($out); last lines of" {log}: >&2; tail -n 20 {log} >&2; exit 1; fi'
     )
 
 
@@ -276,7 +282,8 @@ def app_present(
         ("migrate", "migrations", in_app_env(paths, app.migrate), code_moves, db_env),
         ("seed", "seed data (once)", in_app_env(paths, app.seed), False, db_env),
     ]
-    steps = stamped_steps(n, plan, keys, cwd=paths.src, user=user)
+    known = host.get_fact(Stamps, stamps=keys)
+    steps = stamped_steps(n, plan, keys, cwd=paths.src, user=user, known=known)
 
     unit = checked_file(
         name=f"{n}: gunicorn unit",
@@ -294,11 +301,19 @@ def app_present(
     changed = [code, env_op, venv_op, unit, *steps]
     restarted = any(op.will_change for op in changed)
     unit_running(name=f"{n}: gunicorn running", unit=paths.unit, daemon_reload=unit.will_change, restarted=restarted)
-    if restarted:
-        server.shell(
-            name=f"{n}: answers on {app.health_path}",
-            commands=[answer_command(n, f"{paths.venv}/bin/python", app.port, app.health_path, f"{paths.logs}/error.log")],
-        )
+    # A run whose check failed left no stamp: the next one checks again instead of passing quietly.
+    answered, answer_key = keys["answer"]
+    stamped_step(
+        name=f"{n}: answers on {app.health_path}",
+        command=answer_command(n, f"{paths.venv}/bin/python", app.port, app.health_path, f"{paths.logs}/error.log", stamp=answered),
+        key_cmd=answer_key,
+        stamp=answered,
+        cwd=paths.src,
+        user=user,
+        known=known["answer"],
+        force=restarted,
+        again=True,
+    )
 
 
 @deploy("Remove app")

@@ -56,18 +56,26 @@ class Stamps(FactBase):
         return result
 
 
-def stamped_command(command: str, key_cmd: str, stamp: str, cwd: str) -> str:
-    """Run ``command`` in ``cwd`` unless ``stamp`` holds the current key; record the key on success."""
+def stamped_command(command: str, key_cmd: str, stamp: str, cwd: str, always: bool = False) -> str:
+    """Run ``command`` in ``cwd`` unless ``stamp`` holds the current key (``always``: even then); record the key on success."""
     s = shlex.quote(stamp)
-    return (
-        f'cd {shlex.quote(cwd)} && k="$({key_cmd})" && '
-        f'if [ "$(cat {s} 2>/dev/null)" != "$k" ]; then {{ {command} ; }} && printf \'%s\\n\' "$k" > {s}; fi'
-    )
+    run = f"{{ {command} ; }} && printf '%s\\n' \"$k\" > {s}"
+    if always:
+        return f'cd {shlex.quote(cwd)} && k="$({key_cmd})" && {run}'
+    return f'cd {shlex.quote(cwd)} && k="$({key_cmd})" && if [ "$(cat {s} 2>/dev/null)" != "$k" ]; then {run}; fi'
 
 
 @operation()
 def stamped_step(
-    command: str, key_cmd: str, stamp: str, cwd: str, user: str, known: tuple[str, str], force: bool = False, secret_env: str = ""
+    command: str,
+    key_cmd: str,
+    stamp: str,
+    cwd: str,
+    user: str,
+    known: tuple[str, str],
+    force: bool = False,
+    secret_env: str = "",
+    again: bool = False,
 ):
     """
     Ensure ``command`` has run for the current key (a requirements hash, a commit).
@@ -80,6 +88,7 @@ def stamped_step(
     + known: (stored, current) keys as read before the run (``Stamps`` fact)
     + force: the key will change in this run (the checkout moves), so run
     + secret_env: root-only env file whose ``DATABASE_URL`` the command gets ('' for none)
+    + again: when ``force``d, run even if the key stays the same (a check after a restart)
 
     **Example:**
 
@@ -93,10 +102,12 @@ def stamped_step(
     if not force and stored and stored == current:
         host.noop(f"{stamp} is current")
         return
-    yield StringCommand(as_user(user, stamped_command(command, key_cmd, stamp, cwd), secret_env))
+    yield StringCommand(as_user(user, stamped_command(command, key_cmd, stamp, cwd, always=force and again), secret_env))
 
 
-def stamped_steps(app_name: str, plan: list[tuple], keys: dict[str, tuple[str, str]], cwd: str, user: str) -> list:
+def stamped_steps(
+    app_name: str, plan: list[tuple], keys: dict[str, tuple[str, str]], cwd: str, user: str, known: dict | None = None
+) -> list:
     """
     A ``stamped_step`` for each entry of ``plan`` whose stamp is in ``keys``, in the plan's order.
 
@@ -106,9 +117,11 @@ def stamped_steps(app_name: str, plan: list[tuple], keys: dict[str, tuple[str, s
     + cwd: working directory of the commands
     + user: who runs them
 
+    + known: the ``Stamps`` fact of ``keys``, when the caller has read it already
+
     The stored and current keys of all of them are read in one ``Stamps`` fact.
     """
-    known = host.get_fact(Stamps, stamps=keys)
+    known = known if known is not None else host.get_fact(Stamps, stamps=keys)
     return [
         stamped_step(
             name=f"{app_name}: {label}",

@@ -14,6 +14,7 @@ from operations.app import answer_command
 from operations.config import App, parse_config
 from operations.distro import Distro
 from operations.plan import Plan
+from operations.stamped import stamped_command
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -52,6 +53,24 @@ def test_an_app_that_does_not_answer_fails_naming_it_with_its_error_log(port, tm
     assert log[-1] == "ModuleNotFoundError: No module named 'app'" and len(log) == 20
     refused = wait(1, "/", tmp_path, timeout=1)
     assert refused.returncode == 1 and "Connection refused" in refused.stderr
+
+
+def test_the_answer_is_stamped_when_it_comes_and_forgotten_when_it_does_not(port, tmp_path):
+    """After a restart the check runs even with the stamp current; a failed check removes it, so the next run checks again."""
+    stamp = tmp_path / ".vpskit-answered"
+    log = tmp_path / "error.log"
+    log.write_text("RuntimeError: payments provider unreachable\n")
+
+    def check(path: str) -> subprocess.CompletedProcess:
+        answer = answer_command("api", sys.executable, port, path, str(log), timeout=1, stamp=str(stamp))
+        command = stamped_command(answer, "echo abc123", str(stamp), str(tmp_path), always=True)
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
+
+    assert check("/api/v1/health/").returncode == 0 and stamp.read_text() == "abc123\n"
+    failed = check("/")
+    assert failed.returncode == 1 and not stamp.exists()
+    assert "app api does not answer" in failed.stderr and "RuntimeError: payments provider unreachable" in failed.stderr
+    assert check("/api/v1/health/").returncode == 0 and stamp.read_text() == "abc123\n"
 
 
 def test_the_health_report_checks_the_health_path_and_knows_basic_auth(minimal_raw, tmp_path, monkeypatch):
