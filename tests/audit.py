@@ -83,3 +83,12 @@ def sslyze_mozilla(port: int, name: str, profile: str = "intermediate") -> Audit
         raise AssertionError(f"sslyze did not check {name}:{port} against Mozilla's {profile} profile:\n{out[-3000:]}")
     failures = dict(re.findall(r"^\s+\* (\w+): (.*)$", section[1], re.M))
     return Audit("OK - Compliant" in section[1], failures, out)
+
+
+def accepted_suites(output: str, version: str = "TLS 1.2") -> dict[str, str]:
+    """The cipher suites sslyze saw the server accept for ``version``, each with its key exchange ("DH (2048 bits)")."""
+    section = output.split(f"* {version} Cipher Suites:", 1)[1].split("\n * ", 1)[0]
+    if "The server accepted the following" not in section:
+        return {}
+    rows = section.split("The server accepted the following", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    return {m[1]: m[2].strip() for m in (re.match(r"\s+(TLS_\w+)\s+\d+\s+(.*)$", row) for row in rows) if m}

@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from tests.audit import PEBBLE_CERTIFICATE_ISSUES, ssh_audit_release, sslyze_mozilla
+from tests.audit import PEBBLE_CERTIFICATE_ISSUES, accepted_suites, ssh_audit_release, sslyze_mozilla
 from tests.conftest import SMOKE_DISTROS, distro_of
 from tests.e2e.test_data import psql, run_backup
 from tests.example_host import deploy_example
@@ -157,8 +157,12 @@ def test_sshd_passes_ssh_audits_hardened_policy_for_its_release(example):
 
 
 def test_tls_is_mozillas_intermediate_profile_by_sslyze(example):
-    """Only the pebble certificate's trust and five-year lifetime may fail sslyze's check."""
+    """Only the pebble certificate's trust and five-year lifetime may fail sslyze's check; DHE uses RFC 7919's ffdhe2048."""
     for app, domain in example.domains.items():
         result = sslyze_mozilla(example.target.ports[443], domain)
-        print(f"\n[{example.target.distro}] sslyze intermediate {domain}: {result.failures or 'compliant'}")
+        suites = accepted_suites(result.output)
+        print(f"\n[{example.target.distro}] sslyze intermediate {domain}: {result.failures or 'compliant'}; TLS 1.2: {suites}")
         assert set(result.failures) <= PEBBLE_CERTIFICATE_ISSUES, f"{app}: {result.failures}\n{result}"
+        # nginx serves Mozilla's DHE suites too, with the ssl_dhparam group vpskit ships.
+        dhe = {suite: kex for suite, kex in suites.items() if suite.startswith("TLS_DHE_")}
+        assert dhe and set(dhe.values()) == {"DH (2048 bits)"}, f"{app}: {suites}"

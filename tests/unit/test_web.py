@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import math
 import subprocess
+from fractions import Fraction
 
 import pytest
 
@@ -21,9 +24,9 @@ from operations.certbot import (
 from operations.checkout import AppPaths, EnvSecrets, GitCheckout, env_file_text, env_value
 from operations.config import TLS, App, ConfigError, parse_config
 from operations.distro import Distro
-from operations.nginx import CIPHERS, CURVES, site_text
+from operations.nginx import CIPHERS, CURVES, DHPARAM, DHPARAM_CHECK, site_text
 from operations.plan import Plan
-from operations.render import render
+from operations.render import FILES_DIR, render
 from operations.stamped import Stamps, as_user, stamped_command
 
 PATHS = AppPaths("shop", "/srv/apps", "/var/log/apps")
@@ -398,8 +401,9 @@ def test_site_from_a_users_own_template():
 
 
 def test_main_config_is_mozillas_intermediate_profile():
-    text = render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES)
+    text = render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES, dhparam=DHPARAM)
     assert "\n    ssl_protocols TLSv1.2 TLSv1.3;\n" in text
+    assert "\n    ssl_dhparam /etc/nginx/ffdhe2048.pem;\n" in text
     assert "server_tokens off;" in text and "TLSv1.1" not in text
     assert "\n    ssl_ecdh_curve X25519:prime256v1:secp384r1;\n" in text
     assert "\n    ssl_prefer_server_ciphers off;\n" in text
@@ -407,6 +411,22 @@ def test_main_config_is_mozillas_intermediate_profile():
     assert CIPHERS.split(":")[:2] == ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"]
     assert len(CIPHERS.split(":")) == 9
     assert all(("GCM" in c or "CHACHA20" in c) and c.startswith(("ECDHE-", "DHE-")) for c in CIPHERS.split(":"))
+
+
+def test_the_dhe_group_is_rfc_7919s_ffdhe2048_and_passes_the_check_it_goes_live_with(tmp_path):
+    """The shipped file holds p = 2^2048 - 2^1984 + (floor(2^1918 * e) + 560316) * 2^64 - 1, g = 2 (RFC 7919, A.1)."""
+    e_scaled = sum(Fraction(2**1918, math.factorial(k)) for k in range(300))
+    p = 2**2048 - 2**1984 + (math.floor(e_scaled) + 560316) * 2**64 - 1
+    pem = FILES_DIR / "ffdhe2048.pem"
+    der = base64.b64decode("".join(pem.read_text().splitlines()[1:-1]))
+    parsed = subprocess.run(["openssl", "asn1parse", "-inform", "DER"], input=der, capture_output=True, check=True).stdout.decode()
+    integers = [int(line.rsplit(":", 1)[1], 16) for line in parsed.splitlines() if "INTEGER" in line]
+    assert integers == [p, 2]
+    staged = tmp_path / "dh.pem"
+    staged.write_bytes(pem.read_bytes())
+    assert subprocess.run(["sh", "-c", DHPARAM_CHECK.replace("{path}", str(staged))], capture_output=True).returncode == 0
+    staged.write_text(pem.read_text().replace("MIIBCAKCAQEA", "MIIBCAKCAQEB"))
+    assert subprocess.run(["sh", "-c", DHPARAM_CHECK.replace("{path}", str(staged))], capture_output=True).returncode != 0
 
 
 def test_selfsigned_certificate_covers_the_domains(tmp_path):
