@@ -60,21 +60,25 @@ def health_settings(
     offsite: bool = False,
     caddy: bool = False,
 ) -> dict:
-    """The content of health.json: thresholds from ``monitor`` and what to check (``caddy``: Caddy's certificates too)."""
+    """The content of health.json: thresholds from ``monitor`` and what to check.
+
+    ``caddy``: Caddy is the front proxy, so its certificates are checked instead of certbot's, and
+    nginx (stopped then) is not.
+    """
     return {
         "max_load_per_core": monitor.max_load_per_core,
         "min_memory_available": monitor.min_memory_available,
         "disks": list(monitor.disks),
         "max_disk_used": monitor.max_disk_used,
         "units": list(units),
-        "optional_units": [u for u in OPTIONAL_UNITS if u not in units],
+        "optional_units": [u for u in OPTIONAL_UNITS if u not in units and not (caddy and u == "nginx.service")],
         "apps": [asdict(a) for a in apps],
         "backup_items": list(backup_items),
         "drill_items": list(drill_items),
         "offsite": offsite,
         "status_dir": STATUS_DIR,
         "max_backup_age_hours": monitor.max_backup_age_hours,
-        "cert_glob": CERT_GLOB,
+        "cert_glob": "" if caddy else CERT_GLOB,
         "caddy_cert_dir": CADDY_CERT_DIR if caddy else "",
         "min_cert_days": monitor.min_cert_days,
         "journal_hours": monitor.journal_hours,

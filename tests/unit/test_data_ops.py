@@ -168,10 +168,14 @@ def test_installed_jobs_are_recognised_by_the_first_line_vpskit_writes():
     }
 
 
-def test_health_settings_point_at_caddys_certificates_only_when_caddy_is_the_proxy():
-    def settings(**kw):
-        return health_settings(Monitor(), [], units=[], backup_items=[], drill_items=[], **kw)
+def test_with_caddy_in_front_the_report_checks_caddys_certificates_and_not_nginx():
+    """What the front proxy serves: certbot's lineages and nginx, or Caddy's certificates (nginx is stopped then)."""
 
-    assert settings()["caddy_cert_dir"] == ""
-    assert settings(caddy=True)["caddy_cert_dir"] == "/var/lib/caddy/.local/share/caddy/certificates"
-    assert settings(caddy=True)["cert_glob"] == "/etc/letsencrypt/live/*/cert.pem"
+    def settings(**kw):
+        return health_settings(Monitor(), [], units=["caddy.service"] if kw else [], backup_items=[], drill_items=[], **kw)
+
+    nginx, caddy = settings(), settings(caddy=True)
+    assert (nginx["cert_glob"], nginx["caddy_cert_dir"]) == ("/etc/letsencrypt/live/*/cert.pem", "")
+    assert (caddy["cert_glob"], caddy["caddy_cert_dir"]) == ("", "/var/lib/caddy/.local/share/caddy/certificates")
+    assert nginx["optional_units"] == ["nginx.service", "fail2ban.service"]
+    assert caddy["optional_units"] == ["fail2ban.service"] and caddy["units"] == ["caddy.service"]

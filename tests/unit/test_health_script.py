@@ -146,14 +146,16 @@ def test_caddys_certificates_are_in_the_report_like_certbots(tmp_path):
 
     conf = {"cert_glob": str(tmp_path / "live" / "*" / "cert.pem"), "caddy_cert_dir": str(caddy)}
     results = health.check_certs(health.cert_paths(conf), 14)
-    assert statuses(results) == [
+    assert statuses(results) == [  # both places, when both are named
         ("ok", "cert dibby.example.test"),
         ("FAIL", "cert grades.example.test"),
         ("ok", "cert shop.example.test"),
     ]
     details = {name: detail for _, name, detail in results}
     assert re.fullmatch(r"expires \d{4}-\d\d-\d\d \(10 days, minimum 14\)", details["cert grades.example.test"])
-    # Without Caddy as the front proxy (no directory in the config) only certbot's are read.
+    # The config names what the front proxy serves: certbot's lineages (nginx) or Caddy's certificates.
+    caddy_only = health.check_certs(health.cert_paths({**conf, "cert_glob": ""}), 14)
+    assert statuses(caddy_only) == [("FAIL", "cert grades.example.test"), ("ok", "cert shop.example.test")]
     assert statuses(health.check_certs(health.cert_paths({**conf, "caddy_cert_dir": ""}), 14)) == [("ok", "cert dibby.example.test")]
     assert health.caddy_certs(str(tmp_path / "no-caddy-here")) == []
 
