@@ -29,6 +29,9 @@ HEALTH_CONF = f"{CONFIG_DIR}/health.json"
 # Checked when installed: a host without them is not unhealthy.
 OPTIONAL_UNITS = ("nginx.service", "fail2ban.service")
 CERT_GLOB = "/etc/letsencrypt/live/*/cert.pem"
+# Caddy's storage as the caddy package runs it (user caddy, home /var/lib/caddy, no XDG_DATA_HOME):
+# one directory per issuer, one per certificate in it.
+CADDY_CERT_DIR = "/var/lib/caddy/.local/share/caddy/certificates"
 NOTIFY_CONF = f"{CONFIG_DIR}/notify.json"
 HEALTH_UNIT = "vpskit-health"
 
@@ -77,11 +80,14 @@ def health_settings(
     offsite: bool = False,
     limits: Thresholds = Thresholds(),
     metrics_file: str = "",
+    caddy: bool = False,
 ) -> dict:
     """The content of health.json: what to check, and the ``limits`` of healthy.
 
     ``metrics_file``: where each scheduled check also writes the backup times as Prometheus text
     (the node exporter's textfile collector reads it); empty: nowhere.
+    ``caddy``: Caddy is the front proxy, so its certificates are checked instead of certbot's, and
+    nginx (stopped then) is not.
     """
     return {
         "max_load_per_core": limits.max_load_per_core,
@@ -89,14 +95,15 @@ def health_settings(
         "disks": list(limits.disks),
         "max_disk_used": limits.max_disk_used,
         "units": list(units),
-        "optional_units": [u for u in OPTIONAL_UNITS if u not in units],
+        "optional_units": [u for u in OPTIONAL_UNITS if u not in units and not (caddy and u == "nginx.service")],
         "apps": [asdict(a) for a in apps],
         "backup_items": list(backup_items),
         "drill_items": list(drill_items),
         "offsite": offsite,
         "status_dir": STATUS_DIR,
         "max_backup_age_hours": limits.max_backup_age_hours,
-        "cert_glob": CERT_GLOB,
+        "cert_glob": "" if caddy else CERT_GLOB,
+        "caddy_cert_dir": CADDY_CERT_DIR if caddy else "",
         "min_cert_days": limits.min_cert_days,
         "journal_hours": limits.journal_hours,
         "remind_hours": limits.remind_hours,

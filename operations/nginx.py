@@ -14,13 +14,14 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from .certbot import ACME_WEBROOT, CertFiles, Issuer, cert_files, certificate
-from .render import render, render_text
+from .render import FILES_DIR, render, render_text
 from .routes import security_headers, site_servers
 from .sites import Site
 from .validated import checked_file
 
-# Mozilla's "intermediate" TLS configuration (guidelines 5.7): its TLS 1.2 suites in its order
-# (the DHE ones stay unused: nginx offers DHE only with an ssl_dhparam file), its curves.
+# Mozilla's "intermediate" TLS configuration (guidelines 5.7): its TLS 1.2 suites in its order, its
+# curves, and for the DHE suites the ffdhe2048 group of RFC 7919 (nginx offers DHE only with an
+# ssl_dhparam file; a published constant, shipped as files/ffdhe2048.pem, never generated on the host).
 CIPHERS = ":".join(
     [
         "ECDHE-ECDSA-AES128-GCM-SHA256",
@@ -35,6 +36,8 @@ CIPHERS = ":".join(
     ]
 )
 CURVES = "X25519:prime256v1:secp384r1"
+DHPARAM = "/etc/nginx/ffdhe2048.pem"
+DHPARAM_CHECK = "openssl pkeyparam -noout -check -in {path}"
 NGINX_CONF = "/etc/nginx/nginx.conf"
 SITES_DIR = "/etc/nginx/sites-enabled"
 DEFAULT_SITE = f"{SITES_DIR}/000-vpskit-default"
@@ -84,7 +87,7 @@ def site_text(
 
 def main_text() -> str:
     """nginx.conf: TLS settings, no version banner, the JSON log format of sites with routes."""
-    return render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES)
+    return render("nginx.conf.j2", ciphers=CIPHERS, curves=CURVES, dhparam=DHPARAM)
 
 
 def read_template(path: str | Path | None) -> str:
@@ -108,9 +111,15 @@ def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
 
         changes = nginx_base(ipv6=True)
     """
+    dhparam = checked_file(
+        name="DH group ffdhe2048 (RFC 7919) for the DHE suites",
+        dest=DHPARAM,
+        content=(FILES_DIR / "ffdhe2048.pem").read_text(),
+        validate=DHPARAM_CHECK,
+    )
     main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=main_text(), validate=CHECK)
     stock = files.link(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
-    changes = [main, stock]
+    changes = [dhparam, main, stock]
     default_cert = None
     if not reject_handshake:
         default_cert = cert_files(DEFAULT_CERT, SELFSIGNED)

@@ -515,6 +515,7 @@ class Plan:
             offsite=self.offsite is not None,
             limits=spec(Thresholds, self.config.monitor),
             metrics_file=METRICS_FILE if self.prometheus else "",
+            caddy=self.config.web.proxy == "caddy",
         )
 
     @property

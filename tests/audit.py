@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from operations.sshpolicy import release_policy
+
 BIN = Path(sys.executable).parent
 
 
@@ -41,6 +43,29 @@ def ssh_audit(port: int, policy: str) -> Audit:
     return Audit(passed, failures, out)
 
 
+SSHD_MARKERS = {"ext-info-s", "kex-strict-s-v00@openssh.com"}
+
+
+def ssh_audit_release(port: int, release: str) -> Audit:
+    """ssh-audit with the hardened policy of ``release`` (a ``Distro.key``) against 127.0.0.1:port, held to what vpskit documents.
+
+    Everything passes, except on the OpenSSH 10 releases (Ubuntu 26.04, Debian 13): there the
+    policy's post-quantum key exchanges come first and the one pyinfra's SSH library speaks after
+    them, and that addition ("Key exchanges") is the only failure the auditor may report.
+    """
+    policy = release_policy(release)
+    result = ssh_audit(port, policy.name)
+    if not policy.controller_kex:
+        assert result.passed and not result.failures, f"{result.failures}\n{result}"
+        return result
+    assert not result.passed and set(result.failures) == {"Key exchanges"}, f"{result.failures}\n{result}"
+    # The server's whole list, with the two markers sshd appends by itself.
+    actual = result.failures["Key exchanges"].partition("Actual:")[2]
+    offered = [k for k in re.findall(r"[\w.@-]+", actual) if k not in SSHD_MARKERS]
+    assert offered == list(policy.offered_kex), f"sshd offers {offered}, vpskit documents {policy.offered_kex}\n{result}"
+    return result
+
+
 # sslyze's Mozilla check names that a certificate from pebble (the local ACME test CA) fails
 # by nature: nothing trusts its root, and it issues certificates valid for five years.
 PEBBLE_CERTIFICATE_ISSUES = {"certificate_path_validation", "maximum_certificate_lifespan"}
@@ -58,3 +83,12 @@ def sslyze_mozilla(port: int, name: str, profile: str = "intermediate") -> Audit
         raise AssertionError(f"sslyze did not check {name}:{port} against Mozilla's {profile} profile:\n{out[-3000:]}")
     failures = dict(re.findall(r"^\s+\* (\w+): (.*)$", section[1], re.M))
     return Audit("OK - Compliant" in section[1], failures, out)
+
+
+def accepted_suites(output: str, version: str = "TLS 1.2") -> dict[str, str]:
+    """The cipher suites sslyze saw the server accept for ``version``, each with its key exchange ("DH (2048 bits)")."""
+    section = output.split(f"* {version} Cipher Suites:", 1)[1].split("\n * ", 1)[0]
+    if "The server accepted the following" not in section:
+        return {}
+    rows = section.split("The server accepted the following", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    return {m[1]: m[2].strip() for m in (re.match(r"\s+(TLS_\w+)\s+\d+\s+(.*)$", row) for row in rows) if m}

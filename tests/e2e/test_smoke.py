@@ -3,7 +3,9 @@
 One fresh target per release gets the whole example config over SSH, the way ``make demo`` does it
 (tests/example_host.py): root on port 22 first, then the deploy user on the hardened port. A second
 run must change nothing, every app must answer over HTTPS with a certificate from pebble, a backup
-must restore, and ``vpskit-health`` must find the host healthy. What the release lacks is refused
+must restore, and ``vpskit-health`` must find the host healthy. The public auditors measure it from the
+test machine (tests/audit.py): ssh-audit with the release's hardened policy on the published SSH port,
+sslyze against Mozilla's intermediate profile on the published HTTPS port. What the release lacks is refused
 before anything changes, and so is a release vpskit does not support.
 """
 
@@ -14,6 +16,7 @@ import re
 
 import pytest
 
+from tests.audit import PEBBLE_CERTIFICATE_ISSUES, accepted_suites, ssh_audit_release, sslyze_mozilla
 from tests.conftest import SMOKE_DISTROS, distro_of
 from tests.e2e.test_data import psql, run_backup
 from tests.example_host import deploy_example
@@ -28,7 +31,8 @@ pytestmark = pytest.mark.e2e
 def example(request, docker_engine, images, keys, tmp_path_factory):
     distro = request.param
     base = build_compose_base(docker_engine)
-    target = start_target(docker_engine, images[distro], distro, publish=(22, 2222), nested_docker=True)
+    # SSH before and after hardening; HTTPS for sslyze, which runs on the test machine.
+    target = start_target(docker_engine, images[distro], distro, publish=(22, 2222, 443), nested_docker=True)
     try:
         yield deploy_example(target, keys, tmp_path_factory.mktemp(f"smoke-{distro}"), base)
     finally:
@@ -143,3 +147,24 @@ def test_an_unsupported_release_is_refused_naming_the_supported_ones(example, ke
     assert run.returncode != 0
     assert "vpskit supports Ubuntu 22.04, Ubuntu 24.04, Ubuntu 26.04, Debian 12, Debian 13; this host runs Elsewhere 9" in run.output
     assert "Starting operation" not in run.output and unchanged
+
+
+# The auditors run last: their scans may make sshd penalise the test machine's address (OpenSSH 9.8+).
+
+
+def test_sshd_passes_ssh_audits_hardened_policy_for_its_release(example):
+    """The release's own policy; on Ubuntu 26.04 only the documented key exchange for pyinfra's SSH library is reported."""
+    result = ssh_audit_release(example.target.ports[2222], example.target.distro)
+    print(f"\n[{example.target.distro}] ssh-audit: {result.output.strip()}")
+
+
+def test_tls_is_mozillas_intermediate_profile_by_sslyze(example):
+    """Only the pebble certificate's trust and five-year lifetime may fail sslyze's check; DHE uses RFC 7919's ffdhe2048."""
+    for app, domain in example.domains.items():
+        result = sslyze_mozilla(example.target.ports[443], domain)
+        suites = accepted_suites(result.output)
+        print(f"\n[{example.target.distro}] sslyze intermediate {domain}: {result.failures or 'compliant'}; TLS 1.2: {suites}")
+        assert set(result.failures) <= PEBBLE_CERTIFICATE_ISSUES, f"{app}: {result.failures}\n{result}"
+        # nginx serves Mozilla's DHE suites too, with the ssl_dhparam group vpskit ships.
+        dhe = {suite: kex for suite, kex in suites.items() if suite.startswith("TLS_DHE_")}
+        assert dhe and set(dhe.values()) == {"DH (2048 bits)"}, f"{app}: {suites}"

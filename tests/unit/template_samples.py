@@ -119,7 +119,11 @@ SAMPLES: dict[str, dict] = {
         "hidden": ["X-Frame-Options"],
         "zones": [["api", "10r/s"]],
     },
-    "nginx.conf.j2": {"ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256", "curves": "X25519:prime256v1"},
+    "nginx.conf.j2": {
+        "ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+        "curves": "X25519:prime256v1",
+        "dhparam": "/etc/nginx/ffdhe2048.pem",
+    },
     "oneshot.service.j2": {
         "description": "job snapshot of app shop",
         "after": ["postgresql.service"],

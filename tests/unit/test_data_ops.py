@@ -166,3 +166,16 @@ def test_installed_jobs_are_recognised_by_the_first_line_vpskit_writes():
         ("my-shop", "snapshot"): ("timer", "my-shop-snapshot"),
         ("my-shop", "ping"): ("cron", "/etc/cron.d/vpskit-my-shop-ping"),
     }
+
+
+def test_with_caddy_in_front_the_report_checks_caddys_certificates_and_not_nginx():
+    """What the front proxy serves: certbot's lineages and nginx, or Caddy's certificates (nginx is stopped then)."""
+
+    def settings(**kw):
+        return health_settings([], units=["caddy.service"] if kw else [], backup_items=[], drill_items=[], **kw)
+
+    nginx, caddy = settings(), settings(caddy=True)
+    assert (nginx["cert_glob"], nginx["caddy_cert_dir"]) == ("/etc/letsencrypt/live/*/cert.pem", "")
+    assert (caddy["cert_glob"], caddy["caddy_cert_dir"]) == ("", "/var/lib/caddy/.local/share/caddy/certificates")
+    assert nginx["optional_units"] == ["nginx.service", "fail2ban.service"]
+    assert caddy["optional_units"] == ["fail2ban.service"] and caddy["units"] == ["caddy.service"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -135,19 +136,50 @@ def test_a_site_behind_basic_auth_answering_401_is_healthy():
     assert statuses(results) == [("ok", "app admin http"), ("FAIL", "app admin http")]
 
 
-def test_certificate_expiry(tmp_path):
-    live = tmp_path / "live" / "dibby.example.test"
-    live.mkdir(parents=True)
+def _self_signed(path, name: str, days: int):
+    path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "10", "-subj", "/CN=dibby.example.test",
-         "-keyout", str(live / "key.pem"), "-out", str(live / "cert.pem")],
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days), "-subj", f"/CN={name}",
+         "-keyout", str(path.with_suffix(".key")), "-out", str(path)],
         check=True, capture_output=True,
     )  # fmt: skip
-    pattern = str(tmp_path / "live" / "*" / "cert.pem")
-    assert statuses(health.check_certs(pattern, 14)) == [("FAIL", "cert dibby.example.test")]
-    assert statuses(health.check_certs(pattern, 5)) == [("ok", "cert dibby.example.test")]
+
+
+def test_certificate_expiry(tmp_path):
+    _self_signed(tmp_path / "live" / "dibby.example.test" / "cert.pem", "dibby.example.test", 10)
+    certs = health.glob.glob(str(tmp_path / "live" / "*" / "cert.pem"))
+    assert statuses(health.check_certs(certs, 14)) == [("FAIL", "cert dibby.example.test")]
+    assert statuses(health.check_certs(certs, 5)) == [("ok", "cert dibby.example.test")]
     later = datetime.now(UTC).replace(year=datetime.now().year + 1)
-    assert statuses(health.check_certs(pattern, 0, now=later)) == [("FAIL", "cert dibby.example.test")]
+    assert statuses(health.check_certs(certs, 0, now=later)) == [("FAIL", "cert dibby.example.test")]
+
+
+def test_caddys_certificates_are_in_the_report_like_certbots(tmp_path):
+    """Caddy keeps CERT_DIR/<issuer>/<name>/<name>.crt; its internal CA's (``tls internal``, 12-hour, self-renewing) are left out."""
+    _self_signed(tmp_path / "live" / "dibby.example.test" / "cert.pem", "dibby.example.test", 90)
+    caddy = tmp_path / "caddy" / "certificates"
+    _self_signed(
+        caddy / "acme-v02.api.letsencrypt.org-directory" / "grades.example.test" / "grades.example.test.crt", "grades.example.test", 10
+    )
+    _self_signed(caddy / "localhost-14000-dir" / "shop.example.test" / "shop.example.test.crt", "shop.example.test", 90)
+    _self_signed(caddy / "local" / "admin.example.test" / "admin.example.test.crt", "admin.example.test", 1)
+    (caddy / "localhost-14000-dir" / "shop.example.test" / "shop.example.test.json").write_text("{}")
+    _self_signed(tmp_path / "caddy" / "pki" / "authorities" / "local" / "root.crt", "Caddy Local Authority", 3650)
+
+    conf = {"cert_glob": str(tmp_path / "live" / "*" / "cert.pem"), "caddy_cert_dir": str(caddy)}
+    results = health.check_certs(health.cert_paths(conf), 14)
+    assert statuses(results) == [  # both places, when both are named
+        ("ok", "cert dibby.example.test"),
+        ("FAIL", "cert grades.example.test"),
+        ("ok", "cert shop.example.test"),
+    ]
+    details = {name: detail for _, name, detail in results}
+    assert re.fullmatch(r"expires \d{4}-\d\d-\d\d \(10 days, minimum 14\)", details["cert grades.example.test"])
+    # The config names what the front proxy serves: certbot's lineages (nginx) or Caddy's certificates.
+    caddy_only = health.check_certs(health.cert_paths({**conf, "cert_glob": ""}), 14)
+    assert statuses(caddy_only) == [("FAIL", "cert grades.example.test"), ("ok", "cert shop.example.test")]
+    assert statuses(health.check_certs(health.cert_paths({**conf, "caddy_cert_dir": ""}), 14)) == [("ok", "cert dibby.example.test")]
+    assert health.caddy_certs(str(tmp_path / "no-caddy-here")) == []
 
 
 def test_unreadable_config_exits_2(tmp_path):

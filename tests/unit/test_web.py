@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import math
 import subprocess
 from dataclasses import replace
+from fractions import Fraction
 
 import pytest
 
@@ -22,9 +25,9 @@ from operations.certbot import (
 from operations.checkout import AppPaths, Code, EnvSecrets, GitCheckout, env_file_text, env_value
 from operations.config import TLS, App, ConfigError, parse_config
 from operations.distro import Distro
-from operations.nginx import CIPHERS, main_text, site_text
+from operations.nginx import CIPHERS, DHPARAM_CHECK, main_text, site_text
 from operations.plan import Plan, code_of, venv_spec
-from operations.render import render
+from operations.render import FILES_DIR, render
 from operations.stamped import Stamps, as_user, stamped_command
 
 PATHS = AppPaths("shop", "/srv/apps", "/var/log/apps")
@@ -264,6 +267,14 @@ def test_stamped_command_failure_keeps_the_old_stamp(tmp_path):
     assert proc.returncode != 0 and stamp.read_text() == "old\n"
 
 
+def test_stamped_command_always_runs_and_records_its_key(tmp_path):
+    stamp, count = tmp_path / "stamp", tmp_path / "count"
+    stamp.write_text("v1\n")
+    cmd = stamped_command(f"echo x >> {count}", "echo v1", str(stamp), str(tmp_path), always=True)
+    subprocess.run(["sh", "-c", cmd], check=True)
+    assert count.read_text() == "x\n" and stamp.read_text() == "v1\n"
+
+
 def test_stamps_fact_reads_stored_and_current_keys(tmp_path):
     (tmp_path / "s1").write_text("abc\n")
     fact = Stamps()
@@ -395,6 +406,7 @@ def test_site_from_a_users_own_template():
 def test_main_config_is_mozillas_intermediate_profile():
     text = main_text()
     assert "\n    ssl_protocols TLSv1.2 TLSv1.3;\n" in text
+    assert "\n    ssl_dhparam /etc/nginx/ffdhe2048.pem;\n" in text
     assert "server_tokens off;" in text and "TLSv1.1" not in text
     assert "\n    ssl_ecdh_curve X25519:prime256v1:secp384r1;\n" in text
     assert "\n    ssl_prefer_server_ciphers off;\n" in text
@@ -402,6 +414,22 @@ def test_main_config_is_mozillas_intermediate_profile():
     assert CIPHERS.split(":")[:2] == ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"]
     assert len(CIPHERS.split(":")) == 9
     assert all(("GCM" in c or "CHACHA20" in c) and c.startswith(("ECDHE-", "DHE-")) for c in CIPHERS.split(":"))
+
+
+def test_the_dhe_group_is_rfc_7919s_ffdhe2048_and_passes_the_check_it_goes_live_with(tmp_path):
+    """The shipped file holds p = 2^2048 - 2^1984 + (floor(2^1918 * e) + 560316) * 2^64 - 1, g = 2 (RFC 7919, A.1)."""
+    e_scaled = sum(Fraction(2**1918, math.factorial(k)) for k in range(300))
+    p = 2**2048 - 2**1984 + (math.floor(e_scaled) + 560316) * 2**64 - 1
+    pem = FILES_DIR / "ffdhe2048.pem"
+    der = base64.b64decode("".join(pem.read_text().splitlines()[1:-1]))
+    parsed = subprocess.run(["openssl", "asn1parse", "-inform", "DER"], input=der, capture_output=True, check=True).stdout.decode()
+    integers = [int(line.rsplit(":", 1)[1], 16) for line in parsed.splitlines() if "INTEGER" in line]
+    assert integers == [p, 2]
+    staged = tmp_path / "dh.pem"
+    staged.write_bytes(pem.read_bytes())
+    assert subprocess.run(["sh", "-c", DHPARAM_CHECK.replace("{path}", str(staged))], capture_output=True).returncode == 0
+    staged.write_text(pem.read_text().replace("MIIBCAKCAQEA", "MIIBCAKCAQEB"))
+    assert subprocess.run(["sh", "-c", DHPARAM_CHECK.replace("{path}", str(staged))], capture_output=True).returncode != 0
 
 
 def test_selfsigned_certificate_covers_the_domains(tmp_path):
