@@ -267,14 +267,6 @@ def test_stamped_command_failure_keeps_the_old_stamp(tmp_path):
     assert proc.returncode != 0 and stamp.read_text() == "old\n"
 
 
-def test_stamped_command_always_runs_and_records_its_key(tmp_path):
-    stamp, count = tmp_path / "stamp", tmp_path / "count"
-    stamp.write_text("v1\n")
-    cmd = stamped_command(f"echo x >> {count}", "echo v1", str(stamp), str(tmp_path), always=True)
-    subprocess.run(["sh", "-c", cmd], check=True)
-    assert count.read_text() == "x\n" and stamp.read_text() == "v1\n"
-
-
 def test_stamps_fact_reads_stored_and_current_keys(tmp_path):
     (tmp_path / "s1").write_text("abc\n")
     fact = Stamps()
