@@ -75,6 +75,7 @@ def with_route(j, **change):
         (with_route(2, path="api"), None, "apps[0].routes[2].path", "a URL path starting with '/'"),
         (with_route(4, upstream="api:5000"), None, "apps[0].routes[4].upstream", "not used with static"),
         (with_route(3, cache="30d"), None, "apps[0].routes[3].cache", "only with static"),
+        (with_route(4, path="/logo.png"), None, "apps[0].routes[4].static", "needs a prefix path ending in '/'"),
         (with_route(4, cache="forever"), None, "apps[0].routes[4].cache", "a duration like '30d'"),
         (with_route(5, strip_prefix=True), None, "apps[0].routes[5].strip_prefix", "a prefix path ending in '/'"),
         (with_route(3, upstream="frs:99999"), None, "apps[0].routes[3].upstream", "1-65535"),

@@ -69,6 +69,8 @@ def check(c: Checker, where: str, app, config) -> None:
 
 def _check_target(c: Checker, w: str, app, route, config) -> None:
     """An upstream or a directory (not both); a service only for compose apps; prefix settings on prefix paths."""
+    if route.static and not route.path.endswith("/"):
+        c.add(f"{w}.static", f"needs a prefix path ending in '/' (the directory is served below it), got {route.path!r}")
     if route.static:
         for name in ("upstream", *UPSTREAM_ONLY):
             if getattr(route, name):
