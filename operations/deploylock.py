@@ -30,7 +30,7 @@ import shlex
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pyinfra import host, logger, state
 from pyinfra.api import OperationError, StringCommand, operation
@@ -147,7 +147,6 @@ class Holder:
     pid: int  # the controller's pyinfra process
     started: str
     liveness: str = "unknown"  # alive / dead (its SSH session), unknown (no session recorded)
-    apps: dict[str, str] = field(default_factory=dict)  # name -> commit at its start
 
     @property
     def controller(self) -> str:
@@ -160,13 +159,9 @@ class Holder:
 def parse_holder(lines: list[str]) -> Holder | None:
     """A lock record (``key=value`` lines) as a ``Holder``; None without one."""
     values: dict[str, str] = {}
-    apps = {}
     for line in lines:
         key, _, value = line.strip().partition("=")
-        if key.startswith("app."):
-            apps[key[4:]] = value.split(" ", 1)[0]
-        else:
-            values.setdefault(key, value)
+        values.setdefault(key, value)
     if "token" not in values:
         return None
     pid = values.get("pid", "")
@@ -176,7 +171,6 @@ def parse_holder(lines: list[str]) -> Holder | None:
         int(pid) if pid.isdigit() else 0,
         values.get("started", "?"),
         values.get("liveness", "unknown"),
-        apps,
     )
 
 
@@ -334,7 +328,6 @@ def deploy_lock_taken(apps: dict[str, str] | None = None, wait: int = 60, dry: b
         if not waiting:
             waiting = True
             logger.warning(f"vpskit: {host.name}: waiting up to {wait} s for the deploy by {holder.describe()}")
-            sys.stderr.flush()
         time.sleep(min(pause, left))
 
 
