@@ -270,7 +270,6 @@ def prometheus_monitoring(spec: PrometheusSpec):
     if spec.nginx:
         site = checked_file(name="nginx stub_status on loopback", dest=STUB_STATUS_CONF, content=stub_status_site(), validate="nginx -t")
         systemd.service(name="Reload nginx for stub_status", service="nginx", reloaded=True, _if=site.did_change)
-    if spec.nginx:
         program = checked_file(
             name="mtail: nginx answers by status",
             dest=MTAIL_PROGRAM,
@@ -311,7 +310,8 @@ def prometheus_monitoring(spec: PrometheusSpec):
 @deploy("Prometheus monitoring off")
 def prometheus_stopped():
     """
-    Ensure none of vpskit's Prometheus daemons runs (``[monitor] prometheus`` turned off); packages and data stay.
+    Ensure none of vpskit's Prometheus daemons runs (``[monitor] prometheus`` turned off), nor nginx's stub_status;
+    packages and data stay.
 
     **Example:**
 
@@ -324,3 +324,5 @@ def prometheus_stopped():
         return
     for d in EVERY:
         systemd.service(name=f"Stop {d.package}", service=d.unit, running=False, enabled=False)
+    site = files.file(name="No nginx stub_status", path=STUB_STATUS_CONF, present=False)
+    systemd.service(name="Reload nginx without stub_status", service="nginx", reloaded=True, _if=site.did_change)

@@ -45,8 +45,8 @@ def config() -> dict:
 
 
 class Deployed:
-    def __init__(self, target, runs):
-        self.target, self.runs = target, runs
+    def __init__(self, target, runs, raw):
+        self.target, self.runs, self.raw = target, runs, raw
 
     def query(self, promql: str) -> list[dict]:
         q = urllib.parse.quote(promql)
@@ -65,7 +65,7 @@ def deployed(request, docker_engine, images, keys, tmp_path_factory):
         cfg.write_text(dump_toml(raw))
         runs = {"first": run_pyinfra(cfg)}
         runs["second"] = run_pyinfra(cfg, "-v")
-        yield Deployed(target, runs)
+        yield Deployed(target, runs, raw)
     finally:
         target.remove()
 
@@ -127,3 +127,19 @@ def test_a_lowered_threshold_fires_an_alert_that_reaches_the_webhook_through_ale
 
     alerts = wait_for("HighMemory through Alertmanager", alert_posts, 150)
     assert "memory" in alerts[0]["annotations"]["summary"]
+
+
+def test_turned_off_every_daemon_stops_and_stays_off(deployed, tmp_path):
+    """Last: it changes the host."""
+    t = deployed.target
+    raw = json.loads(json.dumps(deployed.raw))
+    raw["monitor"]["prometheus"] = False
+    cfg = tmp_path / "off.toml"
+    cfg.write_text(dump_toml(raw))
+    run_pyinfra(cfg)
+    for d in (*DAEMONS, MTAIL):
+        assert t.exec(f"systemctl is-active {d.unit}", check=False).stdout.strip() != "active", d.unit
+        assert t.exec(f"systemctl is-enabled {d.unit}", check=False).stdout.strip() == "disabled", d.unit
+    listeners = t.out("ss -Hltn | awk '{print $4}'").split()
+    assert not [a for a in listeners if int(a.rsplit(":", 1)[1]) in {d.port for d in (*DAEMONS, MTAIL)} | {STUB_STATUS_PORT}], listeners
+    run_pyinfra(cfg).assert_quiet()
