@@ -248,3 +248,15 @@ def test_vpskit_app_lists_a_compose_apps_commits_newest_first_once_each(tmp_path
         f"2026-01-01T00:00:00Z {A} deploy\n2026-01-02T00:00:00Z {B} deploy\n2026-01-03T00:00:00Z {A} rollback\n"
     )
     assert [c["commit"] for c in m.compose_commits({"root": str(tmp_path)})] == [A, B]
+
+
+def test_prune_counts_a_release_by_when_it_was_last_live_so_a_pinned_old_one_outlives_a_newer_broken_build(tmp_path):
+    m = vpskit_app()
+    # A built first and live again last (a pin back); B and C built later, C never went live.
+    s = app_root(tmp_path, {A: "2026-01-01T00:00:00Z", B: "2026-01-02T00:00:00Z", C: "2026-01-03T00:00:00Z"}, live=B, history=[B, A, B])
+    (tmp_path / "shop" / "releases.log").write_text(
+        f"2026-01-02T00:00:00Z {B} deploy\n2026-01-04T00:00:00Z {A} deploy\n2026-01-05T00:00:00Z {B} deploy\n"
+    )
+    s["keep"] = 2
+    assert m.prune(s) == [C[:12]]
+    assert m.pick(s, m.releases(s), None, B)["commit"] == A
