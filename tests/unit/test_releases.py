@@ -25,7 +25,7 @@ A, B, C = "a" * 40, "b" * 40, "c" * 40
 
 
 def state(**given) -> dict:
-    return {"live": "", "deployed": "", "target": "", "legacy": False, "skipped": False, "error": "", **given}
+    return {"live": "", "deployed": "", "target": "", "legacy": False, "skipped": False, "error": "", "python": "", **given}
 
 
 # ------------------------------------------------------------------ release_decision
@@ -43,6 +43,14 @@ def test_an_in_place_checkout_is_moved_to_releases_and_the_run_says_so():
 def test_the_live_release_of_the_configured_commit_is_left_alone():
     d = release_decision("shop", "main", state(live=A[:12], deployed=A, target=A))
     assert d.action == "none" and d.say == ""
+
+
+def test_a_live_release_on_another_python_is_rebuilt_for_the_configured_one():
+    d = release_decision("shop", "main", state(live=A[:12], deployed=A, target=A, python="3.12"), "3.13")
+    assert d.action == "rebuild" and d.say == f"app shop: release {A[:12]} runs Python 3.12; rebuilding it for Python 3.13"
+    assert release_decision("shop", "main", state(live=A[:12], deployed=A, target=A, python="3.13"), "3.13").action == "none"
+    fetch = fetch_command(build(rebuild=True))
+    assert "git clone --quiet --shared --no-checkout repo.git" in fetch and 'if [ ! -f "releases/' not in fetch
 
 
 def test_a_moved_branch_deploys_its_new_commit_quietly():
