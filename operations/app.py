@@ -23,7 +23,17 @@ from .config import App
 from .facts import OutputLines
 from .install import TOOLS, install_alternatives, missing_message, tool_installed, tool_trigger, tools_needed
 from .postgres import database_driver_packages, secret_env_path
-from .releases import SETTINGS_DIR, Build, activate_command, building, in_next_release, release_built, release_fetched, release_state
+from .releases import (
+    BUILDS,
+    SETTINGS_DIR,
+    Build,
+    activate_command,
+    building,
+    in_next_release,
+    release_built,
+    release_fetched,
+    release_state,
+)
 from .render import render
 from .revision import release_decision
 from .stamped import as_user, stamped_steps
@@ -248,8 +258,8 @@ def app_present(
     ssh_env = app_place(app, paths, user, deploy_key)
     key_file = paths.deploy_key if app.deploy_key else ""
     state = release_state(paths.root, app.repo, app.ref, user, ssh_env, key_file)
-    decision = release_decision(n, app.ref, state)
-    deploying = decision.action == "deploy"
+    decision = release_decision(n, app.ref, state, python_version)
+    deploying = decision.action in BUILDS
     env_op = app_env(app, paths, user, brought, db_port)
     target = (state or {}).get("target", "")[:12] or app.ref
     build = Build(
@@ -270,8 +280,12 @@ def app_present(
         ssh_env=ssh_env,
         needs=install_alternatives(app.install, app.requirements, app.app_dir),
         missing=missing_message(n, app.install, app.requirements, app.app_dir),
+        rebuild=decision.action == "rebuild",
     )
-    release_fetched(name=f"{n}: fetch {app.ref} ({target}) beside the live release", build=build, decision=decision)
+    fetch = (
+        f"rebuild release {target} for Python {python_version}" if build.rebuild else f"fetch {app.ref} ({target}) beside the live release"
+    )
+    release_fetched(name=f"{n}: {fetch}", build=build, decision=decision)
     for tool in tools_needed(app.install):
         tool_installed(
             name=f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
@@ -309,7 +323,7 @@ def app_present(
         validate="logrotate -d {path}",
         mode="644",
     )
-    restart = env_op.will_change or unit.will_change
+    restart = env_op.will_change or unit.will_change or decision.action == "rebuild"
     if built.will_change:
         server.shell(
             name=f"{n}: switch to release {target} (health-gated: switched back if it does not answer on {app.health_path})",

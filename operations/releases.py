@@ -32,6 +32,8 @@ from .validated import checked_file
 
 APP_COMMAND = "/usr/local/bin/vpskit-app"
 SETTINGS_DIR = "/etc/vpskit/apps"
+# Decisions that build a release.
+BUILDS = ("deploy", "rebuild")
 # The commit the last run deployed, in the app's directory (``vpskit-app`` reads it too).
 DEPLOYED = ".vpskit-deployed"
 
@@ -58,12 +60,13 @@ class AppRelease(FactBase):
             f'echo live=$(basename "$(readlink {r}/current 2>/dev/null)" 2>/dev/null)',
             f"echo deployed=$(cat {r}/{DEPLOYED} 2>/dev/null)",
             f"[ -d {r}/src/.git ] && echo legacy=1",
+            f"echo python=$({r}/current/.venv/bin/python -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null)",
         ]
         parts.append(f"echo target=$({local})" if is_commit(ref) else ask_remote(repo, ref, user, ssh_env, key_file))
         return "; ".join(parts) + "; true"
 
     def process(self, output):
-        data = remote_answer(output, {"live": "", "deployed": "", "target": "", "legacy": False})
+        data = remote_answer(output, {"live": "", "deployed": "", "target": "", "legacy": False, "python": ""})
         data["legacy"] = bool(data["legacy"])
         data["target"] = data.pop("remote") or data["target"]
         return data
@@ -93,6 +96,7 @@ class Build:
     ssh_env: str = ""
     needs: tuple[tuple[str, ...], ...] = ()
     missing: str = ""
+    rebuild: bool = False  # build the commit's release again even when complete (another Python)
 
 
 def _sub(path: str) -> str:
@@ -126,7 +130,9 @@ def fetch_command(b: Build) -> str:
         'echo "$C" > .vpskit-next',
         f"rm -rf {n} && mkdir -p releases venvs shared",
         # A complete release (its marker written last) is reused: a pin back to an older commit.
-        f'if [ ! -f "releases/$(echo $C | cut -c1-12)/.vpskit-release" ]; then {" && ".join(checkout)}; fi',
+        " && ".join(checkout)
+        if b.rebuild
+        else f'if [ ! -f "releases/$(echo $C | cut -c1-12)/.vpskit-release" ]; then {" && ".join(checkout)}; fi',
     ]
     return " && ".join(steps)
 
@@ -220,7 +226,7 @@ def release_fetched(build: Build, decision: Decision):
                               "/usr/bin/python3.12", "3.12"), Decision("deploy"))
     """
     say(decision)
-    if decision.action != "deploy":
+    if decision.action not in BUILDS:
         host.noop(f"{build.root}/current is the release to serve")
         return
     yield StringCommand(as_user(build.user, fetch_command(build)))
@@ -241,7 +247,7 @@ def release_built(build: Build, decision: Decision):
         release_built(Build("shop", "/srv/apps/shop", "https://git.example.com/shop.git", "main", "appuser",
                             "/usr/bin/python3.12", "3.12"), Decision("deploy"))
     """
-    if decision.action != "deploy":
+    if decision.action not in BUILDS:
         host.noop(f"{build.root}/current is the release to serve")
         return
     yield StringCommand(as_user(build.user, build_command(build)))

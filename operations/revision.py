@@ -27,13 +27,14 @@ class Decision:
     say: str = ""
 
 
-def release_decision(name: str, ref: str, state: dict | None) -> Decision:
+def release_decision(name: str, ref: str, state: dict | None, python: str = "") -> Decision:
     """
     What to do with app ``name`` whose config asks for ``ref``, given the ``AppRelease`` fact.
 
     A release rolled back on the host (``vpskit-app rollback``) is kept while ``ref``
     still points at the commit that was rolled back from; once ``ref`` moves, its
-    new commit is deployed. Either way the run says so.
+    new commit is deployed. Either way the run says so. A live release whose venv
+    runs another Python than ``python`` is rebuilt ("rebuild").
     """
     if not state or not state["live"]:
         return Decision("deploy", f"app {name}: moving the in-place checkout to releases" if state and state["legacy"] else "")
@@ -45,6 +46,8 @@ def release_decision(name: str, ref: str, state: dict | None) -> Decision:
             raise OperationError(f"app {name}: the repo has no branch or tag {ref!r}")
         return Decision("deploy")  # a commit not fetched yet, or a deploy key only now on the host
     if target[:12] == live:
+        if python and state.get("python") and state["python"] != python:
+            return Decision("rebuild", f"app {name}: release {live} runs Python {state['python']}; rebuilding it for Python {python}")
         return Decision("none")
     if deployed and target == deployed:
         return Decision(

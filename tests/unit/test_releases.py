@@ -25,7 +25,7 @@ A, B, C = "a" * 40, "b" * 40, "c" * 40
 
 
 def state(**given) -> dict:
-    return {"live": "", "deployed": "", "target": "", "legacy": False, "skipped": False, "error": "", **given}
+    return {"live": "", "deployed": "", "target": "", "legacy": False, "skipped": False, "error": "", "python": "", **given}
 
 
 # ------------------------------------------------------------------ release_decision
@@ -43,6 +43,14 @@ def test_an_in_place_checkout_is_moved_to_releases_and_the_run_says_so():
 def test_the_live_release_of_the_configured_commit_is_left_alone():
     d = release_decision("shop", "main", state(live=A[:12], deployed=A, target=A))
     assert d.action == "none" and d.say == ""
+
+
+def test_a_live_release_on_another_python_is_rebuilt_for_the_configured_one():
+    d = release_decision("shop", "main", state(live=A[:12], deployed=A, target=A, python="3.12"), "3.13")
+    assert d.action == "rebuild" and d.say == f"app shop: release {A[:12]} runs Python 3.12; rebuilding it for Python 3.13"
+    assert release_decision("shop", "main", state(live=A[:12], deployed=A, target=A, python="3.13"), "3.13").action == "none"
+    fetch = fetch_command(build(rebuild=True))
+    assert "git clone --quiet --shared --no-checkout repo.git" in fetch and 'if [ ! -f "releases/' not in fetch
 
 
 def test_a_moved_branch_deploys_its_new_commit_quietly():
@@ -248,3 +256,15 @@ def test_vpskit_app_lists_a_compose_apps_commits_newest_first_once_each(tmp_path
         f"2026-01-01T00:00:00Z {A} deploy\n2026-01-02T00:00:00Z {B} deploy\n2026-01-03T00:00:00Z {A} rollback\n"
     )
     assert [c["commit"] for c in m.compose_commits({"root": str(tmp_path)})] == [A, B]
+
+
+def test_prune_counts_a_release_by_when_it_was_last_live_so_a_pinned_old_one_outlives_a_newer_broken_build(tmp_path):
+    m = vpskit_app()
+    # A built first and live again last (a pin back); B and C built later, C never went live.
+    s = app_root(tmp_path, {A: "2026-01-01T00:00:00Z", B: "2026-01-02T00:00:00Z", C: "2026-01-03T00:00:00Z"}, live=B, history=[B, A, B])
+    (tmp_path / "shop" / "releases.log").write_text(
+        f"2026-01-02T00:00:00Z {B} deploy\n2026-01-04T00:00:00Z {A} deploy\n2026-01-05T00:00:00Z {B} deploy\n"
+    )
+    s["keep"] = 2
+    assert m.prune(s) == [C[:12]]
+    assert m.pick(s, m.releases(s), None, B)["commit"] == A
