@@ -226,12 +226,9 @@ def snapshot_fact(cls: type[FactBase], **kwargs):
     if changes_so_far():
         return _host_fact(cls, **kwargs)
     if key not in run.values:
-        wanted = [k for k in dict.fromkeys([*run.planned, *run.remembered]) if k not in run.values]
-        if key not in wanted:
-            wanted.append(key)
-        # The fact asked for is in the first batch: later batches are read only if still unread when asked for.
-        wanted.remove(key)
-        first, *_later = batches([key, *wanted])
+        others = [k for k in dict.fromkeys([*run.planned, *run.remembered]) if k not in run.values and k != key]
+        # The fact asked for leads the batch; what does not fit is read when it is asked for.
+        first = batches([key, *others])[0]
         read = _host_fact(Facts, facts=Wanted(first))
         for i, k in enumerate(first):
             if i in read:
