@@ -203,6 +203,39 @@ def test_a_changed_brought_secret_restarts_only_that_app_and_is_never_printed(ap
             assert value not in done.output, f"a secret shows in the output of run {label!r}"
 
 
+def test_a_commit_failing_its_health_check_fails_every_run_until_it_answers_again(apps_host):
+    """vpskit does not roll back: the new commit stays live, and each run fails naming the app and its error log until it answers."""
+    h, t = apps_host, apps_host.target
+    before = {app: h.pid(app) for app in APPS}
+    health = "https://ledger.example.test/api/v1/utils/health-check/"
+    broken = 'raise RuntimeError("payments provider unreachable")'
+    h.commit("ledger", f"sed -i 's/^    return True$/    {broken}/' backend/app/main.py", "check the payments provider")
+    said = (
+        "app ledger does not answer at http://127.0.0.1:5012/api/v1/utils/health-check/ within 60s (HTTP 500);"
+        " last lines of /var/log/apps/ledger/error.log:"
+    )
+    pids = []
+    for label in ("unhealthy", "unhealthy-again"):
+        run = h.deploy(label, check=False)
+        assert run.returncode != 0 and said in run.output, run.output[-4000:]
+        log = run.output.split(said, 1)[1]
+        assert "RuntimeError: payments provider unreachable" in log, log[:3000]
+        # What runs is the new commit: its health path fails behind nginx too, its other pages answer.
+        assert https_get(t, health, "-o /dev/null -w '%{http_code}'").stdout == "500"
+        assert page(h, "ledger")["app"] == "ledger"
+        assert (h.pid("journal"), h.pid("pollster")) == (before["journal"], before["pollster"])
+        pids.append(h.pid("ledger"))
+    # The second run had nothing to change (no restart), and still said the app does not answer.
+    assert pids[0] == pids[1] != before["ledger"]
+
+    h.commit("ledger", f"sed -i 's/^    {broken}$/    return True/' backend/app/main.py", "the health check answers again")
+    fixed = h.deploy("healthy-again")
+    assert fixed.errors == 0 and "Web apps | App | ledger: answers on /api/v1/utils/health-check/" in fixed.changed_ops, fixed
+    assert https_get(t, health, "-f").stdout.strip() == "true"
+    again = h.deploy("healthy-second")
+    assert (again.changed, again.errors) == (0, 0), again.changed_ops
+
+
 def test_commit_without_install_files_stops_before_the_running_version_is_touched(apps_host):
     h = apps_host
     before = h.pid("pollster")
