@@ -164,6 +164,16 @@ def https_get(target: Target, url: str, *curl_args: str) -> subprocess.Completed
     return target.exec(f"curl -sS --max-time 15 --cacert {PEBBLE_ROOT} {args} '{url}'", check=False)
 
 
+def wait_https(t, url: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Caddy gets its certificates in the background after a reload: poll until one is served."""
+    deadline = time.time() + timeout
+    while True:
+        r = https_get(t, url, "-f", *args)
+        if r.returncode == 0 or time.time() > deadline:
+            return r
+        time.sleep(2)
+
+
 def load_images(target: Target, tags: list[str]) -> None:
     """``docker load`` local images into the target's own Docker Engine (there is no registry to pull from)."""
     from tests.images import save_image

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import tomllib
 
@@ -26,7 +25,7 @@ import pytest
 from tests.audit import PEBBLE_CERTIFICATE_ISSUES, sslyze_mozilla
 from tests.images import build_compose_base
 from tests.rig import ROOT, start_target
-from tests.web_fixtures import GIT_DIR, Host, https_get, load_images, prepare_web_target, use_local_images, with_caddy
+from tests.web_fixtures import GIT_DIR, Host, https_get, load_images, prepare_web_target, use_local_images, wait_https, with_caddy
 
 pytestmark = pytest.mark.e2e
 
@@ -53,16 +52,6 @@ def only_proxy_on_80_443(t, name: str) -> None:
     assert name in listeners and other not in listeners, listeners
     assert t.exec(f"systemctl is-active {other}", check=False).stdout.strip() in ("inactive", "failed", "unknown")
     assert t.exec(f"systemctl is-enabled {other}", check=False).stdout.strip() != "enabled"
-
-
-def wait_https(t, url: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    """Caddy gets its certificates in the background after a reload: poll until one is served."""
-    deadline = time.time() + timeout
-    while True:
-        r = https_get(t, url, "-f", *args)
-        if r.returncode == 0 or time.time() > deadline:
-            return r
-        time.sleep(2)
 
 
 def security_headers_present(headers: str) -> None:
@@ -302,7 +291,7 @@ def test_debian_caddy_serves_the_venv_app_behind_basic_auth_with_a_pebble_certif
 def test_debian_caddy_tls_is_mozillas_intermediate_profile_by_sslyze(debian):
     """Only the pebble certificate's trust and five-year lifetime may fail sslyze's check."""
     result = sslyze_mozilla(debian.target.ports[443], DIBBY)
-    print(f"\n[debian12] sslyze intermediate {DIBBY} (Caddy): {result.failures or 'compliant'}")
+    print(f"\n[{debian.target.distro}] sslyze intermediate {DIBBY} (Caddy): {result.failures or 'compliant'}")
     assert set(result.failures) <= PEBBLE_CERTIFICATE_ISSUES, f"{result.failures}\n{result}"
 
 

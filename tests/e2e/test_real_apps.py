@@ -206,6 +206,31 @@ def test_a_changed_brought_secret_restarts_only_that_app_and_is_never_printed(ap
             assert value not in done.output, f"a secret shows in the output of run {label!r}"
 
 
+def test_a_commit_failing_its_health_check_fails_every_run_and_the_live_release_keeps_serving(apps_host):
+    """A new commit whose health path answers 500 never goes live: each run fails naming the app and its output, until a fix."""
+    h, t = apps_host, apps_host.target
+    before = {app: h.pid(app) for app in APPS}
+    health = "https://ledger.example.test/api/v1/utils/health-check/"
+    broken = 'raise RuntimeError("payments provider unreachable")'
+    h.commit("ledger", f"sed -i 's/^    return True$/    {broken}/' backend/app/main.py", "check the payments provider")
+    for label in ("unhealthy", "unhealthy-again"):
+        run = h.deploy(label, check=False)
+        assert run.returncode != 0, run.output[-4000:]
+        said = run.output.split("app ledger: release ", 1)[-1]
+        assert "does not answer on /api/v1/utils/health-check/" in said and "the live release keeps serving" in said, run.output[-4000:]
+        assert "RuntimeError: payments provider unreachable" in said, said[:3000]
+        # The release that answered before still serves, unrestarted; the other apps are untouched.
+        assert https_get(t, health, "-f").stdout.strip() == "true"
+        assert {app: h.pid(app) for app in APPS} == before
+
+    h.commit("ledger", f"sed -i 's/^    {broken}$/    return True/' backend/app/main.py", "the health check answers again")
+    fixed = h.deploy("healthy-again")
+    assert fixed.errors == 0, fixed.output[-4000:]
+    assert https_get(t, health, "-f").stdout.strip() == "true"
+    again = h.deploy("healthy-second")
+    assert (again.changed, again.errors) == (0, 0), again.changed_ops
+
+
 def test_commit_without_install_files_stops_before_the_running_version_is_touched(apps_host):
     h = apps_host
     before = h.pid("pollster")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -22,7 +23,7 @@ from tests.e2e.test_data import psql, run_backup
 from tests.example_host import deploy_example
 from tests.images import build_compose_base
 from tests.rig import dump_toml, run_pyinfra, start_target, target_config
-from tests.web_fixtures import https_get
+from tests.web_fixtures import https_get, wait_https
 
 pytestmark = pytest.mark.e2e
 
@@ -88,17 +89,22 @@ def test_a_backup_restores_what_it_saved(example):
     assert psql(t, count, db="dibby").stdout.strip() == "1"
 
 
-def test_vpskit_health_finds_the_host_healthy(example):
-    t = example.target
-    # The load average is the shared test machine's, not this host's: only that limit is lifted.
+def vpskit_health(t) -> subprocess.CompletedProcess:
+    """``vpskit-health`` on the target, with only the load limit lifted (the load is the shared test machine's)."""
     conf = json.loads(t.out("cat /etc/vpskit/health.json"))
     conf["max_load_per_core"] = 100
     # Not under /tmp: Ubuntu 26.04 mounts a tmpfs there, which files copied into the container miss.
     t.put_file("/root/health-test.json", json.dumps(conf))
-    health = t.exec("VPSKIT_HEALTH_CONF=/root/health-test.json vpskit-health", check=False)
+    return t.exec("VPSKIT_HEALTH_CONF=/root/health-test.json vpskit-health", check=False)
+
+
+def test_vpskit_health_finds_the_host_healthy(example):
+    health = vpskit_health(example.target)
     assert health.returncode == 0, health.stdout
     for app in example.domains:
         assert re.search(rf"^ok\s+app {app}\s", health.stdout, re.M), health.stdout
+        # certbot's certificate of the app (its lineage is named after the app).
+        assert re.search(rf"^ok\s+cert {app}\s+expires ", health.stdout, re.M), health.stdout
 
 
 def _caddy(raw):
@@ -149,13 +155,8 @@ def test_an_unsupported_release_is_refused_naming_the_supported_ones(example, ke
     assert "Starting operation" not in run.output and unchanged
 
 
-# The auditors run last: their scans may make sshd penalise the test machine's address (OpenSSH 9.8+).
-
-
-def test_sshd_passes_ssh_audits_hardened_policy_for_its_release(example):
-    """The release's own policy; on Ubuntu 26.04 only the documented key exchange for pyinfra's SSH library is reported."""
-    result = ssh_audit_release(example.target.ports[2222], example.target.distro)
-    print(f"\n[{example.target.distro}] ssh-audit: {result.output.strip()}")
+# Measured by the public auditors. ssh-audit runs last: its scans may make sshd penalise the test
+# machine's address (OpenSSH 9.8+), and the Caddy test before it still deploys over SSH.
 
 
 def test_tls_is_mozillas_intermediate_profile_by_sslyze(example):
@@ -165,6 +166,41 @@ def test_tls_is_mozillas_intermediate_profile_by_sslyze(example):
         suites = accepted_suites(result.output)
         print(f"\n[{example.target.distro}] sslyze intermediate {domain}: {result.failures or 'compliant'}; TLS 1.2: {suites}")
         assert set(result.failures) <= PEBBLE_CERTIFICATE_ISSUES, f"{app}: {result.failures}\n{result}"
-        # nginx serves Mozilla's DHE suites too, with the ssl_dhparam group vpskit ships.
+        # Mozilla's DHE suites are RSA-signed: with an RSA certificate (certbot before 2.0 makes those) nginx
+        # serves them with the ssl_dhparam group vpskit ships; with an ECDSA one no DHE suite can be used.
         dhe = {suite: kex for suite, kex in suites.items() if suite.startswith("TLS_DHE_")}
-        assert dhe and set(dhe.values()) == {"DH (2048 bits)"}, f"{app}: {suites}"
+        if any(suite.startswith("TLS_ECDHE_RSA_") for suite in suites):
+            assert dhe and set(dhe.values()) == {"DH (2048 bits)"}, f"{app}: {suites}"
+        else:
+            assert not dhe and any(suite.startswith("TLS_ECDHE_ECDSA_") for suite in suites), f"{app}: {suites}"
+
+
+def test_caddy_in_front_passes_sslyze_and_its_certificates_are_in_the_health_report(example, keys):
+    """The same host switched to Caddy: Mozilla intermediate by sslyze (Go's TLS has no DHE suites), and the health
+    report checks the certificates Caddy got from pebble (named by domain, as Caddy keeps them), not certbot's."""
+    t = example.target
+    if not distro_of(t.distro).has_caddy:
+        pytest.skip(f"{t.distro} has no caddy package (refused before anything changes: see above)")
+    run, _ = deploy_variant(example, keys, "caddy", _caddy)
+    assert run.returncode == 0 and run.errors == 0, run
+    for app, domain in example.domains.items():
+        r = wait_https(t, f"https://{domain}/")
+        assert r.returncode == 0, f"{app}: {r.stderr}"
+        result = sslyze_mozilla(t.ports[443], domain)
+        suites = accepted_suites(result.output)
+        print(f"\n[{t.distro}] sslyze intermediate {domain} (Caddy): {result.failures or 'compliant'}; TLS 1.2: {suites}")
+        assert set(result.failures) <= PEBBLE_CERTIFICATE_ISSUES, f"{app}: {result.failures}\n{result}"
+        assert suites and not [s for s in suites if s.startswith("TLS_DHE_")], suites
+    health = vpskit_health(t)
+    print(f"\n[{t.distro}] vpskit-health with Caddy:\n{health.stdout}")
+    assert health.returncode == 0, health.stdout
+    certs = re.findall(r"^(\S+)\s+cert (\S+)\s+expires ", health.stdout, re.M)
+    assert sorted(certs) == sorted(("ok", domain) for domain in example.domains.values()), health.stdout
+    stored = t.out("ls /var/lib/caddy/.local/share/caddy/certificates/*/")
+    assert all(domain in stored.split() for domain in example.domains.values()), stored
+
+
+def test_sshd_passes_ssh_audits_hardened_policy_for_its_release(example):
+    """The release's own policy; on Ubuntu 26.04 only the documented key exchange for pyinfra's SSH library is reported."""
+    result = ssh_audit_release(example.target.ports[2222], example.target.distro)
+    print(f"\n[{example.target.distro}] ssh-audit: {result.output.strip()}")
