@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from operations.app import in_app_env, pip_packages
+from operations.appspecs import app_paths
 from operations.backup import BACKUP_CONF, BACKUP_SCRIPT, BACKUP_UNIT, CONFIG_DIR, DRILL_UNIT, STATUS_DIR, backup_items
 from operations.certbot import ACME_WEBROOT, CERTBOT_ENV_DROPIN, DEPLOY_HOOK, certbot_command
 from operations.config import Config
@@ -25,7 +26,6 @@ from operations.fail2ban import JAIL_LOCAL
 from operations.firewall import wanted_rules
 from operations.monitor import HEALTH_CONF, HEALTH_SCRIPT
 from operations.nginx import DEFAULT_SITE, NGINX_CONF, STOCK_DEFAULT_SITE, site_path
-from operations.plan import app_paths
 from operations.postgres import secret_env_path
 from operations.schedule import UNIT_DIR, cron_file, job_unit
 from operations.ssh import DROPIN

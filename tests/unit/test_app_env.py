@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
+from operations.appspecs import code_of
 from operations.checkout import AppPaths, Code, FilledEnvState, env_file_text, filled_env_file
 from operations.config import App, ConfigError, Database, parse_config
-from operations.plan import code_of
 from operations.render import sha256
 from tests.unit.hoststub import run_op
 

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 import operations.docker as docker_mod
+from operations.appspecs import compose_spec
 from operations.aptrepo import source_file_text
 from operations.backup import BackupItem, backup_items
 from operations.caddy import caddyfile_text
@@ -21,7 +22,6 @@ from operations.compose import ComposeProject, compose_command, compose_down, co
 from operations.config import App, BasicAuth, ConfigError, ContainerDatabase, DockerEngine, parse_config
 from operations.distro import Distro
 from operations.docker import DOCKER_FINGERPRINT, compose_problem, daemon_json_text, docker_packages, has_compose
-from operations.plan import compose_spec
 from operations.render import FILES_DIR, render
 from operations.sites import Login, Site
 from tests.unit.hoststub import check_spec, fact

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from operations.appspecs import compose_spec
 from operations.checkout import AppPaths
 from operations.compose import compose_stamp_keys
 from operations.config import App
 from operations.facts import FileState
-from operations.plan import compose_spec
 from operations.render import sha256
 from operations.stamped import Stamps
 from operations.validated import checked_file

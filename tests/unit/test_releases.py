@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pyinfra.api import OperationError
 
+from operations.appspecs import compose_spec
 from operations.checkout import AppPaths, GitCheckout, git_checkout
 from operations.compose import compose_settings, compose_stamp_keys, recorded, up_command
 from operations.config import App
-from operations.plan import compose_spec
 from operations.releases import AppRelease, Build, activate_command, build_command, fetch_command, release_built, release_fetched
 from operations.revision import is_commit, release_decision
 from tests.unit.hoststub import run_op

@@ -7,11 +7,12 @@ import importlib.machinery
 import importlib.util
 
 import operations.fail2ban as fail2ban_mod
+from operations.appspecs import compose_spec
 from operations.checkout import AppPaths
 from operations.compose import up_command
 from operations.config import parse_config
 from operations.distro import Distro
-from operations.plan import Plan, compose_spec
+from operations.plan import Plan
 from operations.render import FILES_DIR
 from operations.routes import Cors, Route
 from operations.sites import Site

@@ -11,6 +11,7 @@ from fractions import Fraction
 import pytest
 
 from operations.app import default_workers, pip_packages, unit_text
+from operations.appspecs import code_of, venv_spec
 from operations.certbot import (
     LETSENCRYPT,
     LETSENCRYPT_STAGING,
@@ -26,7 +27,7 @@ from operations.checkout import AppPaths, Code, EnvSecrets, GitCheckout, env_fil
 from operations.config import TLS, App, ConfigError, parse_config
 from operations.distro import Distro
 from operations.nginx import CIPHERS, DHPARAM_CHECK, main_text, site_text
-from operations.plan import Plan, code_of, venv_spec
+from operations.plan import Plan
 from operations.render import FILES_DIR, render
 from operations.stamped import Stamps, as_user, stamped_command
 
