@@ -1,7 +1,4 @@
-"""vpskit: take one Ubuntu or Debian VPS (docs/distros.md) to the configured state.
-
-    pyinfra inventory.py deploy.py          # apply
-    pyinfra inventory.py deploy.py --dry    # show what would change
+"""vpskit: one Ubuntu or Debian VPS to the configured state (`pyinfra inventory.py deploy.py [--dry]`).
 
 Each step is an operation of its own module; ``operations.plan`` reads its arguments from the config.
 """
@@ -39,8 +36,7 @@ lock = deploy_lock_taken(**plan.deploy_lock, dry=is_dry_run())
 base_system(plan.base_system, packages=plan.contribution.packages)
 deploy_user(**plan.deploy_user)
 
-# Hardening: firewall rules first (old and new SSH port open), then the sshd move
-# proven by a fresh login, then fail2ban on the port sshd really uses.
+# Hardening: firewall (old and new SSH port open), the sshd move proven by a login, fail2ban on its port.
 sshd = sshd_state()
 if plan.firewall:
     firewall(**plan.firewall, ssh_ports_in_use=sshd["ports"] if sshd else [])
@@ -92,8 +88,7 @@ installed_jobs = installed_app_jobs()
 for app_name, keep in plan.jobs_kept:
     app_jobs_pruned(app_name, keep, installed_jobs)
 
-# Root-only config files (CIS), cron's included now that every package is in; then the health report,
-# and Prometheus when it is on (stopped when turned off).
+# Root-only config files (CIS) now that every package is in; the health report; Prometheus on or off.
 modes_restricted(name="Root-only modes of sshd and cron config (CIS)", paths=CIS_MODES)
 health_report(plan.health)
 health_notifiers(plan.notifiers)
