@@ -13,14 +13,13 @@ from operations.docker import docker_engine
 from operations.fail2ban import fail2ban_jails
 from operations.firewall import firewall
 from operations.hostkeys import host_keys_hardened
-from operations.monitor import health_notifiers, health_report, health_timer
+from operations.monitor import health_monitoring
 from operations.offsite import offsite_copies, offsite_databases_recovered, offsite_files_recovered
 from operations.permissions import CIS_MODES, modes_restricted
 from operations.plan import Plan
-from operations.postgres import app_database, monitoring_role, postgres_server
-from operations.prometheus import prometheus_monitoring, prometheus_stopped
-from operations.releases import app_command_installed
-from operations.schedule import app_job, app_jobs_pruned, cron_ready, installed_app_jobs
+from operations.postgres import app_database, postgres_server
+from operations.prometheus import prometheus_monitoring
+from operations.schedule import app_job, cron_ready, jobs_pruned
 from operations.ssh import sshd_hardened, sshd_state
 from operations.sysctl import kernel_hardened
 from operations.system import base_system, host_distro
@@ -49,21 +48,16 @@ fail2ban_jails(**plan.fail2ban_jails)
 # Off-host copies; recovering a lost host brings its secrets back before anything would make new ones.
 if plan.offsite:
     offsite_copies(plan.offsite)
-recovering = plan.offsite and plan.offsite.restore
-if recovering:
+if plan.recovering:
     offsite_files_recovered(name="Restore the newest off-host snapshot (a host without data only)", guards=plan.recovery_guards)
 
 # Data: PostgreSQL and each app's database; the apps start with their secret env file in place.
 if plan.databases:
     postgres_server(**plan.postgres)
-    if plan.monitoring_role:
-        monitoring_role(name="PostgreSQL role of the metrics exporter", **plan.monitoring_role)
 for database in plan.databases:
     app_database(**database)
-if recovering:
+if plan.recovering:
     offsite_databases_recovered(name="Load the restored databases", **plan.offsite_databases)
-if plan.venv_apps or plan.compose_apps:
-    app_command_installed()  # vpskit-app: the apps' releases and rollback on the host
 if plan.has_apps:
     web_apps(**plan.web_apps)
 
@@ -84,19 +78,12 @@ if plan.cron:
     cron_ready()
 for job in plan.jobs:
     app_job(**job)
-installed_jobs = installed_app_jobs()
-for app_name, keep in plan.jobs_kept:
-    app_jobs_pruned(app_name, keep, installed_jobs)
+jobs_pruned(plan.jobs_kept)
 
 # Root-only config files (CIS) now that every package is in; the health report; Prometheus on or off.
 modes_restricted(name="Root-only modes of sshd and cron config (CIS)", paths=CIS_MODES)
-health_report(plan.health)
-health_notifiers(plan.notifiers)
-health_timer(plan.health_schedule)
-if plan.prometheus:
-    prometheus_monitoring(plan.prometheus)
-else:
-    prometheus_stopped()
+health_monitoring(**plan.health_monitoring)
+prometheus_monitoring(plan.prometheus)
 
 # Last: this run's line in /var/log/vpskit/deploys.log (which apps moved to which commit); the lock goes.
 deploy_lock_released(name="Log the deploy and release its lock", lock=lock)

@@ -133,6 +133,25 @@ def notifier_settings(notify: tuple[Notifier, ...]) -> list[dict]:
     return settings
 
 
+def health_monitoring(settings: dict, notifiers: list[dict], schedule: str):
+    """
+    Ensure the health report, its notifiers and its timer: ``health_report``, ``health_notifiers``, ``health_timer``.
+
+    + settings: the report's ``health_settings``
+    + notifiers: ``notifier_settings`` of where state changes go
+    + schedule: systemd OnCalendar of the scheduled check
+
+    **Example:**
+
+    .. code:: python
+
+        health_monitoring(health_settings([], ["nginx.service"], [], []), [], "*:0/5")
+    """
+    health_report(settings)
+    health_notifiers(notifiers)
+    health_timer(schedule)
+
+
 @deploy("Health report")
 def health_report(settings: dict):
     """

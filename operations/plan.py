@@ -192,15 +192,8 @@ class Plan:
             version=pg_version(self.distro),
             clients=[(a.db_name, a.db_role) for a in self.pg_apps],
             port=self.config.postgres.port,
-            monitor_role=POSTGRES_ROLE if self.prometheus else "",
+            monitor_role=POSTGRES_ROLE if self.prometheus and self.prometheus.postgres else "",
         )
-
-    @property
-    def monitoring_role(self) -> dict | None:
-        """``monitoring_role`` arguments: the PostgreSQL exporter's login, when Prometheus watches PostgreSQL."""
-        if not (self.prometheus and self.prometheus.postgres):
-            return None
-        return dict(role=POSTGRES_ROLE, port=self.config.postgres.port)
 
     @property
     def databases(self) -> list[dict]:
@@ -244,6 +237,7 @@ class Plan:
             user=c.deploy_user.name,
             distro=self.distro,
             nodejs=dict(source=c.nodejs.source, version=c.nodejs.version, npm=c.nodejs.npm),
+            app_command=bool(self.venv_apps or self.compose_apps),
         )
 
     @property
@@ -321,6 +315,11 @@ class Plan:
             excludes=tuple(f"{p.root}/{sub}" for p in roots for sub in ("src", "venv", ".ssh", "repo.git", "releases", "venvs")),
             restore=o.restore,
         )
+
+    @property
+    def recovering(self) -> bool:
+        """Off-host recovery of a lost host is asked for (it acts only on a host without data)."""
+        return bool(self.offsite and self.offsite.restore)
 
     @property
     def recovery_guards(self) -> list[str]:
@@ -421,6 +420,11 @@ class Plan:
     def notifiers(self) -> list[dict]:
         """``health_notifiers`` argument: where the scheduled check's messages go."""
         return notifier_settings(self.config.monitor.notify)
+
+    @property
+    def health_monitoring(self) -> dict:
+        """``health_monitoring`` arguments: the report, where its notifications go, and when it runs."""
+        return dict(settings=self.health, notifiers=self.notifiers, schedule=self.health_schedule)
 
     @property
     def health_schedule(self) -> str:

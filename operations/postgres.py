@@ -163,7 +163,7 @@ def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 54
     + clients: ``(database, role)`` pairs allowed in over loopback TCP, each only to its own database
     + port: the port it listens on (loopback only)
     + monitor_role: also let this OS user in, over the Unix socket to database postgres as the role of its
-      name (``monitoring_role`` makes it): a metrics exporter; empty: nobody
+      name, a member of pg_monitor (``monitoring_role``): a metrics exporter; empty: nobody
 
     **Example:**
 
@@ -203,6 +203,8 @@ def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 54
     )
     systemd.service(name="Reload PostgreSQL for new client rules", service="postgresql", reloaded=True, _if=hba.did_change)
     unit_running(name="PostgreSQL runs at boot", unit="postgresql.service")
+    if monitor_role:
+        monitoring_role(name="PostgreSQL role of the metrics exporter", role=monitor_role, port=port)
 
 
 class RoleMemberships(FactBase):

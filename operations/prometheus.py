@@ -236,11 +236,11 @@ def stub_status_site() -> str:
 
 
 @deploy("Prometheus monitoring")
-def prometheus_monitoring(spec: PrometheusSpec):
+def prometheus_monitoring(spec: PrometheusSpec | None):
     """
     Ensure Prometheus, Alertmanager and the exporters run from the distro's packages, on 127.0.0.1 only.
 
-    + spec: what to watch and where alerts go (``PrometheusSpec``)
+    + spec: what to watch and where alerts go (``PrometheusSpec``); None: none of them runs (``prometheus_stopped``)
 
     **Example:**
 
@@ -248,6 +248,9 @@ def prometheus_monitoring(spec: PrometheusSpec):
 
         prometheus_monitoring(PrometheusSpec(retention="30d", notifiers=({"kind": "webhook", "url": "https://hooks.example.com/x"},)))
     """
+    if spec is None:
+        prometheus_stopped()
+        return
     # The listen flags before the packages: their first start is on loopback already (dpkg keeps an existing
     # /etc/default file, which is a conffile of the package). The packages' system user first, as they make it:
     # the PostgreSQL exporter's package gives its file to that user (640), and so does vpskit.

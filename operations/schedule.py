@@ -248,6 +248,23 @@ def cron_ready():
     unit_running(name="cron runs at boot", unit="cron.service")
 
 
+def jobs_pruned(kept: list[tuple[str, set[str]]]):
+    """
+    Ensure no app job runs that the config no longer lists, for every app: installed jobs read once.
+
+    + kept: ``(app name, names of the jobs it keeps)`` of every app vpskit knows, absent ones with an empty set
+
+    **Example:**
+
+    .. code:: python
+
+        jobs_pruned([("dibby", {"snapshot"}), ("old-shop", set())])
+    """
+    installed = installed_app_jobs()
+    for app_name, keep in kept:
+        app_jobs_pruned(app_name, keep, installed)
+
+
 @deploy("Removed jobs")
 def app_jobs_pruned(app_name: str, keep: set[str], installed: dict):
     """

@@ -24,6 +24,7 @@ from .distro import Distro
 from .nginx import nginx_base, nginx_site, nginx_site_absent, site_text
 from .nodejs import nodejs_runtime
 from .python import PythonPlan, PythonUnavailable, python_plan, python_runtime
+from .releases import app_command_installed
 from .sites import Site
 
 # What every host with apps gets: log rotation for the apps, openssl for self-signed certificates.
@@ -82,7 +83,14 @@ def contribution(proxy: str, letsencrypt: bool, runtimes: list[PythonPlan] = (),
 
 
 @deploy("Web apps")
-def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str, distro: Distro, nodejs: dict | None = None):
+def web_apps(
+    apps: list[VenvApp],
+    absent: list[tuple[AppPaths, bool]],
+    user: str,
+    distro: Distro,
+    nodejs: dict | None = None,
+    app_command: bool = False,
+):
     """
     Ensure every venv app is deployed and running, with its Python (and Node.js for a build), and absent apps are gone.
 
@@ -93,6 +101,7 @@ def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str
     + user: the deploy user who owns the apps
     + distro: the host's distro
     + nodejs: ``nodejs_runtime`` arguments, used when an app has a front-end build
+    + app_command: install ``vpskit-app`` (releases and rollback on the host), which compose apps use too
 
     **Example:**
 
@@ -102,6 +111,8 @@ def web_apps(apps: list[VenvApp], absent: list[tuple[AppPaths, bool]], user: str
         web_apps([VenvApp(shop, AppPaths("shop", "/srv/apps", "/var/log/apps"), python_plan("", distro))], [], "appuser", distro)
     """
     packages_installed(name="Install logrotate, openssl", packages=BASE_PACKAGES)
+    if app_command or apps:
+        app_command_installed()
     if apps:
         python_runtime(list({a.python.version: a.python for a in apps}.values()), distro)
     if any(a.app.build for a in apps):

@@ -99,7 +99,6 @@ def test_the_ports_the_config_reserves_are_the_ones_the_daemons_take():
 def test_off_nothing_is_planned_and_nothing_is_watched(minimal_raw, tmp_path, monkeypatch):
     plan = plan_of(minimal_raw, tmp_path, monkeypatch, apps=[APP])
     assert plan.prometheus is None and plan.postgres["monitor_role"] == "" and plan.health["metrics_file"] == ""
-    assert plan.monitoring_role is None
     assert not any(u.startswith("prometheus") for u in plan.contribution.units)
 
 
@@ -116,7 +115,6 @@ def test_on_with_a_postgres_app_behind_nginx_every_exporter_runs(minimal_raw, tm
     # The packages come after their /etc/default files, not in the base system's apt run.
     assert not any(pkg.startswith("prometheus") for pkg in plan.contribution.packages)
     assert plan.postgres["monitor_role"] == "prometheus" and plan.health["metrics_file"] == METRICS_FILE
-    assert plan.monitoring_role == {"role": "prometheus", "port": 5432}
 
 
 def test_without_apps_only_prometheus_alertmanager_and_the_node_exporter(minimal_raw, tmp_path, monkeypatch):
