@@ -20,6 +20,7 @@ from .distro import Distro
 from .render import render, render_text
 from .routes import caddy_size, security_headers, site_servers
 from .sites import Site
+from .snapshot import facts_through_snapshot
 from .validated import checked_file
 
 CADDYFILE = "/etc/caddy/Caddyfile"
@@ -97,7 +98,9 @@ def caddy_proxy(sites: list[Site], tls: Issuer = Issuer(), template: str = "", h
 
         caddy_proxy([Site("shop", ("shop.example.com",), 5001)], Issuer(email="ops@example.com"))
     """
-    systemd.service(name="nginx stopped (Caddy serves 80/443)", service="nginx.service", running=False, enabled=False)
+    facts_through_snapshot(systemd.service)(
+        name="nginx stopped (Caddy serves 80/443)", service="nginx.service", running=False, enabled=False
+    )
     apt.packages(name="Install Caddy", packages=["caddy"])
     caddyfile = checked_file(name="Caddyfile", dest=CADDYFILE, content=caddyfile_text(sites, tls, template, hsts_max_age), validate=CHECK)
     server.shell(
@@ -105,7 +108,7 @@ def caddy_proxy(sites: list[Site], tls: Issuer = Issuer(), template: str = "", h
         commands=["systemctl reload-or-restart caddy.service"],
         _if=caddyfile.did_change,
     )
-    systemd.service(name="Caddy running", service="caddy.service", running=True, enabled=True)
+    facts_through_snapshot(systemd.service)(name="Caddy running", service="caddy.service", running=True, enabled=True)
 
 
 @deploy("Caddy off")
@@ -119,4 +122,6 @@ def caddy_stopped():
 
         caddy_stopped()
     """
-    systemd.service(name="Caddy stopped (nginx serves 80/443)", service="caddy.service", running=False, enabled=False)
+    facts_through_snapshot(systemd.service)(
+        name="Caddy stopped (nginx serves 80/443)", service="caddy.service", running=False, enabled=False
+    )

@@ -11,6 +11,7 @@ from pyinfra.api import FactBase, StringCommand, deploy, operation
 from pyinfra.operations import files, systemd
 
 from .render import render
+from .snapshot import facts_through_snapshot, snapshot_fact
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -146,7 +147,7 @@ def certificate(cert_name: str, domains: list[str], tls: Issuer):
     """
     name = cert_name
     paths = cert_files(name, tls)
-    state = host.get_fact(Certificate, cert=paths.cert, renewal=paths.renewal)
+    state = snapshot_fact(Certificate, cert=paths.cert, renewal=paths.renewal)
     server = acme_server(tls) if tls.mode == "letsencrypt" else ""
     if certificate_current(state, domains, server):
         host.noop(f"certificate {name} covers {', '.join(domains)}")
@@ -173,7 +174,7 @@ def certificate_absent(cert_name: str, tls: Issuer):
     """
     name = cert_name
     paths = cert_files(name, tls)
-    if host.get_fact(Certificate, cert=paths.cert, renewal=paths.renewal) is None:
+    if snapshot_fact(Certificate, cert=paths.cert, renewal=paths.renewal) is None:
         host.noop(f"no certificate {name}")
         return
     if tls.mode == "letsencrypt":
@@ -195,23 +196,25 @@ def certbot_installed(tls: Issuer):
 
         certbot_installed(Issuer(email="ops@example.com"))
     """
-    files.directory(name="ACME challenge webroot", path=ACME_WEBROOT, user="root", group="root", mode="755")
-    files.put(
+    # Read with the run's other facts while nothing has changed: a no-change re-run asks nothing of its own here.
+    put, file, service = (facts_through_snapshot(op) for op in (files.put, files.file, systemd.service))
+    facts_through_snapshot(files.directory)(name="ACME challenge webroot", path=ACME_WEBROOT, user="root", group="root", mode="755")
+    put(
         name="Reload nginx after a renewal",
         src=StringIO(render("certbot-deploy-hook.sh.j2")),
         dest=DEPLOY_HOOK,
         mode="755",
     )
     if tls.acme_ca_bundle:
-        dropin = files.put(
+        dropin = put(
             name="Trust the ACME server's CA in renewals",
             src=StringIO(render("certbot-env.conf.j2", ca_bundle=tls.acme_ca_bundle)),
             dest=CERTBOT_ENV_DROPIN,
             mode="644",
         )
     else:
-        dropin = files.file(name="No extra CA for renewals", path=CERTBOT_ENV_DROPIN, present=False)
-    systemd.service(
+        dropin = file(name="No extra CA for renewals", path=CERTBOT_ENV_DROPIN, present=False)
+    service(
         name="Renew certificates on certbot.timer",
         service="certbot.timer",
         running=True,

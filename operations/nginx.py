@@ -17,6 +17,7 @@ from .certbot import ACME_WEBROOT, CertFiles, Issuer, cert_files, certificate
 from .render import FILES_DIR, render, render_text
 from .routes import security_headers, site_servers
 from .sites import Site
+from .snapshot import facts_through_snapshot
 from .validated import checked_file
 
 # Mozilla's "intermediate" TLS configuration (guidelines 5.7): its TLS 1.2 suites in its order, its
@@ -118,7 +119,7 @@ def nginx_base(ipv6: bool = True, reject_handshake: bool = True):
         validate=DHPARAM_CHECK,
     )
     main = checked_file(name="nginx.conf", dest=NGINX_CONF, content=main_text(), validate=CHECK)
-    stock = files.link(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
+    stock = facts_through_snapshot(files.link)(name="Remove the stock default site", path=STOCK_DEFAULT_SITE, present=False)
     changes = [dhparam, main, stock]
     default_cert = None
     if not reject_handshake:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyinfra import host
 from pyinfra.api import OperationError, deploy
 from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
@@ -26,6 +25,7 @@ from .nodejs import nodejs_runtime
 from .python import PythonPlan, PythonUnavailable, python_plan, python_runtime
 from .releases import app_command_installed
 from .sites import Site
+from .snapshot import facts_through_snapshot, snapshot_fact
 
 # What every host with apps gets: log rotation for the apps, openssl for self-signed certificates.
 BASE_PACKAGES = ["logrotate", "openssl"]
@@ -118,7 +118,7 @@ def web_apps(
     if any(a.app.build for a in apps):
         nodejs_runtime(**(nodejs or {}))
 
-    size = host.get_fact(HostSize)
+    size = snapshot_fact(HostSize)
     for a in apps:
         workers = default_workers(size["cpus"], size["memory_mb"], len(apps), a.app.worker_class)
         app_present(a.app, a.paths, user, a.python.binary, a.python.version, workers, a.deploy_key, brought=a.brought, db_port=a.db_port)
@@ -194,11 +194,11 @@ def nginx_proxy(
     had_cert = {}
     for app in sites:
         files_ = cert_files(app.name, tls)
-        had_cert[app.name] = host.get_fact(Certificate, cert=files_.cert, renewal=files_.renewal) is not None
+        had_cert[app.name] = snapshot_fact(Certificate, cert=files_.cert, renewal=files_.renewal) is not None
         changes.append(nginx_site(app.name, site(app, had_cert[app.name])))
     for name in absent:
         changes.append(nginx_site_absent(name))
-    systemd.service(
+    facts_through_snapshot(systemd.service)(
         name="nginx running",
         service="nginx",
         running=True,
