@@ -24,7 +24,7 @@ figures to bench/results.json (bench/results-DISTRO.json for a distro other than
 Ubuntu 24.04), merged into what the file already holds, so the phases can be run one
 at a time. Environment: BENCH_RERUNS (default 3), BENCH_FIRST_RUNS (default 2),
 BENCH_APPS (default "1,5,10,20"), BENCH_WRK_SECONDS (default 10), BENCH_PHASES (default
-all: first,rerun,change,baseline,served,scaling; without "first" the example is deployed
+all: first,rerun,change,baseline,served,release,scaling; without "first" the example is deployed
 once, untimed, for the phases that need it).
 """
 
@@ -76,7 +76,7 @@ FIRST_RUNS = int(os.environ.get("BENCH_FIRST_RUNS", "2"))
 APP_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_APPS", "1,5,10,20").split(","))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 WRK_CONNECTIONS = 32
-PHASES = ("first", "rerun", "change", "baseline", "served", "scaling")
+PHASES = ("first", "rerun", "change", "baseline", "served", "release", "scaling")
 
 
 def log(message: str) -> None:
@@ -341,6 +341,46 @@ class Bench:
         main = next((s for s in served.values() if s["kind"] == "flask"), next(iter(served.values())))
         self.results.update(served=served, rps=main["rps"], p50_ms=main["p50_ms"], p99_ms=main["p99_ms"], errors=main["errors"])
 
+    def release_phase(self) -> None:
+        """A new commit of one app deployed while wrk loads it through nginx and TLS (errors lost), then rolled back and forth."""
+        d = self.deployed
+        app = next((a for a in d.raw.get("apps", []) if a.get("domains") and a.get("repo")), None)
+        if app is None:
+            self.notes.append("release not measured: this deploy serves no venv app through nginx")
+            return
+        t, name = d.target, app["name"]
+        t.exec("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
+        work = f"/tmp/bench-release-{name}"
+        # An empty commit: a new release with the same install files, so the switch is gunicorn's graceful reload.
+        t.exec(
+            f"rm -rf {work} && git clone -q {shlex.quote(app['repo'])} {work} && cd {work} && "
+            "git -c user.name=bench -c user.email=bench@example.test commit -q --allow-empty -m 'bench release' && git push -q origin HEAD"
+        )
+        url = f"https://{app['domains'][0]}/"
+        log(f"release: {name} deploys a new commit while wrk ({WRK_CONNECTIONS} connections) loads {url} ...")
+        t.exec(
+            f"setsid nohup timeout -s INT 900 wrk -t2 -c{WRK_CONNECTIONS} -d900s --timeout 5s --latency {url} "
+            "> /tmp/bench-wrk.out 2>&1 < /dev/null &"
+        )
+        time.sleep(2)
+        secs, run = self.timed(d.docker_config)
+        time.sleep(2)
+        t.exec("pkill -INT -x wrk; for i in $(seq 30); do pgrep -x wrk >/dev/null || break; sleep 1; done")
+        load = parse_wrk(t.out("cat /tmp/bench-wrk.out"))
+        log(f"  deploy {secs:.1f}s ({run.changed} operations changed), under load: {load}")
+        live = t.out(f"readlink /srv/apps/{name}/current").rsplit("/", 1)[-1]
+        start = time.perf_counter()
+        t.exec(f"vpskit-app rollback {name}")
+        rollback = time.perf_counter() - start
+        t.exec(f"vpskit-app rollback {name} {live}")  # forward again: the host matches its config for later phases
+        log(f"  vpskit-app rollback {name}: {rollback:.1f}s")
+        self.results.update(
+            release={"app": name, "deploy_s": round(secs, 2), "load_1m": self.load, "changed_ops": run.changed_ops, "wrk": load},
+            deploy_changed_commit_s=round(secs, 2),
+            errors_during_deploy=load["errors"],
+            rollback_s=round(rollback, 2),
+        )
+
     def scaling_phase(self) -> None:
         """The cost curve: for each number of generated apps, a timed first deploy on a fresh target, then its no-change re-runs."""
         first, by_apps, commands, first_commands = {}, {}, {}, {}
@@ -496,6 +536,15 @@ def table(r: dict) -> str:
                 )
     else:
         rows.append(("served throughput", "not measured (no app behind nginx in this deploy)"))
+    if r.get("release"):
+        w = r["release"]["wrk"]
+        rows.append(
+            (
+                f"new commit under load ({r['release']['app']})",
+                f"{num(r.get('deploy_changed_commit_s'))}s, {r.get('errors_during_deploy')} errors in {w.get('requests')} requests",
+            )
+        )
+        rows.append(("  vpskit-app rollback", f"{num(r.get('rollback_s'))}s"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -528,13 +577,14 @@ def main(argv: list[str]) -> int:
         try:
             if "first" in phases:
                 bench.first_deploys()
-            elif set(phases) & {"rerun", "change", "baseline", "served"}:
+            elif set(phases) & {"rerun", "change", "baseline", "served", "release"}:
                 bench.deploy_once()
             for phase, measure in (
                 ("rerun", bench.rerun_phase),
                 ("change", bench.one_app_change),
                 ("baseline", bench.baseline_phase),
                 ("served", bench.served_phase),
+                ("release", bench.release_phase),
                 ("scaling", bench.scaling_phase),
             ):
                 if phase in phases:
