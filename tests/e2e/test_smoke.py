@@ -175,12 +175,11 @@ def test_tls_is_mozillas_intermediate_profile_by_sslyze(example):
             assert not dhe and any(suite.startswith("TLS_ECDHE_ECDSA_") for suite in suites), f"{app}: {suites}"
 
 
+@pytest.mark.needs_caddy
 def test_caddy_in_front_passes_sslyze_and_its_certificates_are_in_the_health_report(example, keys):
     """The same host switched to Caddy: Mozilla intermediate by sslyze (Go's TLS has no DHE suites), and the health
     report checks the certificates Caddy got from pebble (named by domain, as Caddy keeps them), not certbot's."""
     t = example.target
-    if not distro_of(t.distro).has_caddy:
-        pytest.skip(f"{t.distro} has no caddy package (refused before anything changes: see above)")
     run, _ = deploy_variant(example, keys, "caddy", _caddy)
     assert run.returncode == 0 and run.errors == 0, run
     for app, domain in example.domains.items():
