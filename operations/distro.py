@@ -27,6 +27,9 @@ class Release:
     deadsnakes: tuple[str, ...] = ()
     # prometheus-alertmanager has a Discord receiver (0.25 and later; Ubuntu 22.04 has 0.23).
     alertmanager_discord: bool = True
+    # prometheus-nginx-exporter runs under vpskit's deploy (Debian 12's 0.11 failed its start there in the
+    # smoke suite although it serves when run by hand; left out until that is understood).
+    nginx_exporter: bool = True
 
 
 _DEADSNAKES_OLD = ("3.7", "3.8", "3.9")
@@ -41,7 +44,7 @@ RELEASES = {
     ),
     # deadsnakes publishes for a release some time after it ships: none seen for 26.04 yet.
     ("ubuntu", "26.04"): Release("Ubuntu 26.04", "3.14", "18", (1, 28), (10, 2), 22, "docker-compose-v2"),
-    ("debian", "12"): Release("Debian 12", "3.11", "15", (1, 22), (9, 2), 18),
+    ("debian", "12"): Release("Debian 12", "3.11", "15", (1, 22), (9, 2), 18, nginx_exporter=False),
     ("debian", "13"): Release("Debian 13", "3.13", "17", (1, 26), (10, 0), 20, "docker-compose"),
 }  # fmt: skip
 SUPPORTED_NAMES = ", ".join(r.name for r in RELEASES.values())

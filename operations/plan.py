@@ -444,6 +444,7 @@ class Plan:
             postgres=bool(self.pg_apps),
             postgres_port=self.config.postgres.port,
             nginx=self.has_apps and self.config.web.proxy == "nginx",
+            nginx_exporter=self.distro.release.nginx_exporter,
             probes=tuple(c for c in self.health_checks if c.url),
             backup_items=tuple(i.name for i in self.items),
             alerts=spec(AlertLimits, m.alerts, backup_age_hours=m.max_backup_age_hours, cert_days=m.min_cert_days, disks=m.disks),

@@ -105,6 +105,8 @@ class PrometheusSpec:
     postgres_port: int = 5432
     # The nginx exporter, reading stub_status on loopback, and mtail reading nginx's access log (nginx is the front proxy).
     nginx: bool = False
+    # ... and the nginx exporter with it, where the release's runs (``Release.nginx_exporter``).
+    nginx_exporter: bool = True
     # The apps' health URLs, probed by the blackbox exporter (``AppCheck`` with a url).
     probes: tuple[AppCheck, ...] = ()
     # The backup items whose age is alerted on (from vpskit-health's metrics file).
@@ -118,7 +120,12 @@ class PrometheusSpec:
 
     def __post_init__(self):
         wanted = (PROMETHEUS, ALERTMANAGER, NODE)
-        wanted += (BLACKBOX,) * bool(self.probes) + (POSTGRES,) * self.postgres + (NGINX, MTAIL) * self.nginx
+        wanted += (
+            (BLACKBOX,) * bool(self.probes)
+            + (POSTGRES,) * self.postgres
+            + (NGINX,) * (self.nginx and self.nginx_exporter)
+            + (MTAIL,) * self.nginx
+        )
         object.__setattr__(self, "daemons", wanted)
 
 
