@@ -280,17 +280,6 @@ def prometheus_monitoring(spec: PrometheusSpec | None):
     if spec.nginx:
         site = checked_file(name="nginx stub_status on loopback", dest=STUB_STATUS_CONF, content=stub_status_site(), validate="nginx -t")
         systemd.service(name="Reload nginx for stub_status", service="nginx", reloaded=True, _if=site.did_change)
-        # nginx opens the new port after `reload` returns; the exporter of Debian 12 (0.11) exits at its start
-        # when stub_status does not answer yet, so its restart below waits for the port first.
-        server.shell(
-            name="nginx stub_status answers",
-            commands=[
-                f"for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/{STUB_STATUS_PORT}) 2>/dev/null && exit 0; sleep 0.2; done; "
-                f"echo 'nginx does not listen on 127.0.0.1:{STUB_STATUS_PORT} for stub_status' >&2; exit 1"
-            ],
-            _if=site.did_change,
-            _shell_executable="bash",
-        )
         program = checked_file(
             name="mtail: nginx answers by status",
             dest=MTAIL_PROGRAM,
