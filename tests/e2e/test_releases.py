@@ -140,9 +140,17 @@ def under_load(t, action) -> dict[str, int]:
     return counts
 
 
+def before_releases() -> str:
+    """The last commit of vpskit without releases: the parent of the one that added operations/releases.py."""
+    git = ["git", "log", "--diff-filter=A", "--format=%H", "--", "operations/releases.py"]
+    added = subprocess.run(git, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert added, "the history that added operations/releases.py is missing (a shallow clone?): `git fetch --unshallow`"
+    return f"{added[-1]}^"
+
+
 def legacy_deploy(cfg_path: Path) -> None:
-    """Deploy with vpskit as it was before releases (this branch's base), from an exported copy of it."""
-    base = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    """Deploy with vpskit as it was before releases, from an exported copy of that commit."""
+    base = before_releases()
     old = cfg_path.parent / "vpskit-before-releases"
     old.mkdir()
     tar = subprocess.run(["git", "archive", base], cwd=ROOT, capture_output=True, check=True).stdout
