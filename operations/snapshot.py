@@ -278,14 +278,15 @@ def _host_fact(cls: type[FactBase], *args, **kwargs):
 
 
 def _snapshot_or_host(cls: type[FactBase], *args, **kwargs):
-    """``snapshot_fact`` for a fact read with plain, hashable arguments; the host's own read otherwise."""
+    """``snapshot_fact`` for a fact read with plain, hashable arguments (a list of them counts, as a tuple); the host's own read otherwise."""
+    plain = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     try:
-        hash(tuple(kwargs.items()))
+        hash(tuple(plain.items()))
     except TypeError:
         return _host_fact(cls, *args, **kwargs)
     if args or any(k.startswith("_") for k in kwargs) or not (isinstance(cls, type) and issubclass(cls, FactBase)):
         return _host_fact(cls, *args, **kwargs)
-    return snapshot_fact(cls, **kwargs)
+    return snapshot_fact(cls, **plain)
 
 
 def planned(facts_of):
