@@ -140,7 +140,7 @@ while True:
     if time.time() > deadline:
         print(last)
         sys.exit(1)
-    time.sleep(1)
+    time.sleep(0.25)
 """
 
 

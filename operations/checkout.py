@@ -208,6 +208,8 @@ class GitCheckout(FactBase):
     remote that cannot be read gives its error (``"error": "…"``).
     """
 
+    slow = True  # asks the app's remote: not read again with the others after a change (snapshot.py)
+
     def command(self, path, repo, ref, user, ssh_env="", key_file="", deployed_file=""):
         p = shlex.quote(path)
         ask = ask_remote(repo, ref, user, ssh_env, key_file)

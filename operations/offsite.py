@@ -183,6 +183,8 @@ class ResticRepository(FactBase):
     ``"error"`` with restic's ``message`` (wrong password, unreachable).
     """
 
+    slow = True  # asks the off-host repository: not read again with the others after a change (snapshot.py)
+
     @staticmethod
     def default():
         return {"state": "absent", "message": ""}
