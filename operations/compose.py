@@ -40,7 +40,7 @@ class ComposeSpec(Code):
     port: int = 0  # the loopback port it publishes for the proxy
     proxied: bool = False  # a site forwards to ``port``: it must be published on 127.0.0.1
     public_services: tuple[str, ...] = ()  # may publish beyond loopback
-    health_timeout: int = 120
+    health_timeout: int = 60
     service: str = ""  # where migrate and seed run
     migrate: str = ""
     seed: str = ""

@@ -68,7 +68,7 @@ def test_a_compose_app_wants_the_engine(minimal_raw, tmp_path):
     cfg = parse(minimal_raw, tmp_path, apps=[{**COMPOSE, "container_databases": [{"service": "db", "name": "memo"}]}])
     assert cfg.wants_docker and [a.name for a in cfg.compose_apps] == ["memo"]
     app = cfg.apps[0]
-    assert (app.health_timeout, app.public_services) == (120, ())
+    assert (app.health_timeout, app.public_services) == (60, ())
     assert app.container_databases == (ContainerDatabase("db", "memo", "postgresql", "postgres"),)
 
 
