@@ -63,6 +63,7 @@ class VenvAppSpec(Code):
     threads: int = 1
     timeout: int = 30
     health_path: str = "/"
+    health_timeout: int = 60  # seconds a new release has to answer on health_path
     app_dir: str = "."
     install: str = "auto"  # install.METHODS
     requirements: str = "requirements.txt"
@@ -120,8 +121,6 @@ def in_app_env(paths: AppPaths, command: str) -> str:
     return f"set -a && . {paths.env} && set +a && PATH={paths.venv}/bin:$PATH && cd {paths.code} && {command}"
 
 
-# Seconds a restarted app has to answer on its health path.
-ANSWER_TIMEOUT = 60
 # Polls a URL until it answers below 400; prints the last status or error when time runs out.
 _PROBE = """
 import sys, time, urllib.error, urllib.request
@@ -140,11 +139,11 @@ while True:
     if time.time() > deadline:
         print(last)
         sys.exit(1)
-    time.sleep(1)
+    time.sleep(0.25)
 """
 
 
-def answer_command(app_name: str, python: str, port: int, path: str, error_log: str, timeout: int = ANSWER_TIMEOUT) -> str:
+def answer_command(app_name: str, python: str, port: int, path: str, error_log: str, timeout: int = 60) -> str:
     """Shell that waits for the app to answer ``path`` on its loopback port, or fails naming it with its error log's end."""
     url = f"http://127.0.0.1:{int(port)}{path}"
     say = shlex.quote(f"app {app_name} does not answer at {url} within {timeout}s")
@@ -198,7 +197,7 @@ def app_settings(app: VenvAppSpec, paths: AppPaths, user: str) -> str:
                 "unit": paths.unit,
                 "port": app.port,
                 "health_path": app.health_path,
-                "health_timeout": ANSWER_TIMEOUT,
+                "health_timeout": app.health_timeout,
                 "user": user,
                 "env_files": [paths.env, *([secret_env_path(app.name)] if app.postgres else [])],
                 "error_log": f"{paths.logs}/error.log",
@@ -335,7 +334,9 @@ def app_present(
     if restart:
         server.shell(
             name=f"{n}: answers on {app.health_path}",
-            commands=[answer_command(n, f"{paths.venv}/bin/python", app.port, app.health_path, f"{paths.logs}/error.log")],
+            commands=[
+                answer_command(n, f"{paths.venv}/bin/python", app.port, app.health_path, f"{paths.logs}/error.log", app.health_timeout)
+            ],
         )
 
 

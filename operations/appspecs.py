@@ -38,7 +38,8 @@ def code_of(app: App) -> dict:
 
 def venv_spec(app: App) -> VenvAppSpec:
     """``app_present``'s spec of a venv app: the worker class and pip packages its config implies."""
-    same = ("port", "entry", "workers", "threads", "timeout", "health_path", "app_dir", "install", "requirements")
+    same = ("port", "entry", "workers", "threads", "timeout", "health_path", "health_timeout", "app_dir")
+    same += ("install", "requirements")
     same += ("build", "build_dir", "migrate", "seed", "keep_releases", "shared_paths")
     fields = {name: getattr(app, name) for name in same}
     return VenvAppSpec(**code_of(app), **fields, worker_class=worker_class(app), packages=tuple(pip_packages(app)))

@@ -208,6 +208,8 @@ class GitCheckout(FactBase):
     remote that cannot be read gives its error (``"error": "…"``).
     """
 
+    slow = True  # asks the app's remote: not read again with the others after a change (snapshot.py)
+
     def command(self, path, repo, ref, user, ssh_env="", key_file="", deployed_file=""):
         p = shlex.quote(path)
         ask = ask_remote(repo, ref, user, ssh_env, key_file)
@@ -417,7 +419,7 @@ def app_env(app: Code, paths: AppPaths, user: str, brought: dict[str, str] | Non
 
     # Read when the operation runs: secrets restored earlier in this run (off-host recovery) are kept.
     def content() -> str:
-        kept = host.get_fact(EnvSecrets, path=paths.env, names=list(app.secrets))
+        kept = snapshot_fact(EnvSecrets, path=paths.env, names=tuple(app.secrets))
         return env_file_text(app, paths, kept, brought=brought, db_port=db_port)
 
     if app.postgres and any(PASSWORD_REF in value for value in app.env.values()):

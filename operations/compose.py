@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
-from pyinfra.operations import files
 
+from .batched import directory_present
 from .checkout import GIT, AppPaths, Code, app_code, app_files_purged
 from .facts import OutputLines
 from .releases import DEPLOYED, SETTINGS_DIR
@@ -40,7 +40,7 @@ class ComposeSpec(Code):
     port: int = 0  # the loopback port it publishes for the proxy
     proxied: bool = False  # a site forwards to ``port``: it must be published on 127.0.0.1
     public_services: tuple[str, ...] = ()  # may publish beyond loopback
-    health_timeout: int = 120
+    health_timeout: int = 60
     service: str = ""  # where migrate and seed run
     migrate: str = ""
     seed: str = ""
@@ -144,8 +144,10 @@ def compose_app(
         compose_app(memo, AppPaths("memo", "/srv/apps", "/var/log/apps"), "appuser")
     """
     n = app.name
-    files.directory(name="vpskit helper directory", path=CHECK_SCRIPT.rsplit("/", 1)[0], mode="755", user="root", group="root")
-    check = files.put(name="Compose checks (ports, readiness)", src=str(FILES_DIR / "vpskit-compose-check"), dest=CHECK_SCRIPT, mode="755")
+    directory_present(name="vpskit helper directory", path=CHECK_SCRIPT.rsplit("/", 1)[0], mode="755", user="root", group="root")
+    check = checked_file(
+        name="Compose checks (ports, readiness)", content=(FILES_DIR / "vpskit-compose-check").read_bytes(), dest=CHECK_SCRIPT, mode="755"
+    )
     deployed = f"{paths.root}/{DEPLOYED}"
     code, env_op = app_code(app, paths, user, deploy_key, brought=brought, db_port=db_port, deployed_file=deployed)
     keys = compose_stamp_keys(app, paths)

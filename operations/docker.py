@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass
 
 from pyinfra.api import OperationError, deploy
-from pyinfra.operations import apt, files, systemd
 
 from .aptrepo import apt_repository
+from .batched import directory_present, packages_installed, unit_running
 from .contribution import Contribution
 from .distro import Distro
 from .validated import checked_file
@@ -114,15 +114,9 @@ def docker_engine(distro: Distro, cfg: Engine = Engine(), compose_apps: list[str
             suite=distro.codename,
             components="stable",
         )
-    apt.packages(name="Install Docker Engine", packages=docker_packages(cfg, distro))
-    files.directory(name="Docker config directory", path="/etc/docker", user="root", group="root", mode="755")
+    packages_installed(name="Install Docker Engine", packages=docker_packages(cfg, distro))
+    directory_present(name="Docker config directory", path="/etc/docker", user="root", group="root", mode="755")
     daemon = checked_file(
         name="daemon.json (log rotation, storage driver)", dest=DAEMON_JSON, content=daemon_json_text(cfg), validate=VALIDATE
     )
-    systemd.service(
-        name="Docker Engine running",
-        service="docker.service",
-        running=True,
-        enabled=True,
-        restarted=daemon.will_change,
-    )
+    unit_running(name="Docker Engine running", unit="docker.service", restarted=daemon.will_change)

@@ -65,6 +65,8 @@ class AptUpgradable(FactBase):
     while that key is unchanged; a failed simulation is never kept.
     """
 
+    slow = True  # a simulation whenever apt's state changed: not read again with the others after a change (snapshot.py)
+
     def requires_command(self, full=True):
         return "apt-get"
 

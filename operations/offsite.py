@@ -27,15 +27,15 @@ from pathlib import Path
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, OperationError, StringCommand, deploy, operation
-from pyinfra.operations import files
 
 from .backup import BACKUP_SCRIPT, CONFIG_DIR, STATUS_DIR, BackupItem
-from .batched import packages_installed
+from .batched import directory_present, packages_installed
 from .config.checks.backups import SFTP_RE
 from .contribution import Contribution
 from .postgres import SECRETS_DIR
 from .render import render
 from .schedule import timer_service
+from .snapshot import planned, snapshot_fact
 from .validated import checked_file
 
 PACKAGES = ["restic"]
@@ -183,6 +183,8 @@ class ResticRepository(FactBase):
     ``"error"`` with restic's ``message`` (wrong password, unreachable).
     """
 
+    slow = True  # asks the off-host repository: not read again with the others after a change (snapshot.py)
+
     @staticmethod
     def default():
         return {"state": "absent", "message": ""}
@@ -255,7 +257,7 @@ def offsite_copies(spec: OffsiteSpec):
                                    paths=("/var/backups/vpskit", "/etc/vpskit/secrets")))
     """
     packages_installed(name="Install restic", packages=PACKAGES)
-    files.directory(name="Off-host copy settings (root only)", path=OFFSITE_DIR, mode="700", user="root", group="root")
+    directory_present(name="Off-host copy settings (root only)", path=OFFSITE_DIR, mode="700", user="root", group="root")
     checked_file(
         name="Off-host repository and its credentials",
         dest=ENV_FILE,
@@ -304,6 +306,7 @@ def offsite_copies(spec: OffsiteSpec):
     )
 
 
+@planned(lambda *_, **__: [(ResticRepository, {"wrapper": RESTIC})])
 @operation()
 def offsite_repository(repository: str, create: bool = True):
     """
@@ -320,7 +323,7 @@ def offsite_repository(repository: str, create: bool = True):
 
         offsite_repository(repository="sftp:backup@backup.example.net:/srv/restic/web1")
     """
-    state = host.get_fact(ResticRepository, wrapper=RESTIC)
+    state = snapshot_fact(ResticRepository, wrapper=RESTIC)
     repository = shown_repository(repository)
     if state["state"] == "ok":
         host.noop(f"{repository} opens with the host's password")

@@ -235,6 +235,7 @@ class RoleMemberships(FactBase):
         return None
 
 
+@planned(lambda role, port=5432, **_: [(RoleMemberships, {"role": role, "port": port})])
 @operation()
 def monitoring_role(role: str, port: int = 5432):
     """
@@ -249,7 +250,7 @@ def monitoring_role(role: str, port: int = 5432):
 
         monitoring_role("prometheus")
     """
-    state = host.get_fact(RoleMemberships, role=role, port=port)
+    state = snapshot_fact(RoleMemberships, role=role, port=port)
     if state is None:
         yield psql(port, f"CREATE ROLE {ident(role)} LOGIN IN ROLE pg_monitor")
         return

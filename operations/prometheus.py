@@ -19,10 +19,11 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Which
 from pyinfra.operations import files, server, systemd
 
-from .batched import packages_installed, unit_running
+from .batched import directory_present, packages_installed, unit_running
 from .contribution import Contribution
 from .monitor import AppCheck
 from .render import FILES_DIR, render
+from .snapshot import facts_through_snapshot
 from .validated import checked_file
 
 CONFIG_DIR = "/etc/prometheus"
@@ -261,8 +262,8 @@ def prometheus_monitoring(spec: PrometheusSpec | None):
     # The listen flags before the packages: their first start is on loopback already (dpkg keeps an existing
     # /etc/default file, which is a conffile of the package). The packages' system user first, as they make it:
     # the PostgreSQL exporter's package gives its file to that user (640), and so does vpskit.
-    server.group(name="prometheus system group", group="prometheus", system=True)
-    server.user(
+    facts_through_snapshot(server.group)(name="prometheus system group", group="prometheus", system=True)
+    facts_through_snapshot(server.user)(
         name="prometheus system user", user="prometheus", group="prometheus", system=True,
         home="/var/lib/prometheus", create_home=False, shell="/usr/sbin/nologin",
     )  # fmt: skip
@@ -275,7 +276,7 @@ def prometheus_monitoring(spec: PrometheusSpec | None):
         )  # fmt: skip
         restart[d] = args.will_change
     packages_installed(name="Install Prometheus, Alertmanager and exporters", packages=[d.package for d in spec.daemons])
-    files.directory(name="Textfile metrics directory", path=TEXTFILE_DIR, mode="755", user="root", group="root")
+    directory_present(name="Textfile metrics directory", path=TEXTFILE_DIR, mode="755", user="root", group="root")
 
     if spec.nginx:
         site = checked_file(name="nginx stub_status on loopback", dest=STUB_STATUS_CONF, content=stub_status_site(), validate="nginx -t")

@@ -52,6 +52,8 @@ class AppRelease(FactBase):
     deploy key is on the host: ``skipped``); a commit in the app's own clone.
     """
 
+    slow = True  # asks the app's remote: not read again with the others after a change (snapshot.py)
+
     def command(self, root, repo, ref, user, ssh_env="", key_file=""):
         r = shlex.quote(root)
         local = f"{GIT} --git-dir={r}/repo.git rev-parse --verify -q {shlex.quote(ref + '^{commit}')} 2>/dev/null"

@@ -13,9 +13,13 @@ which facts, never their values), and the first read of the next run reads them
 all: a re-run that changes nothing reads its facts in one round trip.
 
 A value read that way is only used while no operation of this run has changed the
-host. After the first change each fact is read on its own again, exactly as
-``host.get_fact`` would: a first deploy checks as before. A remembered fact that
-this run does not need costs only its share of the one command.
+host since it was read. After a change, the next fact asked for is read again with
+every fact still to come, in one command: a run that changes one app reads its facts
+in a round trip per change, not one per fact. After ``REREADS`` such reads (a run that
+changes much, like a first deploy) each fact is read on its own, exactly as
+``host.get_fact`` would. A fact marked ``slow = True`` (it asks another machine: a git
+remote, the off-host repository) is read again only when it is asked for. A remembered fact that this run does not need costs only its
+share of each command that reads it.
 """
 
 from __future__ import annotations
@@ -109,6 +113,8 @@ class _Run:
         self.planned: dict[tuple, None] = {}  # ordered set
         self.asked: dict[tuple, None] = {}  # ordered set: what snapshot_fact was called for
         self.values: dict[tuple, object] = {}
+        self.read_at: dict[tuple, int] = {}  # how many operations had changed the host when each value was read
+        self.rereads = 0  # facts read together after a change
         self.remembered_in = remembered_in
         self.remembered = remembered_keys(remembered_in, host_name) if remembered_in else []
 
@@ -222,21 +228,35 @@ def snapshot_fact(cls: type[FactBase], **kwargs):
     """
     run = _run()
     key = _key(cls, kwargs)
-    run.asked.setdefault(key, None)
-    if changes_so_far():
-        return _host_fact(cls, **kwargs)
-    if key not in run.values:
-        others = [k for k in dict.fromkeys([*run.planned, *run.remembered]) if k not in run.values and k != key]
-        # The fact asked for leads the batch; what does not fit is read when it is asked for.
-        first = batches([key, *others])[0]
-        read = _host_fact(Facts, facts=Wanted(first))
-        for i, k in enumerate(first):
-            if i in read:
-                run.values[k] = read[i]
-        if key not in run.values:
+    changes = changes_so_far()
+    if key in run.values and run.read_at[key] == changes:
+        run.asked.setdefault(key, None)
+        return run.values[key]
+    if changes:
+        if run.rereads >= REREADS:
+            run.asked.setdefault(key, None)
             return _host_fact(cls, **kwargs)
+        run.rereads += 1
+    # The fact asked for leads the batch, then those not asked for yet, then those asked for before
+    # (some are asked again: the package list, a unit's state), each only without a value read since
+    # the last change; what does not fit is read when it is asked for.
+    known = [k for k in dict.fromkeys([*run.planned, *run.remembered]) if k != key and run.read_at.get(k) != changes]
+    if changes:  # a slow fact (one that asks another machine) is read again only when it is asked for
+        known = [k for k in known if not getattr(k[0], "slow", False)]
+    others = [k for k in known if k not in run.asked] + [k for k in known if k in run.asked]
+    run.asked.setdefault(key, None)
+    first = batches([key, *others])[0]
+    read = _host_fact(Facts, facts=Wanted(first))
+    for i, k in enumerate(first):
+        if i in read:
+            run.values[k], run.read_at[k] = read[i], changes
+    if key not in run.values or run.read_at[key] != changes:
+        return _host_fact(cls, **kwargs)
     return run.values[key]
 
+
+# Reads of the facts still to come after a change, per run; beyond them each fact is read on its own.
+REREADS = 4
 
 # What one combined command may grow to, counted as ``command_size`` counts. On its way it goes
 # through up to three levels of shell quoting (pyinfra's ``sh -c``, the docker connector's
@@ -278,14 +298,15 @@ def _host_fact(cls: type[FactBase], *args, **kwargs):
 
 
 def _snapshot_or_host(cls: type[FactBase], *args, **kwargs):
-    """``snapshot_fact`` for a fact read with plain, hashable arguments; the host's own read otherwise."""
+    """``snapshot_fact`` for a fact read with plain, hashable arguments (a list of them counts, as a tuple); the host's own read otherwise."""
+    plain = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     try:
-        hash(tuple(kwargs.items()))
+        hash(tuple(plain.items()))
     except TypeError:
         return _host_fact(cls, *args, **kwargs)
     if args or any(k.startswith("_") for k in kwargs) or not (isinstance(cls, type) and issubclass(cls, FactBase)):
         return _host_fact(cls, *args, **kwargs)
-    return snapshot_fact(cls, **kwargs)
+    return snapshot_fact(cls, **plain)
 
 
 def planned(facts_of):

@@ -13,6 +13,8 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
 
+from .snapshot import snapshot_fact
+
 
 def as_user(user: str, command: str, secret_env: str = "") -> str:
     """``command`` run by ``user`` with its own HOME (the run itself is root).
@@ -34,7 +36,7 @@ class Stamps(FactBase):
     """
     Returns, for each named stamp, the key stored in its file and the key computed now.
 
-    ``stamps`` maps a name to (stamp file, shell that prints the current key).
+    ``stamps`` maps a name to (stamp file, shell that prints the current key), as a dict or as its items.
 
     .. code:: python
 
@@ -43,7 +45,7 @@ class Stamps(FactBase):
 
     def command(self, stamps):
         parts = []
-        for name, (stamp, key_cmd) in sorted(stamps.items()):
+        for name, (stamp, key_cmd) in sorted(dict(stamps).items()):
             parts.append(f'echo "{name}=$(cat {shlex.quote(stamp)})|$({key_cmd})"')
         return "{ " + "; ".join(parts) + "; } 2>/dev/null"
 
@@ -106,9 +108,10 @@ def stamped_steps(app_name: str, plan: list[tuple], keys: dict[str, tuple[str, s
     + cwd: working directory of the commands
     + user: who runs them
 
-    The stored and current keys of all of them are read in one ``Stamps`` fact.
+    The stored and current keys of all of them are read in one ``Stamps`` fact, with the
+    run's other facts while the host is unchanged (``snapshot_fact``).
     """
-    known = host.get_fact(Stamps, stamps=keys)
+    known = snapshot_fact(Stamps, stamps=tuple(sorted(keys.items())))
     return [
         stamped_step(
             name=f"{app_name}: {label}",

@@ -397,8 +397,10 @@ class App:
         expect="a URL path starting with '/'",
     )
     health_timeout: int = setting(
-        120,
-        '`kind = "compose"`: how long to wait after `up` for every service to run (and be healthy, where it has a healthcheck).',
+        60,
+        "How long a deploy waits for a new release to answer on `health_path` (a venv app) or, after `up`, for every "
+        'service to run and be healthy where it has a healthcheck (`kind = "compose"`); past it the run fails and '
+        "the live release keeps serving.",
         minimum=1,
         unit="seconds",
     )

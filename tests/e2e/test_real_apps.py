@@ -37,6 +37,7 @@ APPS = {
         app_dir="backend",
         entry="app.main:app",
         health_path="/api/v1/utils/health-check/",
+        health_timeout=30,  # the failing health check below waits this long, twice
         database={"engine": "postgresql", "driver": ""},  # psycopg is in its uv.lock
         env={
             "GREETING": "hello from ledger",

@@ -68,7 +68,7 @@ def test_a_compose_app_wants_the_engine(minimal_raw, tmp_path):
     cfg = parse(minimal_raw, tmp_path, apps=[{**COMPOSE, "container_databases": [{"service": "db", "name": "memo"}]}])
     assert cfg.wants_docker and [a.name for a in cfg.compose_apps] == ["memo"]
     app = cfg.apps[0]
-    assert (app.health_timeout, app.public_services) == (120, ())
+    assert (app.health_timeout, app.public_services) == (60, ())
     assert app.container_databases == (ContainerDatabase("db", "memo", "postgresql", "postgres"),)
 
 
@@ -164,10 +164,10 @@ def calls(monkeypatch):
         return op
 
     monkeypatch.setattr(docker_mod, "apt_repository", lambda *a, **k: seen.append(("apt_repository", {"args": a, **k})))
-    monkeypatch.setattr(docker_mod.apt, "packages", record("apt.packages"))
-    monkeypatch.setattr(docker_mod.files, "directory", record("files.directory"))
+    monkeypatch.setattr(docker_mod, "packages_installed", record("packages_installed"))
+    monkeypatch.setattr(docker_mod, "directory_present", record("directory_present"))
     monkeypatch.setattr(docker_mod, "checked_file", record("checked_file"))
-    monkeypatch.setattr(docker_mod.systemd, "service", record("systemd.service"))
+    monkeypatch.setattr(docker_mod, "unit_running", record("unit_running"))
     return seen
 
 
@@ -190,12 +190,12 @@ def test_docker_repo_source_is_pinned_and_its_file_written(calls):
     )
     daemon = dict(calls)["checked_file"]
     assert daemon["dest"] == "/etc/docker/daemon.json" and "dockerd --validate --config-file {path}" in daemon["validate"]
-    assert dict(calls)["systemd.service"]["restarted"] is True  # daemon.json changed in this run
+    assert dict(calls)["unit_running"]["restarted"] is True  # daemon.json changed in this run
 
 
 def test_distro_source_adds_no_repository_and_debian_compose_apps_stop_the_deploy(calls):
     engine_ops(DEBIAN, DockerEngine(source="distro"), [])
-    assert "apt_repository" not in dict(calls) and dict(calls)["apt.packages"]["packages"] == ["docker.io"]
+    assert "apt_repository" not in dict(calls) and dict(calls)["packages_installed"]["packages"] == ["docker.io"]
     with pytest.raises(Exception, match=r'\[docker\]\.source = "distro"'):
         engine_ops(DEBIAN, DockerEngine(source="distro"), ["memo"])
 

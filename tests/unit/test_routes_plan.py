@@ -107,7 +107,7 @@ def test_route_upstreams_are_checked_before_up(minimal_raw, tmp_path, monkeypatc
     app = compose_spec(plan_of(minimal_raw, tmp_path, monkeypatch, LEARNUP).config.apps[0])
     up = up_command(app, AppPaths("learnup", "/srv/apps", "/var/log/apps"))
     assert "ports learnup 3000 --route api:5000 frs:8000 && " in up
-    assert "wait learnup 120 --answer api:5000 frs:8000 -- docker compose" in up
+    assert "wait learnup 60 --answer api:5000 frs:8000 -- docker compose" in up
     config = {"services": {
         "frontend": {"ports": [{"host_ip": "127.0.0.1", "published": "3000", "target": 3000}]},
         "api": {"ports": [{"host_ip": "127.0.0.1", "published": "5000", "target": 5000}]},

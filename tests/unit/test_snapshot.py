@@ -93,17 +93,55 @@ def test_planned_facts_are_read_in_one_round_trip_while_the_host_is_unchanged():
     assert host.asked == ["Facts"]
 
 
-def test_after_any_change_each_fact_is_read_again_on_its_own():
+def test_after_a_change_the_facts_still_to_come_are_read_again_together_never_from_before_it():
     with on_stub(FILES) as host:
-        snapshot.plan(FileState, path="/a")
-        snapshot.plan(FileState, path="/b")
+        for path in ("/a", "/b", "/c"):
+            snapshot.plan(FileState, path=path)
         snapshot.snapshot_fact(FileState, path="/a")
         host.ops["op1"] = Meta(changed=False)
         assert snapshot.snapshot_fact(FileState, path="/b") == {"sha256": "/b"}
         assert host.asked == ["Facts"]
+        # An operation changes /b and /c: what was read before is not used again.
         host.ops["op2"] = Meta(changed=True)
+        host.facts[fact(FileState, path="/b")] = {"sha256": "/b changed"}
+        host.facts[fact(FileState, path="/c")] = {"sha256": "/c changed"}
+        assert snapshot.snapshot_fact(FileState, path="/b") == {"sha256": "/b changed"}
+        assert snapshot.snapshot_fact(FileState, path="/c") == {"sha256": "/c changed"}
+        assert snapshot.snapshot_fact(FileState, path="/a") == {"sha256": "/a"}
+    # /b leads a second read that takes /c and /a along.
+    assert host.asked == ["Facts", "Facts"]
+
+
+class SlowFact(FileState):
+    slow = True
+
+
+def test_a_slow_fact_is_not_taken_along_after_a_change_only_read_when_asked_for():
+    slow_key = fact(SlowFact, path="/remote")
+    with on_stub({**FILES, slow_key: {"sha256": "remote"}}) as host:
+        snapshot.plan(FileState, path="/a")
+        snapshot.plan(SlowFact, path="/remote")
+        snapshot.plan(FileState, path="/b")
+        snapshot.snapshot_fact(FileState, path="/a")
+        host.ops["op1"] = Meta(changed=True)
+        snapshot.snapshot_fact(FileState, path="/b")
+        run = snapshot._run()
+        assert run.read_at[fact(SlowFact, path="/remote")] == 0 and run.read_at[fact(FileState, path="/b")] == 1
+        assert snapshot.snapshot_fact(SlowFact, path="/remote") == {"sha256": "remote"}
+    assert host.asked == ["Facts", "Facts", "Facts"]
+
+
+def test_after_rereads_run_out_each_fact_is_read_on_its_own():
+    """A run that changes much (a first deploy) reads facts as host.get_fact does, once its rereads are spent."""
+    with on_stub(FILES) as host:
+        snapshot.plan(FileState, path="/a")
+        for i in range(snapshot.REREADS):
+            host.ops[f"op{i}"] = Meta(changed=True)
+            snapshot.snapshot_fact(FileState, path="/a")
+        assert host.asked == ["Facts"] * snapshot.REREADS
+        host.ops["last"] = Meta(changed=True)
         assert snapshot.snapshot_fact(FileState, path="/b") == {"sha256": "/b"}
-    assert host.asked == ["Facts", "FileState"]
+    assert host.asked == ["Facts"] * snapshot.REREADS + ["FileState"]
 
 
 def test_an_unplanned_fact_is_read_with_the_planned_ones_not_yet_read():

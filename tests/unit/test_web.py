@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import subprocess
 from dataclasses import replace
@@ -10,7 +11,7 @@ from fractions import Fraction
 
 import pytest
 
-from operations.app import default_workers, pip_packages, unit_text
+from operations.app import answer_command, app_settings, default_workers, pip_packages, unit_text
 from operations.appspecs import code_of, venv_spec
 from operations.certbot import (
     LETSENCRYPT,
@@ -241,6 +242,14 @@ def test_unit_runs_gunicorn_on_loopback_sandboxed_without_env_values():
     ):
         assert f"\n{line}\n" in text
     assert "hello-unit" not in text and "SECRET_KEY" not in text
+
+
+def test_health_timeout_reaches_the_release_switch_and_the_answer_check():
+    paths = AppPaths("shop", "/srv/apps", "/var/log/apps")
+    assert json.loads(app_settings(venv_spec(app()), paths, "appuser"))["health_timeout"] == 60
+    spec = venv_spec(app(health_timeout=15))
+    assert json.loads(app_settings(spec, paths, "appuser"))["health_timeout"] == 15
+    assert "within 15s" in answer_command("shop", "python3", 8000, "/", "/var/log/apps/shop/error.log", spec.health_timeout)
 
 
 def test_unit_under_home_does_not_hide_home():
