@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,8 @@ def fingerprint(key) -> str:
     return f"{key.get_name()} SHA256:{digest}"
 
 
-def login(address: str, way: WayIn, timeout: float = 8.0) -> Attempt:
-    """Log in once with ``way``: whether it worked, and the host key that answered."""
+def login(address: str, way: WayIn, timeout: float = 8.0, sock: socket.socket | None = None) -> Attempt:
+    """Log in once with ``way`` (over ``sock`` when already connected): whether it worked, and the host key that answered."""
     import logging
 
     import paramiko
@@ -75,10 +76,11 @@ def login(address: str, way: WayIn, timeout: float = 8.0) -> Attempt:
     # A port that accepts and then closes (a NAT forward with nothing behind it)
     # makes paramiko's transport thread log a traceback: the failure is reported here instead.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-    try:
-        sock = socket.create_connection((address, way.port), timeout=timeout)
-    except OSError as e:
-        return Attempt(f"cannot connect: {e.strerror or e}")
+    if sock is None:
+        try:
+            sock = socket.create_connection((address, way.port), timeout=timeout)
+        except OSError as e:
+            return Attempt(f"cannot connect: {e.strerror or e}")
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     password = os.environ.get(way.password_env) if way.password_env else None
@@ -114,6 +116,97 @@ def login(address: str, way: WayIn, timeout: float = 8.0) -> Attempt:
 def try_login(address: str, way: WayIn, timeout: float = 8.0) -> str | None:
     """Log in once with ``way``; None when it works, else why it did not."""
     return login(address, way, timeout).error
+
+
+class PortProbe:
+    """Connects to every port at once and waits for sshd's greeting, so no login waits on a port nobody answers.
+
+    A port behind a firewall that drops packets (UFW's default) costs a full timeout per
+    login tried on it; probed together, all the silent ports cost one timeout in all, and
+    less once another port has answered: the same sshd answers on all its ports within
+    ``settle`` seconds of each other. The greeting is only peeked at: the first login on a
+    port goes over the probe's connection, so sshd sees no extra connection for it.
+    """
+
+    def __init__(self, address: str, ports, timeout: float = 8.0, settle: float = 1.0):
+        self.timeout, self.settle = timeout, settle
+        self.started = time.monotonic()
+        self._done = threading.Condition()
+        self._results: dict[int, tuple[socket.socket | None, str]] = {}  # port -> (connection, why silent)
+        self._answered_at: float | None = None
+        for port in dict.fromkeys(ports):
+            threading.Thread(target=self._probe, args=(address, port), daemon=True).start()
+
+    def _probe(self, address: str, port: int) -> None:
+        sock, why = None, ""
+        try:
+            sock = socket.create_connection((address, port), timeout=self.timeout)
+            if not sock.recv(1, socket.MSG_PEEK):
+                why = "no SSH answer: the connection was closed"
+        except TimeoutError:
+            why = f"no SSH answer within {self.timeout:g} s"
+        except OSError as e:
+            why = f"cannot connect: {e.strerror or e}"
+        if why and sock is not None:
+            sock.close()
+            sock = None
+        with self._done:
+            if port in self._results:  # given up on already
+                if sock is not None:
+                    sock.close()
+                return
+            self._results[port] = (sock, why)
+            if not why and self._answered_at is None:
+                self._answered_at = time.monotonic()
+            self._done.notify_all()
+
+    def silent(self, port: int) -> str:
+        """Why nothing answers SSH on ``port`` ('' when sshd greeted), waiting for it as long as it may still answer."""
+        with self._done:
+            while port not in self._results:
+                deadline = self.started + self.timeout
+                if self._answered_at is not None:
+                    deadline = min(deadline, self._answered_at + self.settle)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    waited = time.monotonic() - self.started
+                    self._results[port] = (None, f"no SSH answer within {waited:.1f} s, while another port answered")
+                    break
+                self._done.wait(left)
+            return self._results[port][1]
+
+    def take(self, port: int) -> socket.socket | None:
+        """The probe's connection to ``port`` for a login to use (once), None when it has none left."""
+        with self._done:
+            sock, why = self._results.get(port, (None, ""))
+            if sock is not None:
+                self._results[port] = (None, why)
+            return sock
+
+    def attempt(self, address: str, way: WayIn) -> Attempt:
+        """Log in with ``way``, over the probe's connection to its port while it has one."""
+        return login(address, way, sock=self.take(way.port))
+
+    def close(self) -> None:
+        """Close the connections no login used."""
+        with self._done:
+            for port, (sock, why) in list(self._results.items()):
+                if sock is not None:
+                    sock.close()
+                    self._results[port] = (None, why)
+
+
+class _AllAnswer:
+    """The probe used with an ``attempt`` callback: every port counts as answering."""
+
+    def __init__(self, attempt):
+        self.attempt = attempt
+
+    def silent(self, port: int) -> str:
+        return ""
+
+    def close(self) -> None:
+        pass
 
 
 def host_data(config: Config, way: WayIn | None) -> dict:
@@ -201,7 +294,7 @@ def _attempted(result) -> Attempt:
     return result if isinstance(result, Attempt) else Attempt(result)
 
 
-def choose_way_in(config: Config, attempt=login, rounds: int = 2, pause: float = 3.0) -> tuple[WayIn | None, list[str]]:
+def choose_way_in(config: Config, attempt=None, rounds: int = 2, pause: float = 3.0) -> tuple[WayIn | None, list[str]]:
     """The first way in that logs in to this config's host, and what each failed attempt said.
 
     The configured ways come first and say which host this is: the host keys recorded on
@@ -209,44 +302,66 @@ def choose_way_in(config: Config, attempt=login, rounds: int = 2, pause: float =
     from earlier runs come last, and only when they answer with that same host key. A way
     answering with another key reaches another machine: it is not used, and its line says
     which keys. All ways are tried ``rounds`` times, ``pause`` seconds apart: sshd may be
-    in the middle of a restart (a run that died a moment ago left one going).
+    in the middle of a restart (a run that died a moment ago left one going). Each round
+    first probes every port at once (PortProbe): a way on a port where sshd does not
+    answer is not tried (the last round waits the full timeout for every port). ``attempt(address, way)`` replaces the real login (and the probe).
     """
     if not config.server.uses_ssh:
         return None, []
     configured = ways_in(config)
     remembered = [w for w in ways_in(config, remembered_ports(config)) if w not in configured]
     failures: list[str] = []
+    address = config.server.address
     for round_ in range(rounds):
         if round_:
             time.sleep(pause)
         failures = []
         # type -> (fingerprint, where it comes from): what this config's host is.
         known = {kind: (fp, f"recorded in {STATE_FILE}") for kind, fp in recorded_host_keys(config).items()}
-        conflicts = contradicted = False
-        for way in [*configured, *remembered]:
-            is_remembered = way in remembered
-            if is_remembered and (contradicted or not known):
-                why = "the configured ways answered with another host key" if known else "this config's host key is not known"
-                failures.append(f"{way.describe()}: remembered from an earlier run, not used: {why}")
+        # The last round waits the whole timeout on every port: a slow sshd is not skipped twice.
+        settle = 1.0 if round_ < rounds - 1 else 8.0
+        ports = [w.port for w in (*configured, *remembered)]
+        probe = PortProbe(address, ports, settle=settle) if attempt is None else _AllAnswer(attempt)
+        try:
+            way, host_key, conflicts = _first_way_in(address, configured, remembered, probe, known, failures)
+        finally:
+            probe.close()
+        if way is not None:
+            remember_port(config, way.port, host_key)
+            return way, failures
+    raise NoWayIn(address, failures, host_key_conflict=conflicts)
+
+
+def _first_way_in(address, configured, remembered, probe, known, failures):
+    """One round of choose_way_in: (the way that logged in or None, its host key, whether a way showed another host key)."""
+    conflicts = contradicted = False
+    for way in [*configured, *remembered]:
+        is_remembered = way in remembered
+        if is_remembered and (contradicted or not known):
+            why = "the configured ways answered with another host key" if known else "this config's host key is not known"
+            failures.append(f"{way.describe()}: remembered from an earlier run, not used: {why}")
+            continue
+        silent = probe.silent(way.port)
+        if silent:
+            failures.append(f"{way.describe()}: {silent}")
+            continue
+        result = _attempted(probe.attempt(address, way))
+        if result.host_key:
+            kind, _, fp = result.host_key.partition(" ")
+            expected, source = known.get(kind, (fp, ""))
+            if expected != fp:
+                conflicts = True
+                contradicted = contradicted or not is_remembered
+                failures.append(
+                    f"{way.describe()}: not used: it answered with host key {result.host_key}, "
+                    f"but this config's host has {kind} {expected} ({source})"
+                )
                 continue
-            result = _attempted(attempt(config.server.address, way))
-            if result.host_key:
-                kind, _, fp = result.host_key.partition(" ")
-                expected, source = known.get(kind, (fp, ""))
-                if expected != fp:
-                    conflicts = True
-                    contradicted = contradicted or not is_remembered
-                    failures.append(
-                        f"{way.describe()}: not used: it answered with host key {result.host_key}, "
-                        f"but this config's host has {kind} {expected} ({source})"
-                    )
-                    continue
-                known.setdefault(kind, (fp, f"shown on port {way.port}"))
-            if result.error is None:
-                remember_port(config, way.port, result.host_key)
-                return way, failures
-            failures.append(f"{way.describe()}: {result.error}")
-    raise NoWayIn(config.server.address, failures, host_key_conflict=conflicts)
+            known.setdefault(kind, (fp, f"shown on port {way.port}"))
+        if result.error is None:
+            return way, result.host_key, conflicts
+        failures.append(f"{way.describe()}: {result.error}")
+    return None, None, conflicts
 
 
 class NoWayIn(Exception):

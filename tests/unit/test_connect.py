@@ -306,3 +306,122 @@ def test_fingerprint_is_openssh_s(tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     openssh = subprocess.run(["ssh-keygen", "-l", "-f", str(tmp_path / "k.pub")], capture_output=True, text=True).stdout.split()[1]
     assert fingerprint(paramiko.Ed25519Key.from_private_key_file(str(tmp_path / "k"))) == f"ssh-ed25519 {openssh}"
+
+
+@pytest.fixture
+def local_ports():
+    """Open local listening ports: ('greets') sends an SSH greeting, ('silent') accepts and says nothing, ('closed') refuses."""
+    import socket
+    import threading
+
+    opened = []
+
+    def make(kind: str) -> int:
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        opened.append(server)
+        if kind == "closed":
+            server.close()
+            return port
+        accepted = []
+
+        def serve():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            if kind == "greets":
+                conn.sendall(b"SSH-2.0-test\r\n")
+
+        threading.Thread(target=serve, daemon=True).start()
+        opened.extend([accepted])
+        return port
+
+    yield make
+    for item in opened:
+        for conn in item if isinstance(item, list) else [item]:
+            conn.close()
+
+
+def test_the_port_probe_tells_a_greeting_sshd_from_a_refused_port(local_ports):
+    from operations.connect import PortProbe
+
+    greets, closed = local_ports("greets"), local_ports("closed")
+    probe = PortProbe("127.0.0.1", [greets, closed], timeout=5)
+    try:
+        assert probe.silent(greets) == ""
+        assert probe.silent(closed).startswith("cannot connect")
+    finally:
+        probe.close()
+
+
+def test_the_port_probe_hands_its_connection_to_one_login_with_the_greeting_unread(local_ports):
+    from operations.connect import PortProbe
+
+    greets = local_ports("greets")
+    probe = PortProbe("127.0.0.1", [greets], timeout=5)
+    assert probe.silent(greets) == ""
+    sock = probe.take(greets)
+    try:
+        assert sock.recv(7) == b"SSH-2.0" and probe.take(greets) is None
+    finally:
+        sock.close()
+        probe.close()
+
+
+def test_a_silent_port_costs_one_settle_once_another_port_answered(local_ports):
+    """A port that accepts and never greets (a drop firewall, a stuck forward) does not cost the whole timeout."""
+    import time
+
+    from operations.connect import PortProbe
+
+    silent, greets = local_ports("silent"), local_ports("greets")
+    probe = PortProbe("127.0.0.1", [silent, greets], timeout=30, settle=0.3)
+    started = time.monotonic()
+    try:
+        why = probe.silent(silent)
+        assert why.startswith("no SSH answer within") and "another port answered" in why
+        assert time.monotonic() - started < 5
+        assert probe.silent(greets) == ""
+    finally:
+        probe.close()
+
+
+def test_all_silent_ports_cost_one_timeout_together(local_ports):
+    import time
+
+    from operations.connect import PortProbe
+
+    ports = [local_ports("silent") for _ in range(3)]
+    probe = PortProbe("127.0.0.1", ports, timeout=0.5)
+    started = time.monotonic()
+    try:
+        assert all(probe.silent(p).startswith("no SSH answer within") for p in ports)
+        assert time.monotonic() - started < 2
+    finally:
+        probe.close()
+
+
+def test_a_way_on_a_port_where_sshd_is_silent_is_not_tried_and_its_line_names_the_port(make_config):
+    from operations.connect import _first_way_in
+
+    class Probe:
+        def __init__(self):
+            self.tried = []
+
+        def silent(self, port):
+            return "no SSH answer within 8 s" if port == 2222 else ""
+
+        def attempt(self, address, way):
+            self.tried.append(way)
+            return Attempt(None, HOST)
+
+    config = make_config(server={"ssh_port": 2222})
+    configured = ways_in(config)
+    failures: list[str] = []
+    probe = Probe()
+    way, host_key, conflicts = _first_way_in("203.0.113.10", configured, [], probe, {}, failures)
+    assert way == WayIn("appuser", 22, "") and host_key == HOST and not conflicts
+    assert probe.tried == [WayIn("appuser", 22, "")]
+    assert len(failures) == 1 and all("2222" in line and "no SSH answer within 8 s" in line for line in failures)
