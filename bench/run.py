@@ -561,6 +561,7 @@ def main(argv: list[str]) -> int:
         return 2
     results = results_file(distro)
     started = time.perf_counter()
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vpskit-bench-") as tmp:
         bench = Bench(distro, Path(tmp))
         start = bench.results["conditions"]["start"]
@@ -588,7 +589,13 @@ def main(argv: list[str]) -> int:
                 ("scaling", bench.scaling_phase),
             ):
                 if phase in phases:
-                    measure()
+                    try:
+                        measure()
+                    except Exception as e:  # one broken phase keeps the figures the others measured
+                        last_line = (str(e).strip().splitlines() or [""])[-1]
+                        failed.append(phase)
+                        bench.notes.append(f"{phase} failed: {type(e).__name__}: {last_line}")
+                        log(f"{phase} failed, going on with the other phases: {bench.notes[-1]}")
         finally:
             bench.cleanup()
         run["end"] = conditions()
@@ -613,7 +620,7 @@ def main(argv: list[str]) -> int:
         f"\n{run['cpus']} CPUs, load {start['load_avg_1m']} -> {run['end']['load_avg_1m']}, "
         f"{start['other_containers']} other containers running; {run['bench_seconds']}s in all; written to {results.relative_to(ROOT)}"
     )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
