@@ -124,11 +124,11 @@ class PortProbe:
     A port behind a firewall that drops packets (UFW's default) costs a full timeout per
     login tried on it; probed together, all the silent ports cost one timeout in all, and
     less once another port has answered: the same sshd answers on all its ports within
-    ``settle`` seconds of each other. The greeting is only peeked at: the first login on a
+    ``settle`` seconds of each other (None: every port gets the whole timeout). The greeting is only peeked at: the first login on a
     port goes over the probe's connection, so sshd sees no extra connection for it.
     """
 
-    def __init__(self, address: str, ports, timeout: float = 8.0, settle: float = 1.0):
+    def __init__(self, address: str, ports, timeout: float = 8.0, settle: float | None = 1.0):
         self.timeout, self.settle = timeout, settle
         self.started = time.monotonic()
         self._done = threading.Condition()
@@ -141,6 +141,7 @@ class PortProbe:
         sock, why = None, ""
         try:
             sock = socket.create_connection((address, port), timeout=self.timeout)
+            sock.settimeout(max(0.1, self.started + self.timeout - time.monotonic()))  # connect and greeting share the timeout
             if not sock.recv(1, socket.MSG_PEEK):
                 why = "no SSH answer: the connection was closed"
         except TimeoutError:
@@ -165,12 +166,13 @@ class PortProbe:
         with self._done:
             while port not in self._results:
                 deadline = self.started + self.timeout
-                if self._answered_at is not None:
+                settling = self._answered_at is not None and self.settle is not None
+                if settling:
                     deadline = min(deadline, self._answered_at + self.settle)
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    waited = time.monotonic() - self.started
-                    self._results[port] = (None, f"no SSH answer within {waited:.1f} s, while another port answered")
+                    why = f"no SSH answer within {time.monotonic() - self.started:.1f} s"
+                    self._results[port] = (None, f"{why}, while another port answered" if settling else why)
                     break
                 self._done.wait(left)
             return self._results[port][1]
@@ -304,7 +306,8 @@ def choose_way_in(config: Config, attempt=None, rounds: int = 2, pause: float = 
     which keys. All ways are tried ``rounds`` times, ``pause`` seconds apart: sshd may be
     in the middle of a restart (a run that died a moment ago left one going). Each round
     first probes every port at once (PortProbe): a way on a port where sshd does not
-    answer is not tried (the last round waits the full timeout for every port). ``attempt(address, way)`` replaces the real login (and the probe).
+    answer is not tried (the last round waits the full timeout for every port).
+    ``attempt(address, way)`` replaces the real login (and the probe).
     """
     if not config.server.uses_ssh:
         return None, []
@@ -319,7 +322,7 @@ def choose_way_in(config: Config, attempt=None, rounds: int = 2, pause: float = 
         # type -> (fingerprint, where it comes from): what this config's host is.
         known = {kind: (fp, f"recorded in {STATE_FILE}") for kind, fp in recorded_host_keys(config).items()}
         # The last round waits the whole timeout on every port: a slow sshd is not skipped twice.
-        settle = 1.0 if round_ < rounds - 1 else 8.0
+        settle = 1.0 if round_ < rounds - 1 else None
         ports = [w.port for w in (*configured, *remembered)]
         probe = PortProbe(address, ports, settle=settle) if attempt is None else _AllAnswer(attempt)
         try:
