@@ -24,6 +24,7 @@ from .contribution import Contribution
 from .monitor import AppCheck
 from .render import FILES_DIR, render
 from .snapshot import facts_through_snapshot
+from .users import user_present
 from .validated import checked_file
 
 CONFIG_DIR = "/etc/prometheus"
@@ -263,7 +264,7 @@ def prometheus_monitoring(spec: PrometheusSpec | None):
     # /etc/default file, which is a conffile of the package). The packages' system user first, as they make it:
     # the PostgreSQL exporter's package gives its file to that user (640), and so does vpskit.
     facts_through_snapshot(server.group)(name="prometheus system group", group="prometheus", system=True)
-    facts_through_snapshot(server.user)(
+    user_present(
         name="prometheus system user", user="prometheus", group="prometheus", system=True,
         home="/var/lib/prometheus", create_home=False, shell="/usr/sbin/nologin",
     )  # fmt: skip

@@ -34,7 +34,10 @@ from pathlib import Path
 from pyinfra import host, state
 from pyinfra.api import FactBase, operation
 
+from .factgroups import FactGroup, group_of
+
 _MARK = "##vpskit-fact"
+_GROUP_MARK = "##vpskit-group"
 
 
 def _key(cls: type[FactBase], kwargs: dict) -> tuple:
@@ -58,33 +61,51 @@ class Facts(FactBase):
     """
 
     _facts: tuple = ()
+    _groups: tuple = ()
 
     def command(self, facts):
         # pyinfra calls command() and then process() on one instance: keep what is read, and
         # each fact's own instance (some keep what their command() saw for their process()).
         self._facts = tuple((cls(), kwargs) for cls, kwargs in facts)
+        grouped: dict[FactGroup, list[int]] = {}
         parts = []
         for i, (fact, kwargs) in enumerate(self._facts):
             kw = dict(kwargs)
+            group = group_of(type(fact), kw)
+            if group is not None:
+                grouped.setdefault(group, []).append(i)
+                continue
             command = fact.command(**kw) if callable(fact.command) else fact.command
             requires = fact.requires_command(**kw) if callable(fact.requires_command) else fact.requires_command
-            run = f"( {command}\n); echo '{_MARK} status' $?"
-            if requires:
-                run = f"if command -v {requires} >/dev/null 2>&1; then {run}; else echo '{_MARK} missing'; fi"
-            parts.append(f"echo '{_MARK} {i}'; {run}")
+            parts.append(f"echo '{_MARK} {i}'; {_checked(command, requires)}")
+        self._groups = tuple(grouped.items())
+        for n, (group, members) in enumerate(self._groups):
+            command = group.command([(type(self._facts[i][0]), dict(self._facts[i][1])) for i in members])
+            parts.append(f"echo '{_GROUP_MARK} {n}'; {_checked(command, group.requires)}")
         return "\n".join(parts)
 
     def process(self, output):
-        return parse_facts(output, self._facts)
+        return parse_facts(output, self._facts, self._groups)
 
 
-def parse_facts(lines: list[str], facts) -> dict[int, object]:
-    """Each fact's value from the combined output (``facts``: (fact class or instance, kwargs)); a failed command leaves its fact out."""
-    chunks: dict[int, list[str]] = {}
-    status: dict[int, str] = {}
+def _checked(command, requires: str | None) -> str:
+    """``command`` run in a subshell and followed by its status, or ``missing`` when ``requires`` is not installed."""
+    run = f"( {command}\n); echo '{_MARK} status' $?"
+    if requires:
+        run = f"if command -v {requires} >/dev/null 2>&1; then {run}; else echo '{_MARK} missing'; fi"
+    return run
+
+
+def parse_facts(lines: list[str], facts, groups=()) -> dict[int, object]:
+    """Each fact's value from the combined output (``facts``: (fact class or instance, kwargs); ``groups``: (FactGroup, fact positions)); a failed command leaves its fact out."""
+    chunks: dict = {}
+    status: dict = {}
     current = None
     for line in lines:
-        if line.startswith(_MARK + " "):
+        if line.startswith(_GROUP_MARK + " "):
+            current = ("group", int(line.split()[1]))
+            chunks[current] = []
+        elif line.startswith(_MARK + " "):
             word = line[len(_MARK) + 1 :].split()
             if word[0].isdigit():
                 current = int(word[0])
@@ -93,6 +114,17 @@ def parse_facts(lines: list[str], facts) -> dict[int, object]:
                 status[current] = word[0] if word[0] == "missing" else word[1] if len(word) > 1 else "1"
         elif current is not None:
             chunks[current].append(line)
+    # A group's answer becomes its members' own: their lines and status, as if each had run alone.
+    for n, (group, members) in enumerate(groups):
+        said = status.get(("group", n))
+        split = None
+        if said == "0":
+            split = group.split(chunks[("group", n)], [(_cls(facts[i][0]), dict(facts[i][1])) for i in members])
+        for pos, i in enumerate(members):
+            if said == "missing":
+                status[i] = "missing"
+            elif split is not None:
+                chunks[i], status[i] = split[pos], "0"
     values = {}
     for i, (fact, _kwargs) in enumerate(facts):
         fact = fact() if isinstance(fact, type) else fact
@@ -101,6 +133,10 @@ def parse_facts(lines: list[str], facts) -> dict[int, object]:
         elif status.get(i) == "0":
             values[i] = fact.process(chunks[i])
     return values
+
+
+def _cls(fact) -> type:
+    return fact if isinstance(fact, type) else type(fact)
 
 
 # ------------------------------------------------------------------ the cache
@@ -337,7 +373,7 @@ def planned(facts_of):
     return wrap
 
 
-def facts_through_snapshot(op):
+def facts_through_snapshot(op, narrowed: dict | None = None):
     """
     pyinfra's operation ``op`` with the facts it reads before its first command taken from the run's snapshot.
 
@@ -347,14 +383,23 @@ def facts_through_snapshot(op):
     have changed the host, it reads its facts from the host again.
 
     + op: a pyinfra operation (``server.hostname``, ``files.line``, ...)
+    + narrowed: ``{fact class: (another fact class, kwargs)}``: a fact the operation reads without
+      arguments answered by one that reads only what the operation looks up in it
 
     **Example:**
 
     .. code:: python
 
         facts_through_snapshot(server.timezone)(name="Set timezone", timezone="Etc/UTC")
+        facts_through_snapshot(server.user, {Users: (NamedUsers, {"users": ("appuser",)})})(user="appuser")
     """
     inner = op._inner
+    narrowed = narrowed or {}
+
+    def get_fact(cls, *args, **kwargs):
+        if cls in narrowed and not args and not kwargs:
+            cls, kwargs = narrowed[cls]
+        return _snapshot_or_host(cls, *args, **kwargs)
 
     @functools.wraps(inner)
     def body(*args, **kwargs):
@@ -362,7 +407,7 @@ def facts_through_snapshot(op):
         commands = inner(*args, **kwargs)
         while True:
             # An attribute of the host object itself shadows Host.get_fact for this step only.
-            real.get_fact = _snapshot_or_host
+            real.get_fact = get_fact
             try:
                 command = next(commands)
             except StopIteration:

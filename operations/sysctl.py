@@ -106,15 +106,16 @@ class SysctlValues(FactBase):
     """
 
     def command(self, keys):
-        quoted = " ".join(shlex.quote(k) for k in keys)
-        return f'for k in {quoted}; do printf \'%s=%s\\n\' "$k" "$(sysctl -n "$k" 2>/dev/null || echo \'<none>\')"; done'
+        # One sysctl for all keys ("key = value" lines); a key this kernel lacks prints nothing.
+        self._keys = tuple(keys)
+        return f"sysctl -e {' '.join(shlex.quote(k) for k in keys)} 2>/dev/null; true"
 
     def process(self, output):
-        values = {}
+        values = dict.fromkeys(getattr(self, "_keys", ()))
         for line in output:
             key, sep, value = line.partition("=")
             if sep:
-                values[key.strip()] = None if value.strip() in ("", "<none>") else " ".join(value.split())
+                values[key.strip()] = " ".join(value.split()) or None
         return values
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pyinfra.api import deploy
+from pyinfra.facts.server import Users
 from pyinfra.operations import server
 
+from .facts import NamedUsers
 from .render import render
 from .snapshot import facts_through_snapshot
 from .validated import checked_file
@@ -13,6 +15,11 @@ from .validated import checked_file
 def sudoers_path(user: str) -> str:
     # sudo skips files in sudoers.d whose names contain a dot.
     return f"/etc/sudoers.d/90-vpskit-{user}"
+
+
+def user_present(user: str, **kwargs):
+    """pyinfra's ``server.user`` for ``user``, its facts (users, groups, home, keys) read with the run's others; of the accounts, only this one."""
+    return facts_through_snapshot(server.user, {Users: (NamedUsers, {"users": (user,)})})(user=user, **kwargs)
 
 
 @deploy("Deploy user")
@@ -45,8 +52,7 @@ def deploy_user(
     """
     for group in extra_groups:
         facts_through_snapshot(server.group)(name=f"{group} group", group=group, system=True)
-    # pyinfra's own user operation, its facts (users, groups, home, keys) read with the run's others.
-    facts_through_snapshot(server.user)(
+    user_present(
         name=f"User {user}",
         user=user,
         shell=shell,

@@ -447,7 +447,7 @@ def test_deploy_user_joins_the_docker_group_only_through_its_own_group_list(monk
 
     seen, made = {}, []
     monkeypatch.setattr(users.server, "user", lambda **kw: seen.update(kw))
-    monkeypatch.setattr(users, "facts_through_snapshot", lambda op: op)
+    monkeypatch.setattr(users, "facts_through_snapshot", lambda op, *narrowed: op)
     monkeypatch.setattr(users.server, "group", lambda **kw: made.append(kw))
     monkeypatch.setattr(users, "checked_file", lambda **kw: None)
     users.deploy_user._inner("appuser", ["ssh-ed25519 AAAA"], groups=("adm",), sudo_group="sudo", extra_groups=["docker"])

@@ -175,8 +175,10 @@ def test_sysctl_file_lists_each_setting_once():
 
 
 def test_values_in_effect_are_read_back_and_refused_ones_reported():
-    out = ["kernel.dmesg_restrict=1", "fs.protected_fifos=1", "net.ipv4.conf.all.rp_filter=<none>", "bad line"]
-    current = SysctlValues().process(out)
+    fact = SysctlValues()
+    fact.command(["kernel.dmesg_restrict", "fs.protected_fifos", "net.ipv4.conf.all.rp_filter"])
+    out = ["kernel.dmesg_restrict = 1", "fs.protected_fifos = 1", "bad line"]  # the kernel lacks rp_filter
+    current = fact.process(out)
     assert current == {"kernel.dmesg_restrict": "1", "fs.protected_fifos": "1", "net.ipv4.conf.all.rp_filter": None}
     settings = {"kernel.dmesg_restrict": "1", "fs.protected_fifos": "2", "net.ipv4.conf.all.rp_filter": "1"}
     applied, refused = in_effect(settings, current)
@@ -205,8 +207,11 @@ def test_sysctl_file_is_applied_outside_containers_only(tmp_path):
 
 
 def test_sysctl_values_fact_runs_on_this_machine():
-    out = subprocess.run(["sh", "-c", SysctlValues().command(["kernel.ostype", "no.such.key"])], capture_output=True, text=True)
-    assert SysctlValues().process(out.stdout.splitlines()) == {"kernel.ostype": "Linux", "no.such.key": None}
+    fact = SysctlValues()
+    out = subprocess.run(["sh", "-c", fact.command(["kernel.ostype", "no.such.key", "net.ipv4.ip_local_port_range"])], capture_output=True, text=True)
+    values = fact.process(out.stdout.splitlines())
+    assert values["kernel.ostype"] == "Linux" and values["no.such.key"] is None
+    assert len(values["net.ipv4.ip_local_port_range"].split()) == 2  # a value of two numbers, one space between
 
 
 def test_sysctl_config_errors_name_the_field(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -10,14 +11,15 @@ import pytest
 from pyinfra.api import FactBase, OperationError
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File
-from pyinfra.facts.server import Date
+from pyinfra.facts.server import Date, Users
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations.apt import APT_UPDATE_FILENAME
 
 from operations import facts as facts_mod
 from operations import snapshot
 from operations.batched import apt_updated, directory_present, packages_installed, unit_running
-from operations.facts import AptUpgradable, FileState
+from operations.factgroups import group_of
+from operations.facts import AptUpgradable, FileState, NamedUsers
 from operations.snapshot import Facts, parse_facts
 from tests.unit.hoststub import check_spec, fact, on_stub, run_op
 
@@ -364,3 +366,89 @@ def test_a_batch_stays_under_what_one_shell_argument_may_hold_after_quoting():
         text = Facts().command(facts=group)
         assert len(text) + 53 * text.count("'") < 128 * 1024
     assert snapshot.batches(keys[:1], limit=10) == [keys[:1]]  # a fact larger than the limit still gets read
+
+
+# ------------------------------------------------------ facts read as a group
+
+
+def test_file_states_read_as_a_group_equal_each_read_alone(tmp_path):
+    """Regular files (odd names too), a missing path, a directory and a symlink: one sha256sum and one stat, same values."""
+    names = ["plain", "with space", "a:colon", "back\\slash", "it's"]
+    for n in names:
+        (tmp_path / n).write_text(f"{n}\n")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "plain")
+    (tmp_path / "plain").chmod(0o640)
+    paths = [str(tmp_path / n) for n in [*names, "missing", "dir", "link"]]
+    wanted = tuple((FileState, (("path", p),)) for p in paths)
+    batch = Facts()
+    command = batch.command(facts=wanted)
+    assert command.count("sha256sum") == 1  # the group, not a command per file
+    out = bash(command, tmp_path)
+    values = batch.process(out.stdout.splitlines())
+    for i, p in enumerate(paths):
+        alone = FileState().process(bash(FileState().command(p), tmp_path).stdout.splitlines())
+        assert values[i] == alone, p
+    assert values[0]["mode"] == "640" and values[5] is None and values[6] is None
+
+
+def test_a_group_whose_output_does_not_line_up_leaves_its_members_out(tmp_path):
+    """An unreadable file (fewer hashes than files): no member gets a value, so each is read again on its own."""
+    ok = tmp_path / "ok"
+    ok.write_text("x\n")
+    wanted = ((FileState, (("path", str(ok)),)), (FileState, (("path", str(tmp_path / "b")),)))
+    batch = Facts()
+    batch.command(facts=wanted)
+    lines = ["##vpskit-group 0", "present 0 1", "0" * 64, "644 root root", "644 root root", "##vpskit-fact status 0"]
+    assert batch.process(lines) == {}
+    lines = ["##vpskit-group 0", "present 0", "0" * 64, "644 root root", "##vpskit-fact status 1"]
+    assert batch.process(lines) == {}  # the group's command failed
+
+
+def test_unit_states_read_as_a_group(tmp_path):
+    """SystemdStatus and SystemdEnabled of several units: one systemctl show, each fact its own unit's answer."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    shown = {"nginx.service": ("running", "enabled"), "caddy.service": ("dead", "disabled"), "x.timer": ("waiting", "enabled")}
+    blocks = "\n\n".join(f"Id={u}\nSubState={s}\nUnitFileState={e}" for u, (s, e) in shown.items())
+    script = fake / "systemctl"
+    script.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/args\ncat <<'EOF'\n{blocks}\nEOF\n")
+    script.chmod(0o755)
+    wanted = (
+        (SystemdStatus, (("services", ("nginx.service",)),)),
+        (SystemdEnabled, (("services", ("nginx.service",)),)),
+        (SystemdStatus, (("services", ("caddy.service",)),)),
+        (SystemdEnabled, (("services", ("caddy.service", "x.timer")),)),
+    )
+    batch = Facts()
+    out = bash(batch.command(facts=wanted), tmp_path, env={"PATH": f"{fake}:/usr/bin:/bin"})
+    values = batch.process(out.stdout.splitlines())
+    assert (tmp_path / "args").read_text().split()[-3:] == ["nginx.service", "caddy.service", "x.timer"]
+    assert values == {
+        0: {"nginx.service": True},
+        1: {"nginx.service": True},
+        2: {"caddy.service": False},
+        3: {"caddy.service": False, "x.timer": True},
+    }
+    # One block short (a unit systemctl did not answer for): every member is read again on its own.
+    assert batch.process(["##vpskit-group 0", "Id=nginx.service", "SubState=running", "##vpskit-fact status 0"]) == {}
+    # No systemctl on the host: each fact's default, as when read alone.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "bash").symlink_to(shutil.which("bash"))
+    out = bash(batch.command(facts=wanted), tmp_path, env={"PATH": str(bare)})
+    assert batch.process(out.stdout.splitlines()) == {0: {}, 1: {}, 2: {}, 3: {}}
+
+
+def test_a_unit_pattern_is_not_grouped():
+    assert group_of(SystemdStatus, {"services": ("nginx.service",)}) is not None
+    assert group_of(SystemdStatus, {"services": ("app-*.service",)}) is None
+    assert group_of(SystemdStatus, {"services": ("a.service",), "user_mode": True}) is None
+    assert group_of(FileState, {"path": "/etc/x"}) is not None
+
+
+def test_named_users_gives_the_entry_users_gives(tmp_path):
+    """One account's line, parsed by pyinfra's own Users: the same entry as reading every account (root exists everywhere)."""
+    every = Users().process(bash(Users().command(), tmp_path).stdout.splitlines())
+    named = NamedUsers().process(bash(NamedUsers().command(users=("root", "no-such-user-vpskit")), tmp_path).stdout.splitlines())
+    assert named == {"root": every["root"]}
