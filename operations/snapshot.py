@@ -82,10 +82,27 @@ class Facts(FactBase):
         for n, (group, members) in enumerate(self._groups):
             command = group.command([(type(self._facts[i][0]), dict(self._facts[i][1])) for i in members])
             parts.append(f"echo '{_GROUP_MARK} {n}'; {_checked(command, group.requires)}")
-        return "\n".join(parts)
+        return in_two_streams(parts)
 
     def process(self, output):
         return parse_facts(output, self._facts, self._groups)
+
+
+def in_two_streams(parts: list[str]) -> str:
+    """Shell running ``parts`` as two streams at once (every other part in each), printing the first stream's output, then the second's.
+
+    Reading facts is mostly starting short processes: on a host with two cores or more
+    the two streams take about half the time. Where no temporary directory can be made,
+    the streams run one after the other.
+    """
+    if len(parts) < 2:
+        return "\n".join(parts)
+    first, second = "\n".join(parts[0::2]), "\n".join(parts[1::2])
+    return (
+        f"vpskit_facts_a() {{\n{first}\n}}\nvpskit_facts_b() {{\n{second}\n}}\n"
+        'if d=$(mktemp -d 2>/dev/null); then vpskit_facts_a > "$d/a" & vpskit_facts_b > "$d/b"; wait; cat "$d/a" "$d/b"; rm -rf "$d"; '
+        "else vpskit_facts_a; vpskit_facts_b; fi"
+    )
 
 
 def _checked(command, requires: str | None) -> str:

@@ -208,7 +208,9 @@ def test_sysctl_file_is_applied_outside_containers_only(tmp_path):
 
 def test_sysctl_values_fact_runs_on_this_machine():
     fact = SysctlValues()
-    out = subprocess.run(["sh", "-c", fact.command(["kernel.ostype", "no.such.key", "net.ipv4.ip_local_port_range"])], capture_output=True, text=True)
+    out = subprocess.run(
+        ["sh", "-c", fact.command(["kernel.ostype", "no.such.key", "net.ipv4.ip_local_port_range"])], capture_output=True, text=True
+    )
     values = fact.process(out.stdout.splitlines())
     assert values["kernel.ostype"] == "Linux" and values["no.such.key"] is None
     assert len(values["net.ipv4.ip_local_port_range"].split()) == 2  # a value of two numbers, one space between

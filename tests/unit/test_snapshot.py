@@ -452,3 +452,27 @@ def test_named_users_gives_the_entry_users_gives(tmp_path):
     every = Users().process(bash(Users().command(), tmp_path).stdout.splitlines())
     named = NamedUsers().process(bash(NamedUsers().command(users=("root", "no-such-user-vpskit")), tmp_path).stdout.splitlines())
     assert named == {"root": every["root"]}
+
+
+def test_two_streams_print_every_part_once_with_or_without_a_temporary_directory(tmp_path):
+    parts = [f"echo '{snapshot._MARK} {i}'; ( echo value{i}\n); echo '{snapshot._MARK} status' $?" for i in range(5)]
+    command = snapshot.in_two_streams(parts)
+    both = bash(command, tmp_path).stdout.splitlines()
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("bash", "cat", "rm"):  # no mktemp: the streams run in turn
+        (bare / tool).symlink_to(shutil.which(tool))
+    in_turn = bash(command, tmp_path, env={"PATH": str(bare)}).stdout.splitlines()
+    facts = tuple((OutputLinesFact, ()) for _ in parts)
+    expected = {i: [f"value{i}"] for i in range(5)}
+    assert parse_facts(both, facts) == parse_facts(in_turn, facts) == expected
+    assert in_turn == [line for i in (0, 2, 4, 1, 3) for line in parts_output(i)]
+
+
+def parts_output(i: int) -> list[str]:
+    return [f"{snapshot._MARK} {i}", f"value{i}", f"{snapshot._MARK} status 0"]
+
+
+class OutputLinesFact(FactBase):
+    def process(self, output):
+        return output
