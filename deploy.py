@@ -18,7 +18,7 @@ from operations.offsite import offsite_copies, offsite_databases_recovered, offs
 from operations.permissions import CIS_MODES, modes_restricted
 from operations.plan import Plan
 from operations.postgres import app_database, postgres_server
-from operations.prometheus import prometheus_monitoring
+from operations.prometheus import prometheus_listen_flags, prometheus_monitoring
 from operations.schedule import app_job, cron_ready, jobs_pruned
 from operations.ssh import sshd_hardened, sshd_state
 from operations.sysctl import kernel_hardened
@@ -31,6 +31,8 @@ plan = Plan(load_config(host.data.vpskit_config), host_distro())
 # One run at a time: the host's deploy lock, taken before any fact decides anything (none for --dry).
 lock = deploy_lock_taken(**plan.deploy_lock, dry=is_dry_run())
 
+# Prometheus' listen flags before its packages: each daemon's first start is on loopback only.
+prometheus_flags = prometheus_listen_flags(plan.prometheus) if plan.prometheus else None
 # Every package the steps below need, in one apt run (each step still ensures its own).
 base_system(plan.base_system, packages=plan.contribution.packages)
 deploy_user(**plan.deploy_user)
@@ -83,7 +85,7 @@ jobs_pruned(plan.jobs_kept)
 # Root-only config files (CIS) now that every package is in; the health report; Prometheus on or off.
 modes_restricted(name="Root-only modes of sshd and cron config (CIS)", paths=CIS_MODES)
 health_monitoring(**plan.health_monitoring)
-prometheus_monitoring(plan.prometheus)
+prometheus_monitoring(plan.prometheus, prometheus_flags)
 
 # Last: this run's line in /var/log/vpskit/deploys.log (which apps moved to which commit); the lock goes.
 deploy_lock_released(name="Log the deploy and release its lock", lock=lock)

@@ -132,14 +132,14 @@ class PrometheusSpec:
 
 
 def contribution(spec: PrometheusSpec | None) -> Contribution:
-    """The units of the daemons ``spec`` runs, for the health report; nothing when off.
+    """The packages and units of the daemons ``spec`` runs (the health report watches the units); nothing when off.
 
-    Their packages are not in the base system's apt run: ``prometheus_monitoring`` installs them after writing
-    their /etc/default files, so that no daemon ever starts listening beyond loopback.
+    Their packages join the base system's apt run, which ``prometheus_listen_flags`` goes before:
+    each daemon's first start reads its /etc/default file and listens on loopback only.
     """
     if spec is None:
         return Contribution()
-    return Contribution(units=tuple(d.unit for d in spec.daemons))
+    return Contribution(packages=tuple(d.package for d in spec.daemons), units=tuple(d.unit for d in spec.daemons))
 
 
 def daemon_args(spec: PrometheusSpec, daemon: Daemon) -> str:
@@ -244,25 +244,25 @@ def stub_status_site() -> str:
     )
 
 
-@deploy("Prometheus monitoring")
-def prometheus_monitoring(spec: PrometheusSpec | None):
+@deploy("Prometheus listen flags")
+def prometheus_listen_flags(spec: PrometheusSpec) -> dict[Daemon, bool]:
     """
-    Ensure Prometheus, Alertmanager and the exporters run from the distro's packages, on 127.0.0.1 only.
+    Ensure each daemon's /etc/default file (loopback only, vpskit's flags) and the packages' system user exist.
 
-    + spec: what to watch and where alerts go (``PrometheusSpec``); None: none of them runs (``prometheus_stopped``)
+    Run before the daemons' packages are installed: their first start is on loopback already (dpkg
+    keeps an existing /etc/default file, which is a conffile of the package). Returns, by daemon,
+    whether its flags change in this run (it then needs a restart).
+
+    + spec: the daemons and their settings (``PrometheusSpec``)
 
     **Example:**
 
     .. code:: python
 
-        prometheus_monitoring(PrometheusSpec(retention="30d", notifiers=({"kind": "webhook", "url": "https://hooks.example.com/x"},)))
+        restart = prometheus_listen_flags(PrometheusSpec(retention="30d"))
     """
-    if spec is None:
-        prometheus_stopped()
-        return
-    # The listen flags before the packages: their first start is on loopback already (dpkg keeps an existing
-    # /etc/default file, which is a conffile of the package). The packages' system user first, as they make it:
-    # the PostgreSQL exporter's package gives its file to that user (640), and so does vpskit.
+    # The packages' system user first, as they make it: the PostgreSQL exporter's package gives its
+    # file to that user (640), and so does vpskit.
     facts_through_snapshot(server.group)(name="prometheus system group", group="prometheus", system=True)
     user_present(
         name="prometheus system user", user="prometheus", group="prometheus", system=True,
@@ -276,6 +276,27 @@ def prometheus_monitoring(spec: PrometheusSpec | None):
             mode="640" if d is POSTGRES else "644", user=owner, group=owner,
         )  # fmt: skip
         restart[d] = args.will_change
+    return restart
+
+
+@deploy("Prometheus monitoring")
+def prometheus_monitoring(spec: PrometheusSpec | None, flags_changed: dict[Daemon, bool] | None = None):
+    """
+    Ensure Prometheus, Alertmanager and the exporters run from the distro's packages, on 127.0.0.1 only.
+
+    + spec: what to watch and where alerts go (``PrometheusSpec``); None: none of them runs (``prometheus_stopped``)
+    + flags_changed: what ``prometheus_listen_flags`` returned earlier in the run (None: it runs here, first)
+
+    **Example:**
+
+    .. code:: python
+
+        prometheus_monitoring(PrometheusSpec(retention="30d", notifiers=({"kind": "webhook", "url": "https://hooks.example.com/x"},)))
+    """
+    if spec is None:
+        prometheus_stopped()
+        return
+    restart = dict(prometheus_listen_flags(spec) if flags_changed is None else flags_changed)
     packages_installed(name="Install Prometheus, Alertmanager and exporters", packages=[d.package for d in spec.daemons])
     directory_present(name="Textfile metrics directory", path=TEXTFILE_DIR, mode="755", user="root", group="root")
 

@@ -112,8 +112,8 @@ def test_on_with_a_postgres_app_behind_nginx_every_exporter_runs(minimal_raw, tm
     assert p.alerts == AlertLimits(memory_percent=90, backup_age_hours=30, cert_days=10, disks=("/", "/srv"))
     assert (p.backup_items, p.repeat_hours, p.notifiers[0]["url"]) == (("shop",), 12, "https://hooks.example.com/x")
     assert {d.unit for d in EVERY} <= set(plan.contribution.units)
-    # The packages come after their /etc/default files, not in the base system's apt run.
-    assert not any(pkg.startswith("prometheus") for pkg in plan.contribution.packages)
+    # The packages join the base system's apt run (deploy.py writes their /etc/default files before it).
+    assert {d.package for d in EVERY} <= set(plan.contribution.packages)
     assert plan.postgres["monitor_role"] == "prometheus" and plan.health["metrics_file"] == METRICS_FILE
 
 
