@@ -21,7 +21,7 @@ from .batched import unit_running
 from .checkout import AppPaths, Code, app_env, app_files_purged, app_place
 from .config import App
 from .facts import OutputLines
-from .install import TOOLS, install_alternatives, missing_message, tool_installed, tool_trigger, tools_needed
+from .install import TOOLS, install_alternatives, missing_message, tool_installed, tool_trigger, tools_wanted
 from .postgres import database_driver_packages, secret_env_path
 from .releases import (
     BUILDS,
@@ -285,9 +285,9 @@ def app_present(
         f"rebuild release {target} for Python {python_version}" if build.rebuild else f"fetch {app.ref} ({target}) beside the live release"
     )
     release_fetched(name=f"{n}: {fetch}", build=build, decision=decision)
-    for tool in tools_needed(app.install):
+    for tool in tools_wanted(app.install):
         tool_installed(
-            name=f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
+            name=f"{n}: {tool} {TOOLS[tool]} for its venv" if tool == "uv" else f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
             tool=tool,
             python=python,
             when_any=tuple(f"{code}/{f}" for code in (paths.code, building(build, app_dir=True)) for f in tool_trigger(app.install, tool)),

@@ -3,7 +3,9 @@
 The method is the app's ``install`` setting, or (``auto``) the first of these the
 app's directory holds: ``uv.lock``, ``poetry.lock``, the requirements file,
 ``pyproject.toml``. uv and poetry come from PyPI at a pinned version, each in a
-tool venv of vpskit's own (``TOOLS_DIR``), and install into the app's venv.
+tool venv of vpskit's own (``TOOLS_DIR``), and install into the app's venv. uv is
+installed for every app: it creates the venvs and installs requirements files in
+seconds where ``python -m venv`` and pip take tens; pip stays the fallback.
 
 The install is a stamped step (``stamped.stamped_step``): its key is the content
 of the install files (the whole app directory's tree for ``pip install .``), the
@@ -63,9 +65,14 @@ def tools_needed(method: str) -> list[str]:
     return {"auto": ["uv", "poetry"], "uv": ["uv"], "poetry": ["poetry"]}.get(method, [])
 
 
+def tools_wanted(method: str) -> list[str]:
+    """The tools vpskit installs for an app: uv always (it builds every venv, in seconds), poetry where the method may need it."""
+    return list(dict.fromkeys(["uv", *tools_needed(method)]))
+
+
 def tool_trigger(method: str, tool: str) -> tuple[str, ...]:
-    """The lock file whose presence makes ``auto`` use ``tool`` (empty: the method always uses it)."""
-    return (f"{tool}.lock",) if method == "auto" else ()
+    """The lock file whose presence makes ``auto`` need ``tool`` (empty: always installed)."""
+    return (f"{tool}.lock",) if method == "auto" and tool != "uv" else ()
 
 
 def missing_message(app_name: str, method: str, requirements: str, app_dir: str) -> str:
@@ -77,14 +84,17 @@ def missing_message(app_name: str, method: str, requirements: str, app_dir: str)
     return f"app {app_name}: install = {method!r} {how} {needed} in {where}"
 
 
-def _method_commands(venv: str, requirements: str) -> dict[str, str]:
-    """The shell that installs the app's dependencies with each method, run in the app's directory."""
-    pip = f"{venv}/bin/pip install {PIP}"
-    uv_env = f"UV_PROJECT_ENVIRONMENT={venv} UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 UV_LINK_MODE=copy SSL_CERT_FILE={CA_BUNDLE}"
+def _uv_env(venv: str) -> str:
+    """The environment vpskit's uv runs in: the app's venv, the host's Python and CA bundle, copies out of its cache."""
+    return f"UV_PROJECT_ENVIRONMENT={venv} UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 UV_LINK_MODE=copy SSL_CERT_FILE={CA_BUNDLE}"
+
+
+def _method_commands(venv: str, requirements: str, pip: str) -> dict[str, str]:
+    """The shell that installs the app's dependencies with each method, run in the app's directory (``pip``: the pip-like installer)."""
     poetry_env = f"VIRTUAL_ENV={venv} POETRY_VIRTUALENVS_CREATE=false POETRY_NO_INTERACTION=1 REQUESTS_CA_BUNDLE={CA_BUNDLE}"
     return {
         # --inexact keeps what vpskit adds (gunicorn, the worker, the driver); --no-dev: the runtime deps only.
-        "uv": f"{uv_env} {tool_bin('uv')} sync --frozen --no-dev --inexact --quiet --python {venv}/bin/python",
+        "uv": f"{_uv_env(venv)} {tool_bin('uv')} sync --frozen --no-dev --inexact --quiet --python {venv}/bin/python",
         # The project's own package is imported from the app's directory (gunicorn --chdir), not installed.
         "poetry": f"{poetry_env} {tool_bin('poetry')} install --only main --no-root --quiet",
         "requirements": f"{pip} -r {shlex.quote(requirements)}",
@@ -92,13 +102,16 @@ def _method_commands(venv: str, requirements: str) -> dict[str, str]:
     }
 
 
-def install_command(app_name: str, method: str, requirements: str, app_dir: str, venv: str, extra: list[str]) -> str:
-    """Shell that installs the dependencies by ``method`` (``auto``: the first file found), then ``extra`` with pip.
+def install_command(app_name: str, method: str, requirements: str, app_dir: str, venv: str, extra: list[str], with_uv: bool = False) -> str:
+    """Shell that installs the dependencies by ``method`` (``auto``: the first file found), then ``extra``.
 
-    Stops with ``missing_message`` when the files the method reads are not there.
+    Requirements files, a plain pyproject.toml and ``extra`` go through pip, or with
+    ``with_uv`` through ``uv pip install`` (vpskit's uv must be installed). Stops with
+    ``missing_message`` when the files the method reads are not there.
     """
-    commands = _method_commands(venv, requirements)
-    then = f" && {venv}/bin/pip install {PIP} " + " ".join(shlex.quote(p) for p in extra) if extra else ""
+    pip = f"{_uv_env(venv)} {tool_bin('uv')} pip install --quiet --python {venv}/bin/python" if with_uv else f"{venv}/bin/pip install {PIP}"
+    commands = _method_commands(venv, requirements, pip)
+    then = f" && {pip} " + " ".join(shlex.quote(p) for p in extra) if extra else ""
     fail = f"{{ echo {shlex.quote(missing_message(app_name, method, requirements, app_dir))} >&2; exit 1; }}"
     if method == "auto":
         order = [("uv", "uv.lock"), ("poetry", "poetry.lock"), ("requirements", requirements), ("pyproject", "pyproject.toml")]
@@ -106,6 +119,21 @@ def install_command(app_name: str, method: str, requirements: str, app_dir: str,
         return f"{{ {branches} else {fail}; fi; }}{then}"
     present = " && ".join(f"[ -f {shlex.quote(f)} ]" for f in install_files(method, requirements))
     return f"{{ {present} || {fail}; }} && {commands[method]}{then}"
+
+
+def venv_command(app_name: str, method: str, requirements: str, app_dir: str, python: str, venv: str, code: str, extra: list[str]) -> str:
+    """Shell that creates ``venv`` (a shell word: it may name a variable) anew and installs the app's dependencies into it, from its directory ``code``.
+
+    With vpskit's uv on the host, ``uv venv`` and uv's installer do it (seconds instead of
+    pip's tens of seconds; the venv still gets pip). Without uv, or when uv fails, it is
+    ``python -m venv`` and pip, as without uv at all.
+    """
+    uv, v, cd = shlex.quote(tool_bin("uv")), venv, f"cd {shlex.quote(code)}"
+    args = (app_name, method, requirements, app_dir, venv, extra)
+    with_uv = f"{uv} venv --quiet --seed --python {shlex.quote(python)} {v} && ({cd} && {install_command(*args, with_uv=True)})"
+    with_pip = f"{shlex.quote(python)} -m venv {v} && ({cd} && {install_command(*args)})"
+    said = shlex.quote(f"vpskit: app {app_name}: uv could not build its venv, pip builds it")
+    return f"rm -rf {v} && {{ [ -x {uv} ] && {_uv_env(venv)} {with_uv} || {{ {{ [ ! -x {uv} ] || echo {said} >&2; }} && rm -rf {v} && {with_pip}; }}; }}"
 
 
 def install_key(method: str, requirements: str, git_dir: str, app_dir: str, python_version: str, extra: list[str]) -> str:

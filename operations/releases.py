@@ -23,7 +23,7 @@ from pyinfra.api import FactBase, StringCommand, operation
 
 from .batched import directory_present
 from .checkout import GIT, ask_remote, files_check, remote_answer
-from .install import install_command, install_key
+from .install import install_key, venv_command
 from .render import FILES_DIR
 from .revision import Decision, is_commit, say
 from .snapshot import snapshot_fact
@@ -147,7 +147,7 @@ def build_command(b: Build) -> str:
     code = building(b, app_dir=True)
     venv = f"{r}/venvs/$V"
     key = install_key(b.install, b.requirements, new, b.app_dir, b.python_version, list(b.packages))
-    install = install_command(b.name, b.install, b.requirements, b.app_dir, venv, list(b.packages))
+    create = venv_command(b.name, b.install, b.requirements, b.app_dir, b.python, venv, code, list(b.packages))
     steps = []
     for path in b.shared:
         p = shlex.quote(path.strip("/"))
@@ -158,9 +158,7 @@ def build_command(b: Build) -> str:
     steps += [
         f'K="$({key})"',
         'V=$(echo "$K" | sha256sum | cut -c1-16)',
-        f'if [ "$(cat {venv}/.vpskit-requirements 2>/dev/null)" != "$K" ]; then '
-        f"rm -rf {venv} && {shlex.quote(b.python)} -m venv {venv} && (cd {shlex.quote(code)} && {install}) && "
-        f'echo "$K" > {venv}/.vpskit-requirements; fi',
+        f'if [ "$(cat {venv}/.vpskit-requirements 2>/dev/null)" != "$K" ]; then {create} && echo "$K" > {venv}/.vpskit-requirements; fi',
         f'ln -sfn ../../venvs/"$V" {n}/.venv',
     ]
     if b.build:

@@ -193,3 +193,54 @@ def test_a_requirements_install_keeps_the_key_hosts_deployed_before_install_meth
     assert key(repo) == key(repo, "requirements") == f"{digest} 3.12 gunicorn"
     commit(repo, {"uv.lock": "a\n"})
     assert key(repo) != f"{digest} 3.12 gunicorn"  # a lock file wins under auto, with its own key
+
+
+def run_venv(src: Path, uv: str = "works") -> tuple[int, list[str], str]:
+    """The venv command with a fake python (``-m venv`` makes a venv whose pip logs) and vpskit's uv working, failing or absent."""
+    tmp = src.parent
+    log = tmp / "calls.log"
+    log.unlink(missing_ok=True)
+    python = tmp / "python3"
+    python.write_text(f'{TOOL}mkdir -p "$3/bin" && cp {tmp}/venv/bin/pip "$3/bin/pip"\n')
+    python.chmod(0o755)
+    uv_bin = Path(install.tool_bin("uv"))
+    if uv == "absent":
+        uv_bin.unlink()
+    else:
+        uv_bin.write_text(TOOL + ('if [ "$1" = venv ]; then mkdir -p "$7/bin"; fi\n' if uv == "works" else "exit 2\n"))
+    commit(src, {"requirements.txt": "flask\n"})
+    command = install.venv_command("shop", "auto", "requirements.txt", ".", str(python), str(tmp / "new-venv"), str(src), ["gunicorn"])
+    proc = subprocess.run(["sh", "-c", command], env={"LOG": str(log), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    calls = [c.replace(str(tmp), "T") for c in (log.read_text().splitlines() if log.exists() else [])]
+    return proc.returncode, calls, proc.stderr.strip()
+
+
+def test_uv_builds_the_venv_and_installs_a_requirements_file(repo):
+    rc, calls, err = run_venv(repo)
+    assert (rc, err) == (0, "")
+    assert calls == [
+        "uv venv --quiet --seed --python T/python3 T/new-venv",
+        "uv pip install --quiet --python T/new-venv/bin/python -r requirements.txt",
+        "uv pip install --quiet --python T/new-venv/bin/python gunicorn",
+    ]
+
+
+def test_without_uv_python_and_pip_build_the_venv(repo):
+    rc, calls, err = run_venv(repo, uv="absent")
+    assert (rc, err) == (0, "")
+    assert calls == [
+        "python3 -m venv T/new-venv",
+        "pip install --quiet --disable-pip-version-check -r requirements.txt",
+        "pip install --quiet --disable-pip-version-check gunicorn",
+    ]
+
+
+def test_when_uv_fails_pip_builds_the_venv_and_says_so(repo):
+    rc, calls, err = run_venv(repo, uv="fails")
+    assert rc == 0
+    assert err == "vpskit: app shop: uv could not build its venv, pip builds it"
+    assert calls[0].startswith("uv venv") and calls[1:] == [
+        "python3 -m venv T/new-venv",
+        "pip install --quiet --disable-pip-version-check -r requirements.txt",
+        "pip install --quiet --disable-pip-version-check gunicorn",
+    ]
