@@ -313,7 +313,9 @@ class App:
         "How the dependencies get into the venv: `requirements` (`pip install -r`), `uv` (`uv sync --frozen`, no dev "
         "group), `poetry` (`poetry install --only main --no-root`), `pyproject` (`pip install .`); `auto`: the first of "
         "`uv.lock`, `poetry.lock`, the requirements file, `pyproject.toml` in `app_dir`. Re-installed when those files "
-        "(or the Python version) changed; uv and poetry are installed from PyPI at a version vpskit pins.",
+        "(or the Python version) changed; uv and poetry are installed from PyPI at a version vpskit pins. uv, installed "
+        "for every app, creates the venv and does the pip installs (`uv pip install`); without it, or when it fails, "
+        "`python -m venv` and pip do.",
         choices=("auto", "requirements", "pyproject", "uv", "poetry"),
     )
     secrets_from: dict[str, str] = setting(
