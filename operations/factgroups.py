@@ -56,12 +56,13 @@ class FileStates(FactGroup):
         if not lines or not lines[0].startswith("present"):
             return None
         present = [int(n) for n in lines[0].split()[1:]]
-        hashes, stats = lines[1 : 1 + len(present)], lines[1 + len(present) :]
-        if len(hashes) != len(present) or len(stats) != len(present) or not all(_HASH.match(h) for h in hashes):
+        hashes = [_HASH.match(h) for h in lines[1 : 1 + len(present)]]
+        stats = lines[1 + len(present) :]
+        if len(hashes) != len(present) or len(stats) != len(present) or not all(hashes):
             return None  # a file that could not be read: each is read on its own
         out: list[list[str]] = [[] for _ in members]
         for n, digest, stat in zip(present, hashes, stats, strict=True):
-            out[n] = [_HASH.match(digest).group(1), stat]
+            out[n] = [digest.group(1), stat]
         return out
 
 

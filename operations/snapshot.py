@@ -78,10 +78,10 @@ class Facts(FactBase):
             command = fact.command(**kw) if callable(fact.command) else fact.command
             requires = fact.requires_command(**kw) if callable(fact.requires_command) else fact.requires_command
             parts.append(f"echo '{_MARK} {i}'; {_checked(command, requires)}")
-        self._groups = tuple(grouped.items())
-        for n, (group, members) in enumerate(self._groups):
-            command = group.command([(type(self._facts[i][0]), dict(self._facts[i][1])) for i in members])
-            parts.append(f"echo '{_GROUP_MARK} {n}'; {_checked(command, group.requires)}")
+        # Each group with its members' positions and (class, kwargs): what its command and split are given.
+        self._groups = tuple((g, pos, [(type(self._facts[i][0]), dict(self._facts[i][1])) for i in pos]) for g, pos in grouped.items())
+        for n, (group, _, members) in enumerate(self._groups):
+            parts.append(f"echo '{_GROUP_MARK} {n}'; {_checked(group.command(members), group.requires)}")
         return in_two_streams(parts)
 
     def process(self, output):
@@ -114,7 +114,7 @@ def _checked(command, requires: str | None) -> str:
 
 
 def parse_facts(lines: list[str], facts, groups=()) -> dict[int, object]:
-    """Each fact's value from the combined output (``facts``: (fact class or instance, kwargs); ``groups``: (FactGroup, fact positions)); a failed command leaves its fact out."""
+    """Each fact's value from the combined output (``facts``: (fact class or instance, kwargs); ``groups``: (FactGroup, fact positions, members)); a failed command leaves its fact out."""
     chunks: dict = {}
     status: dict = {}
     current = None
@@ -132,12 +132,10 @@ def parse_facts(lines: list[str], facts, groups=()) -> dict[int, object]:
         elif current is not None:
             chunks[current].append(line)
     # A group's answer becomes its members' own: their lines and status, as if each had run alone.
-    for n, (group, members) in enumerate(groups):
+    for n, (group, positions, members) in enumerate(groups):
         said = status.get(("group", n))
-        split = None
-        if said == "0":
-            split = group.split(chunks[("group", n)], [(_cls(facts[i][0]), dict(facts[i][1])) for i in members])
-        for pos, i in enumerate(members):
+        split = group.split(chunks[("group", n)], members) if said == "0" else None
+        for pos, i in enumerate(positions):
             if said == "missing":
                 status[i] = "missing"
             elif split is not None:
@@ -150,10 +148,6 @@ def parse_facts(lines: list[str], facts, groups=()) -> dict[int, object]:
         elif status.get(i) == "0":
             values[i] = fact.process(chunks[i])
     return values
-
-
-def _cls(fact) -> type:
-    return fact if isinstance(fact, type) else type(fact)
 
 
 # ------------------------------------------------------------------ the cache
