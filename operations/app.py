@@ -287,7 +287,7 @@ def app_present(
     release_fetched(name=f"{n}: {fetch}", build=build, decision=decision)
     for tool in tools_wanted(app.install):
         tool_installed(
-            name=f"{n}: {tool} {TOOLS[tool]} for its venv" if tool == "uv" else f"{n}: {tool} {TOOLS[tool]} for its locked dependencies",
+            name=f"{n}: {tool} {TOOLS[tool]} " + ("for its venv" if tool == "uv" else "for its locked dependencies"),
             tool=tool,
             python=python,
             when_any=tuple(f"{code}/{f}" for code in (paths.code, building(build, app_dir=True)) for f in tool_trigger(app.install, tool)),

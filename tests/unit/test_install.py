@@ -215,6 +215,14 @@ def run_venv(src: Path, uv: str = "works") -> tuple[int, list[str], str]:
     return proc.returncode, calls, proc.stderr.strip()
 
 
+# The venv built without uv: python -m venv, the requirements file, vpskit's packages.
+PIP_BUILD = [
+    "python3 -m venv T/new-venv",
+    "pip install --quiet --disable-pip-version-check -r requirements.txt",
+    "pip install --quiet --disable-pip-version-check gunicorn",
+]
+
+
 def test_uv_builds_the_venv_and_installs_a_requirements_file(repo):
     rc, calls, err = run_venv(repo)
     assert (rc, err) == (0, "")
@@ -228,19 +236,11 @@ def test_uv_builds_the_venv_and_installs_a_requirements_file(repo):
 def test_without_uv_python_and_pip_build_the_venv(repo):
     rc, calls, err = run_venv(repo, uv="absent")
     assert (rc, err) == (0, "")
-    assert calls == [
-        "python3 -m venv T/new-venv",
-        "pip install --quiet --disable-pip-version-check -r requirements.txt",
-        "pip install --quiet --disable-pip-version-check gunicorn",
-    ]
+    assert calls == PIP_BUILD
 
 
 def test_when_uv_fails_pip_builds_the_venv_and_says_so(repo):
     rc, calls, err = run_venv(repo, uv="fails")
     assert rc == 0
     assert err == "vpskit: app shop: uv could not build its venv, pip builds it"
-    assert calls[0].startswith("uv venv") and calls[1:] == [
-        "python3 -m venv T/new-venv",
-        "pip install --quiet --disable-pip-version-check -r requirements.txt",
-        "pip install --quiet --disable-pip-version-check gunicorn",
-    ]
+    assert calls[0].startswith("uv venv") and calls[1:] == PIP_BUILD
