@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import types
+
 import pytest
 
 from operations.config import parse_config
@@ -11,6 +14,7 @@ from operations.connect import (
     NoWayIn,
     WayIn,
     choose_way_in,
+    commands_sent_at_once,
     fingerprint,
     host_data,
     login_prover,
@@ -426,3 +430,37 @@ def test_a_way_on_a_port_where_sshd_is_silent_is_not_tried_and_its_line_names_th
     assert way == WayIn("appuser", 22, "") and host_key == HOST and not conflicts
     assert probe.tried == [WayIn("appuser", 22, "")]
     assert len(failures) == 1 and all("2222" in line and "no SSH answer within 8 s" in line for line in failures)
+
+
+# ------------------------------------------------------------- commands sent at once
+
+
+class _Connector:
+    """pyinfra's SSH connector as far as commands_sent_at_once looks: client.get_transport().sock."""
+
+    def __init__(self, sock):
+        self.client = types.SimpleNamespace(get_transport=lambda: types.SimpleNamespace(sock=sock))
+
+
+@pytest.fixture
+def tcp_connection():
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    yield client
+    client.close()
+    server.close()
+
+
+def test_an_ssh_connection_sends_commands_without_nagles_delay(tcp_connection):
+    assert tcp_connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+    assert commands_sent_at_once(_Connector(tcp_connection)) is True
+    assert tcp_connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_connectors_without_a_tcp_socket_are_left_alone():
+    a, b = socket.socketpair()  # a ProxyCommand's pipe is no TCP socket either
+    with a, b:
+        assert commands_sent_at_once(_Connector(a)) is False
+    assert commands_sent_at_once(types.SimpleNamespace()) is False  # docker, local: no client
+    assert commands_sent_at_once(types.SimpleNamespace(client=None)) is False  # not connected
+    assert commands_sent_at_once(_Connector(None)) is False  # a transport without a socket
