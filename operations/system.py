@@ -94,25 +94,33 @@ def apt_unlocked(timeout: int = 600):
     )
 
 
-@planned(lambda full=True, **_: [(AptUpgradable, {"full": full})])
+def _upgrade_facts(full: bool = True, lists_refreshed: bool = False, **_) -> list:
+    """The simulation is planned only where its answer decides: not right after new lists."""
+    return [] if lists_refreshed else [(AptUpgradable, {"full": full})]
+
+
+@planned(_upgrade_facts)
 @operation()
-def apt_upgraded(full: bool = True):
+def apt_upgraded(full: bool = True, lists_refreshed: bool = False):
     """
     Ensure no package has a pending upgrade.
 
     Unlike ``apt.upgrade`` this is a no-op when apt has nothing to install, also
     while packages are kept back (Ubuntu's phased updates), so re-runs stay quiet.
+    Right after new package lists, it upgrades without first simulating the upgrade:
+    the simulation costs seconds, and a run that refreshed the lists already changed the host.
 
     + full: ``dist-upgrade`` (may add/remove packages) instead of ``upgrade``
+    + lists_refreshed: this run updates apt's package lists first (``apt_updated(...).will_change``)
 
     **Example:**
 
     .. code:: python
 
-        apt_upgraded(name="Upgrade packages", full=True)
+        updated = apt_updated(name="Update apt cache", cache_time=86400)
+        apt_upgraded(name="Upgrade packages", full=True, lists_refreshed=updated.will_change)
     """
-    pending = snapshot_fact(AptUpgradable, full=full)
-    if not pending:
+    if not lists_refreshed and not snapshot_fact(AptUpgradable, full=full):
         host.noop("no package upgrades pending")
         return
     verb = "dist-upgrade" if full else "upgrade"
@@ -142,9 +150,9 @@ def base_system(settings: BaseSettings = BaseSettings(), packages: list[str] = (
         dest=APT_LOCK_CONF,
     )
     apt_unlocked(name="Wait for apt locks", timeout=settings.apt_lock_timeout)
-    apt_updated(name="Update apt cache", cache_time=settings.apt_cache_hours * 3600)
+    updated = apt_updated(name="Update apt cache", cache_time=settings.apt_cache_hours * 3600)
     if settings.upgrade != "none":
-        apt_upgraded(name="Upgrade packages", full=settings.upgrade == "full")
+        apt_upgraded(name="Upgrade packages", full=settings.upgrade == "full", lists_refreshed=updated.will_change)
     packages_installed(
         name="Install essential packages",
         packages=sorted(set(ESSENTIAL_PACKAGES) | set(settings.packages) | set(packages)),

@@ -21,6 +21,7 @@ from operations.batched import apt_updated, directory_present, packages_installe
 from operations.factgroups import group_of
 from operations.facts import AptUpgradable, FileState, NamedUsers
 from operations.snapshot import Facts, parse_facts
+from operations.system import _upgrade_facts, apt_upgraded
 from tests.unit.hoststub import check_spec, fact, on_stub, run_op
 
 
@@ -223,6 +224,29 @@ def test_apt_upgradable_never_keeps_a_failed_simulation(fake_apt):
     (fake_apt.tmp / "fail").unlink()
     assert fake_apt.read() == ["libc6"]
     assert fake_apt.calls() == 2
+
+
+DIST_UPGRADE = (
+    "DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade"
+)
+
+
+@pytest.mark.parametrize(
+    "refreshed, pending, commands",
+    [(False, [], []), (False, ["libc6"], [DIST_UPGRADE])],
+    ids=["nothing pending: no-op", "pending: upgrades"],
+)
+def test_apt_upgraded_upgrades_only_what_the_simulation_lists(refreshed, pending, commands):
+    done = check_spec(apt_upgraded, {AptUpgradable: pending}, {"full": True, "lists_refreshed": refreshed}, commands)
+    assert done.asked == ["Facts"]  # through the snapshot
+
+
+def test_apt_upgraded_after_new_lists_upgrades_without_simulating_first():
+    """The run that refreshed the lists skips the seconds-long simulation: its answer would only lead to the same command."""
+    done = check_spec(apt_upgraded, {}, {"full": True, "lists_refreshed": True}, [DIST_UPGRADE])
+    assert done.asked == []
+    assert _upgrade_facts(full=True, lists_refreshed=True) == []
+    assert _upgrade_facts(full=False) == [(AptUpgradable, {"full": False})]
 
 
 # ------------------------------------------------------------ batched operations
