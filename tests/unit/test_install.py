@@ -140,12 +140,64 @@ def test_pinned_tool_present_is_a_noop():
 
 
 def test_tool_is_installed_from_pypi_at_its_pin_in_its_own_venv():
-    d = f"/opt/vpskit/tools/uv-{install.TOOLS['uv']}"
-    done = check_spec(tool_installed, {ToolVersion: "0.1.0"}, dict(tool="uv", python="/usr/bin/python3.12"), [
-        f"[ -x {d}/bin/uv ] || {{ rm -rf {d} && mkdir -p /opt/vpskit/tools && /usr/bin/python3.12 -m venv {d} && "
-        f"{d}/bin/pip install --quiet --disable-pip-version-check uv=={install.TOOLS['uv']} && chmod -R a+rX {d}; }}"
+    d = f"/opt/vpskit/tools/poetry-{install.TOOLS['poetry']}"
+    done = check_spec(tool_installed, {ToolVersion: "0.1.0"}, dict(tool="poetry", python="/usr/bin/python3.12"), [
+        f"[ -x {d}/bin/poetry ] || {{ rm -rf {d} && mkdir -p /opt/vpskit/tools && /usr/bin/python3.12 -m venv {d} && "
+        f"{d}/bin/pip install --quiet --disable-pip-version-check poetry=={install.TOOLS['poetry']} && chmod -R a+rX {d}; }}"
     ])  # fmt: skip
     assert "curl" not in done.commands[0]
+    uv = run_op(tool_installed, {ToolVersion: "0.1.0"}, tool="uv", python="/usr/bin/python3.12").commands
+    assert uv == [install.tool_install_command("uv", "/usr/bin/python3.12")]
+
+
+# A python whose ``-m venv`` makes a venv with a python like itself (and a pip unless --without-pip);
+# a pip run from the system's wheel fails when the wheel folder holds "fail"; any pip install puts uv in place.
+FAKE_PYTHON = r"""if [ "$1" = -m ] && [ "$2" = venv ]; then
+  for d; do :; done
+  mkdir -p "$d/bin" && cp "$0" "$d/bin/python"
+  if [ "$3" != --without-pip ]; then
+    printf '#!/bin/sh\necho "pip $*" >> "$LOG"\ntouch "$(dirname "$0")/uv"\n' > "$d/bin/pip" && chmod +x "$d/bin/pip"
+  fi
+  exit 0
+fi
+case "$1" in */pip) [ -e "$(dirname "$(dirname "$1")")/fail" ] && exit 1; touch "$(dirname "$0")/uv" ;; esac
+"""
+
+
+def install_uv(tmp_path, monkeypatch, wheel: str) -> tuple[int, list[str]]:
+    """uv's install command run with a fake python; the system's pip wheel "works", "fails" or is "absent"."""
+    monkeypatch.setattr(install, "TOOLS_DIR", str(tmp_path / "tools"))
+    monkeypatch.setattr(install, "PIP_WHEELS", str(tmp_path / "wheels"))
+    python = tmp_path / "python3"
+    python.write_text(TOOL + FAKE_PYTHON)
+    python.chmod(0o755)
+    if wheel != "absent":
+        (tmp_path / "wheels/pip-24.0-py3-none-any.whl").mkdir(parents=True)
+        if wheel == "fails":
+            (tmp_path / "wheels/fail").touch()
+    log = tmp_path / "calls.log"
+    proc = subprocess.run(["sh", "-c", install.tool_install_command("uv", str(python))], env={"LOG": str(log), "PATH": "/usr/bin:/bin"})
+    calls = [c.replace(str(tmp_path), "T").replace(install.TOOLS["uv"], "V") for c in log.read_text().splitlines()]
+    assert proc.returncode == 0 and Path(install.tool_bin("uv")).exists()
+    return proc.returncode, calls
+
+
+@pytest.mark.parametrize(
+    "wheel, calls",
+    [
+        ("works", ["python3 -m venv --without-pip T/tools/uv-V", "python T/wheels/pip-24.0-py3-none-any.whl/pip install --quiet --disable-pip-version-check uv==V"]),
+        ("absent", ["python3 -m venv T/tools/uv-V", "pip install --quiet --disable-pip-version-check uv==V"]),
+        ("fails", [
+            "python3 -m venv --without-pip T/tools/uv-V",
+            "python T/wheels/pip-24.0-py3-none-any.whl/pip install --quiet --disable-pip-version-check uv==V",
+            "python3 -m venv T/tools/uv-V",
+            "pip install --quiet --disable-pip-version-check uv==V",
+        ]),
+    ],
+)  # fmt: skip
+def test_uv_goes_into_a_venv_without_pip_by_the_system_pip_wheel_else_as_any_tool(tmp_path, monkeypatch, wheel, calls):
+    """The venv module's own pip wheel installs uv (no pip copied into its venv first); without it, or failing, a venv with pip does."""
+    assert install_uv(tmp_path, monkeypatch, wheel)[1] == calls
 
 
 def test_auto_installs_a_tool_only_for_a_checkout_with_its_lock_file():
