@@ -12,7 +12,7 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
-from pyinfra.operations import systemd
+from pyinfra.operations import server, systemd
 
 from .batched import packages_installed, unit_running
 from .config import App
@@ -33,6 +33,38 @@ def pg_version(distro: Distro) -> str:
     return distro.postgres
 
 
+def config_value_command(version: str, name: str) -> str:
+    """Shell printing the value of setting ``name`` that the cluster's config files now give (``postgres -C``)."""
+    return (
+        f"cd / && runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres -D /var/lib/postgresql/{version}/main"
+        f" -c config_file=/etc/postgresql/{version}/main/postgresql.conf -C {shlex.quote(name)}"
+    )
+
+
+def setting_names(content: str) -> list[str]:
+    """The settings a postgresql.conf fragment sets, sorted."""
+    return sorted({line.split("=", 1)[0].strip() for line in content.splitlines() if "=" in line and not line.lstrip().startswith("#")})
+
+
+def settings_live_command(version: str, names: list[str]) -> str:
+    """
+    Shell that makes the running server use the config files' settings: a reload when the
+    running server already has each of ``names`` at the files' value (a fresh cluster
+    with the defaults vpskit writes: 2.5 s less than a restart), else a restart.
+
+    The running server is asked on the port its ``postmaster.pid`` names; a server not
+    running, or not answering, is restarted.
+    """
+    want = "; ".join(f'printf "%s=%s\\n" {shlex.quote(n)} "$({config_value_command(version, n)})"' for n in names)
+    listed = ", ".join(f"'{n}'" for n in names)
+    query = f"SELECT name || '=' || setting FROM pg_settings WHERE name IN ({listed}) ORDER BY name"
+    return (
+        f"p=$(sed -n 4p /var/lib/postgresql/{version}/main/postmaster.pid 2>/dev/null); "
+        f'want=$({want}); have=$([ -n "$p" ] && {psql_command_on("$p")} -c {shlex.quote(query)} 2>/dev/null); '
+        'if [ -n "$have" ] && [ "$have" = "$want" ]; then systemctl reload postgresql; else systemctl restart postgresql; fi'
+    )
+
+
 def secret_env_path(app_name: str) -> str:
     """The root-only env file with the app's ``DATABASE_URL`` (and its password)."""
     return f"{SECRETS_DIR}/{app_name}.env"
@@ -40,7 +72,12 @@ def secret_env_path(app_name: str) -> str:
 
 def psql_command(port: int, database: str = "postgres") -> str:
     """psql as the postgres superuser over the Unix socket, stopping at the first error."""
-    return f"runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -v VERBOSITY=terse -p {int(port)} -d {shlex.quote(database)}"
+    return psql_command_on(str(int(port)), database)
+
+
+def psql_command_on(port: str, database: str = "postgres") -> str:
+    """``psql_command`` with the port as shell text (``"$p"``: a port read on the host)."""
+    return f"runuser -u postgres -- psql -X -q -t -A -v ON_ERROR_STOP=1 -v VERBOSITY=terse -p {port} -d {shlex.quote(database)}"
 
 
 def psql(port: int, sql: str, database: str = "postgres") -> StringCommand:
@@ -172,24 +209,20 @@ def postgres_server(version: str, clients: list[tuple[str, str]], port: int = 54
         postgres_server("16", [("dibby", "dibby")], port=5432)
     """
     etc = f"/etc/postgresql/{version}/main"
+    content = render("postgresql.conf.j2", port=port)
     packages_installed(name="Install PostgreSQL", packages=PACKAGES)
     settings = checked_file(
         name="PostgreSQL settings: loopback only, SCRAM passwords",
         dest=f"{etc}/conf.d/vpskit.conf",
-        content=render("postgresql.conf.j2", port=port),
-        validate=(
-            f"cd / && runuser -u postgres -- /usr/lib/postgresql/{version}/bin/postgres"
-            f" -D /var/lib/postgresql/{version}/main -c config_file={etc}/postgresql.conf -C listen_addresses >/dev/null"
-        ),
+        content=content,
+        validate=f"{config_value_command(version, 'listen_addresses')} >/dev/null",
         mode="644",
         user="postgres",
         group="postgres",
     )
-    systemd.service(
-        name="Restart PostgreSQL for new settings",
-        service="postgresql",
-        running=True,
-        restarted=True,
+    server.shell(
+        name="PostgreSQL runs the new settings (restarted only where the running server's differ)",
+        commands=[settings_live_command(version, setting_names(content))],
         _if=settings.did_change,
     )
     hba = checked_file(

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 from operations.backup import BackupItem, backup_items
 from operations.config import App, AppBackup, Database, Job
 from operations.monitor import AppCheck, Thresholds, health_settings
-from operations.postgres import AppDatabaseState, database_driver_packages, ident, secret_env_path
+from operations.postgres import (
+    AppDatabaseState,
+    database_driver_packages,
+    ident,
+    secret_env_path,
+    setting_names,
+    settings_live_command,
+)
 from operations.render import render
 from operations.schedule import AppJobFiles, cron_escape, cron_file, job_unit, systemd_exec_quote
 
@@ -179,3 +187,63 @@ def test_with_caddy_in_front_the_report_checks_caddys_certificates_and_not_nginx
     assert (caddy["cert_glob"], caddy["caddy_cert_dir"]) == ("", "/var/lib/caddy/.local/share/caddy/certificates")
     assert nginx["optional_units"] == ["nginx.service", "fail2ban.service"]
     assert caddy["optional_units"] == ["fail2ban.service"] and caddy["units"] == ["caddy.service"]
+
+
+# ------------------------------------------- PostgreSQL's new settings: reload or restart
+
+FAKE_PG = {
+    # runuser -u postgres -- CMD...: runs CMD.
+    "runuser": 'shift 3; exec "$@"',
+    # postgres ... -C NAME: the value the config files give ($FILES holds NAME=VALUE lines).
+    "postgres": 'for a; do n=$a; done; sed -n "s/^$n=//p" "$FILES"',
+    # psql ... -p PORT ...: the running server's NAME=VALUE lines, or an error when nothing listens there.
+    "psql": 'while [ "$1" != -p ]; do shift; done; [ "$2" = "$(cat "$PORT")" ] && cat "$RUNNING" || exit 2',
+    "systemctl": 'echo "systemctl $*" >> "$LOG"',
+}
+
+
+def pg_settings_applied(tmp_path, files: dict, running: dict | None) -> list[str]:
+    """settings_live_command run with fake PostgreSQL tools: the files' values against the running server's (None: not running)."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, body in FAKE_PG.items():
+        (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_ / name).chmod(0o755)
+    (tmp_path / "files").write_text("".join(f"{k}={v}\n" for k, v in files.items()))
+    (tmp_path / "running").write_text("".join(f"{k}={v}\n" for k, v in sorted((running or {}).items())))
+    (tmp_path / "port").write_text(str((running or {}).get("port", "")))
+    pid = tmp_path / "postmaster.pid"
+    if running:
+        pid.write_text(f"123\n/data\n1700000000\n{running['port']}\n/var/run/postgresql\nlocalhost\n")
+    command = settings_live_command("16", sorted(files))
+    command = command.replace("/usr/lib/postgresql/16/bin/postgres", str(bin_ / "postgres"))
+    command = command.replace("/var/lib/postgresql/16/main/postmaster.pid", str(pid))
+    env = {
+        "PATH": f"{bin_}:/usr/bin:/bin",
+        **{k.upper(): str(tmp_path / k) for k in ("files", "running", "port")},
+        "LOG": str(tmp_path / "log"),
+    }
+    subprocess.run(["sh", "-c", command], env=env, check=True)
+    return (tmp_path / "log").read_text().splitlines()
+
+
+WRITTEN = {"listen_addresses": "localhost", "password_encryption": "scram-sha-256", "port": "5432"}
+
+
+def test_new_settings_the_running_server_already_has_only_reload_it(tmp_path):
+    """A fresh cluster runs Debian's defaults, which are what vpskit writes: no 2.5 s restart."""
+    assert pg_settings_applied(tmp_path, WRITTEN, running=dict(WRITTEN)) == ["systemctl reload postgresql"]
+
+
+def test_a_setting_the_running_server_has_otherwise_restarts_it(tmp_path):
+    """A new port (or any listed setting that differs) needs the restart; the server is asked on the port it runs on."""
+    assert pg_settings_applied(tmp_path, WRITTEN | {"port": "5433"}, running=dict(WRITTEN)) == ["systemctl restart postgresql"]
+
+
+def test_a_server_not_running_is_restarted(tmp_path):
+    assert pg_settings_applied(tmp_path, WRITTEN, running=None) == ["systemctl restart postgresql"]
+
+
+def test_setting_names_are_the_fragments_assignments():
+    assert setting_names(render("postgresql.conf.j2", port=5432)) == ["listen_addresses", "password_encryption", "port"]
+    assert setting_names("# a = 1\nwork_mem = '4MB'\n\nport=5\n") == ["port", "work_mem"]
