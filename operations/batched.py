@@ -24,6 +24,13 @@ from pyinfra.operations.util.service import handle_service_control
 
 from .snapshot import planned, snapshot_fact
 
+# dpkg without an fsync per file it unpacks, as Docker's own Debian and Ubuntu images set it for
+# their builds: a first deploy's upgrade and installs took 133.6 and 131.5 s with it, 149.4 and
+# 167.7 s without (fresh Ubuntu 24.04 targets, turn about). A
+# crash of the host during such a run can leave files of the packages it was installing empty, so
+# vpskit asks for it only on a host it never finished a deploy on, and syncs after it.
+UNSAFE_IO = "-o Dpkg::Options::=--force-unsafe-io"
+
 
 @planned(lambda *_, **__: [(File, {"path": APT_UPDATE_FILENAME}), (Date, {})])
 @operation()
@@ -51,13 +58,19 @@ def apt_updated(cache_time: int):
         yield f"touch {APT_UPDATE_FILENAME}"
 
 
+def unsafe_io_apt(command: str, unsafe_io: bool) -> str:
+    """pyinfra's non-interactive ``apt-get`` command; with ``unsafe_io``, dpkg skips its fsync per file (``UNSAFE_IO``)."""
+    return noninteractive_apt(f"{UNSAFE_IO} {command}" if unsafe_io else command)
+
+
 @planned(lambda packages, **_: [(DebPackages, {})])
 @operation()
-def packages_installed(packages: list[str]):
+def packages_installed(packages: list[str], unsafe_io: bool = False):
     """
     Ensure these Debian/Ubuntu packages are installed (``apt.packages(packages=...)``).
 
     + packages: package names
+    + unsafe_io: dpkg writes without an fsync per file, then one ``sync`` (for a host with nothing on it yet)
 
     **Example:**
 
@@ -65,16 +78,21 @@ def packages_installed(packages: list[str]):
 
         packages_installed(name="Install ufw", packages=["ufw"])
     """
-    yield from ensure_packages(
-        host,
-        list(packages),
-        snapshot_fact(DebPackages),
-        True,
-        install_command=noninteractive_apt("install"),
-        uninstall_command=noninteractive_apt("remove"),
-        upgrade_command=noninteractive_apt("install"),
-        version_join="=",
+    commands = list(
+        ensure_packages(
+            host,
+            list(packages),
+            snapshot_fact(DebPackages),
+            True,
+            install_command=unsafe_io_apt("install", unsafe_io),
+            uninstall_command=noninteractive_apt("remove"),
+            upgrade_command=unsafe_io_apt("install", unsafe_io),
+            version_join="=",
+        )
     )
+    yield from commands
+    if commands and unsafe_io:
+        yield "sync"
 
 
 def _unit_facts(unit: str, **_):

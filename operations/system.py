@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, deploy, operation
+from pyinfra.facts.files import File
 from pyinfra.facts.server import OsRelease
 from pyinfra.operations import files, server
 
-from .batched import apt_updated, packages_installed
+from .batched import apt_updated, packages_installed, unsafe_io_apt
+from .deploylock import LOG_FILE as DEPLOYS_LOG
 from .distro import Distro, UnsupportedDistro, distro_from_os_release
 from .facts import AptLockHolders, AptUpgradable
 from .render import render
@@ -101,7 +103,7 @@ def _upgrade_facts(full: bool = True, lists_refreshed: bool = False, **_) -> lis
 
 @planned(_upgrade_facts)
 @operation()
-def apt_upgraded(full: bool = True, lists_refreshed: bool = False):
+def apt_upgraded(full: bool = True, lists_refreshed: bool = False, unsafe_io: bool = False):
     """
     Ensure no package has a pending upgrade.
 
@@ -112,6 +114,7 @@ def apt_upgraded(full: bool = True, lists_refreshed: bool = False):
 
     + full: ``dist-upgrade`` (may add/remove packages) instead of ``upgrade``
     + lists_refreshed: this run updates apt's package lists first (``apt_updated(...).will_change``)
+    + unsafe_io: dpkg writes without an fsync per file, then one ``sync`` (for a host with nothing on it yet)
 
     **Example:**
 
@@ -123,8 +126,9 @@ def apt_upgraded(full: bool = True, lists_refreshed: bool = False):
     if not lists_refreshed and not snapshot_fact(AptUpgradable, full=full):
         host.noop("no package upgrades pending")
         return
-    verb = "dist-upgrade" if full else "upgrade"
-    yield ("DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold " + verb)
+    yield unsafe_io_apt("dist-upgrade" if full else "upgrade", unsafe_io)
+    if unsafe_io:
+        yield "sync"
 
 
 @deploy("Base system")
@@ -143,6 +147,8 @@ def base_system(settings: BaseSettings = BaseSettings(), packages: list[str] = (
         base_system(BaseSettings(timezone="Europe/Berlin"), packages=["ufw", "fail2ban"])
     """
     distro = host_distro()
+    # A host vpskit never finished a deploy on holds nothing yet: its package installs skip dpkg's fsyncs.
+    fresh = snapshot_fact(File, path=DEPLOYS_LOG) is None
 
     checked_file(
         name="Make apt wait for locks held by other apt runs",
@@ -152,10 +158,11 @@ def base_system(settings: BaseSettings = BaseSettings(), packages: list[str] = (
     apt_unlocked(name="Wait for apt locks", timeout=settings.apt_lock_timeout)
     updated = apt_updated(name="Update apt cache", cache_time=settings.apt_cache_hours * 3600)
     if settings.upgrade != "none":
-        apt_upgraded(name="Upgrade packages", full=settings.upgrade == "full", lists_refreshed=updated.will_change)
+        apt_upgraded(name="Upgrade packages", full=settings.upgrade == "full", lists_refreshed=updated.will_change, unsafe_io=fresh)
     packages_installed(
         name="Install essential packages",
         packages=sorted(set(ESSENTIAL_PACKAGES) | set(settings.packages) | set(packages)),
+        unsafe_io=fresh,
     )
     # pyinfra's own operations, their facts read with the run's others.
     if settings.hostname:

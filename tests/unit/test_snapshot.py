@@ -11,12 +11,12 @@ import pytest
 from pyinfra.api import FactBase, OperationError
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File
-from pyinfra.facts.server import Date, Users
+from pyinfra.facts.server import Date, OsRelease, Users
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations.apt import APT_UPDATE_FILENAME
 
 from operations import facts as facts_mod
-from operations import snapshot
+from operations import snapshot, system
 from operations.batched import apt_updated, directory_present, packages_installed, unit_running
 from operations.factgroups import group_of
 from operations.facts import AptUpgradable, FileState, NamedUsers
@@ -226,9 +226,8 @@ def test_apt_upgradable_never_keeps_a_failed_simulation(fake_apt):
     assert fake_apt.calls() == 2
 
 
-DIST_UPGRADE = (
-    "DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade"
-)
+APT = 'DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::="--force-confdef" -o Dpkg::Options::="--force-confold"'
+DIST_UPGRADE = f"{APT} dist-upgrade"
 
 
 @pytest.mark.parametrize(
@@ -247,6 +246,15 @@ def test_apt_upgraded_after_new_lists_upgrades_without_simulating_first():
     assert done.asked == []
     assert _upgrade_facts(full=True, lists_refreshed=True) == []
     assert _upgrade_facts(full=False) == [(AptUpgradable, {"full": False})]
+
+
+def test_on_a_host_with_nothing_on_it_yet_dpkg_skips_its_fsyncs_and_one_sync_follows():
+    """unsafe_io: the upgrade and the installs run dpkg with --force-unsafe-io, then sync; nothing to do stays a no-op."""
+    unsafe = f"{APT} -o Dpkg::Options::=--force-unsafe-io"
+    check_spec(apt_upgraded, {}, {"lists_refreshed": True, "unsafe_io": True}, [f"{unsafe} dist-upgrade", "sync"])
+    check_spec(packages_installed, {DebPackages: {}}, {"packages": ["ufw"], "unsafe_io": True}, [f"{unsafe} install ufw", "sync"])
+    check_spec(packages_installed, {DebPackages: {"ufw": {"0.36"}}}, {"packages": ["ufw"], "unsafe_io": True}, [])
+    check_spec(packages_installed, {DebPackages: {}}, {"packages": ["ufw"]}, [f"{APT} install ufw"])
 
 
 # ------------------------------------------------------------ batched operations
@@ -500,3 +508,24 @@ def parts_output(i: int) -> list[str]:
 class OutputLinesFact(FactBase):
     def process(self, output):
         return output
+
+
+@pytest.mark.parametrize("deploys_log, unsafe", [(None, True), ({"size": 120}, False)], ids=["fresh host", "deployed before"])
+def test_base_system_skips_dpkg_fsyncs_only_on_a_host_vpskit_never_finished_a_deploy_on(monkeypatch, deploys_log, unsafe):
+    """The deploys log appears at the end of vpskit's first complete run: until then the apt runs use unsafe_io."""
+    calls: dict[str, dict] = {}
+
+    def recorder(name):
+        def record(*_, **kwargs):
+            calls[name] = kwargs
+            return record if name == "facts_through_snapshot" else SimpleNamespace(will_change=True)
+
+        return record
+
+    for name in ("checked_file", "apt_unlocked", "apt_updated", "apt_upgraded", "packages_installed", "facts_through_snapshot"):
+        monkeypatch.setattr(system, name, recorder(name))
+    release = {"id": "ubuntu", "version_id": "24.04", "version_codename": "noble"}
+    with on_stub({OsRelease: release, fact(File, path=system.DEPLOYS_LOG): deploys_log}):
+        system.base_system._inner(system.BaseSettings(hostname=""), packages=["ufw"])
+    assert calls["apt_upgraded"]["unsafe_io"] is unsafe and calls["packages_installed"]["unsafe_io"] is unsafe
+    assert "ufw" in calls["packages_installed"]["packages"]
