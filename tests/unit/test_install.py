@@ -164,7 +164,7 @@ case "$1" in */pip) [ -e "$(dirname "$(dirname "$1")")/fail" ] && exit 1; touch 
 """
 
 
-def install_uv(tmp_path, monkeypatch, wheel: str) -> tuple[int, list[str]]:
+def install_uv(tmp_path, monkeypatch, wheel: str) -> list[str]:
     """uv's install command run with a fake python; the system's pip wheel "works", "fails" or is "absent"."""
     monkeypatch.setattr(install, "TOOLS_DIR", str(tmp_path / "tools"))
     monkeypatch.setattr(install, "PIP_WHEELS", str(tmp_path / "wheels"))
@@ -179,7 +179,7 @@ def install_uv(tmp_path, monkeypatch, wheel: str) -> tuple[int, list[str]]:
     proc = subprocess.run(["sh", "-c", install.tool_install_command("uv", str(python))], env={"LOG": str(log), "PATH": "/usr/bin:/bin"})
     calls = [c.replace(str(tmp_path), "T").replace(install.TOOLS["uv"], "V") for c in log.read_text().splitlines()]
     assert proc.returncode == 0 and Path(install.tool_bin("uv")).exists()
-    return proc.returncode, calls
+    return calls
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def install_uv(tmp_path, monkeypatch, wheel: str) -> tuple[int, list[str]]:
 )  # fmt: skip
 def test_uv_goes_into_a_venv_without_pip_by_the_system_pip_wheel_else_as_any_tool(tmp_path, monkeypatch, wheel, calls):
     """The venv module's own pip wheel installs uv (no pip copied into its venv first); without it, or failing, a venv with pip does."""
-    assert install_uv(tmp_path, monkeypatch, wheel)[1] == calls
+    assert install_uv(tmp_path, monkeypatch, wheel) == calls
 
 
 def test_auto_installs_a_tool_only_for_a_checkout_with_its_lock_file():
