@@ -20,7 +20,7 @@ unit: setup
 	.venv/bin/pytest -ra tests/unit
 
 e2e: setup
-	./scripts/test.sh tests/e2e
+	./scripts/test.sh --e2e
 
 # docs/config.md, the config reference, generated from the field declarations in operations/config/.
 docs:
