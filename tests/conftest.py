@@ -84,16 +84,40 @@ def images(docker_engine):
 
 
 @pytest.fixture(scope="session")
-def keys(tmp_path_factory):
-    """SSH key pairs: root's (the provider's first login) and the deploy user's."""
-    from tests.rig import ssh_keypair
+def keys():
+    """SSH key pairs: root's (the provider's first login) and the deploy user's.
+
+    One pair of each for every test process on this machine (the deployed-host images carry
+    them), made once under a lock.
+    """
+    import fcntl
+
+    from tests.rig import CACHE, ssh_keypair
 
     if shutil.which("ssh-keygen") is None:
         pytest.fail("ssh-keygen is missing: `make test` installs openssh-client")
-    d = tmp_path_factory.mktemp("keys")
-    root_key, root_pub = ssh_keypair(d, "id_root")
-    deploy_key, deploy_pub = ssh_keypair(d, "id_deploy")
+    d = CACHE / "test-keys"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        root_key, root_pub = ssh_keypair(d, "id_root")
+        deploy_key, deploy_pub = ssh_keypair(d, "id_deploy")
     return {"dir": d, "root": root_key, "root_pub": root_pub, "deploy": deploy_key, "deploy_pub": deploy_pub}
+
+
+@pytest.fixture(scope="session")
+def deployed_images(docker_engine, images, keys):
+    """The deployed-host image of a release (tests/deployed_image.py), built at its first use."""
+    from tests.deployed_image import deployed_image
+
+    built: dict[str, str] = {}
+
+    def get(distro: str) -> str:
+        if distro not in built:
+            built[distro] = deployed_image(docker_engine, images[distro], distro, keys)
+        return built[distro]
+
+    return get
 
 
 def write_config(path: Path, text: str) -> Path:

@@ -65,10 +65,10 @@ def security_headers_present(headers: str) -> None:
 
 
 @pytest.fixture(scope="module", params=["ubuntu2404"])
-def ubuntu(request, docker_engine, images, keys, tmp_path_factory):
+def ubuntu(request, docker_engine, deployed_images, keys, tmp_path_factory):
     distro = request.param
     base = build_compose_base(docker_engine)
-    target = start_target(docker_engine, images[distro], distro, publish=(), nested_docker=True)
+    target = start_target(docker_engine, deployed_images(distro), distro, publish=(), nested_docker=True)
     try:
         h = Host(target, keys, tmp_path_factory.mktemp(f"containers-{distro}"))
         raw = example()
@@ -232,10 +232,10 @@ def test_ubuntu_container_runs_took(ubuntu):
 
 
 @pytest.fixture(scope="module", params=["debian13"])
-def debian(request, docker_engine, images, keys, tmp_path_factory):
+def debian(request, docker_engine, deployed_images, keys, tmp_path_factory):
     distro = request.param
     # 443 published on 127.0.0.1 for sslyze, which runs on the test machine.
-    target = start_target(docker_engine, images[distro], distro, publish=(443,), nested_docker=True)
+    target = start_target(docker_engine, deployed_images(distro), distro, publish=(443,), nested_docker=True)
     try:
         h = Host(target, keys, tmp_path_factory.mktemp(f"containers-{distro}"))
         raw = example()

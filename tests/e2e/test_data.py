@@ -54,10 +54,10 @@ class Deployed:
 
 
 # One target per distro for the whole run, deployed once.
-@pytest.fixture(scope="session", params=DISTROS)
-def deployed(request, docker_engine, images, keys, tmp_path_factory):
+@pytest.fixture(scope="module", params=DISTROS)
+def deployed(request, docker_engine, deployed_images, keys, tmp_path_factory):
     distro = request.param
-    target = start_target(docker_engine, images[distro], distro, publish=())
+    target = start_target(docker_engine, deployed_images(distro), distro, publish=())
     try:
         cfg = tmp_path_factory.mktemp(f"data-{distro}") / "vpskit.toml"
         cfg.write_text(dump_toml(target_config(CONFIG, target, keys, connector="docker")))

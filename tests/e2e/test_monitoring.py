@@ -79,10 +79,10 @@ def start_smtp_sink(target) -> None:
     target.exec("for i in $(seq 1 50); do ss -Hltn | grep -q 127.0.0.1:2525 && exit 0; sleep 0.2; done; exit 1")
 
 
-@pytest.fixture(scope="session", params=DISTROS)
-def deployed(request, docker_engine, images, keys, tmp_path_factory):
+@pytest.fixture(scope="module", params=DISTROS)
+def deployed(request, docker_engine, deployed_images, keys, tmp_path_factory):
     distro = request.param
-    target = start_target(docker_engine, images[distro], distro, publish=())
+    target = start_target(docker_engine, deployed_images(distro), distro, publish=())
     try:
         tmp = tmp_path_factory.mktemp(f"monitoring-{distro}")
         start_sinks(target, tmp)

@@ -100,7 +100,7 @@ class Drill:
 
 
 @pytest.fixture(scope="module", params=[DISTRO])
-def drill(request, docker_engine, images, keys, tmp_path_factory):
+def drill(request, docker_engine, images, deployed_images, keys, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("offsite")
     net = docker_engine.networks.create(f"vpskit-test-offsite-{uuid.uuid4().hex[:8]}", driver="bridge")
     started: list[Target] = []
@@ -112,7 +112,7 @@ def drill(request, docker_engine, images, keys, tmp_path_factory):
         sftp_name = sftp.container.name
 
         # Host A: deployed, data written through the app, backed up and copied off-host.
-        a = start_target(docker_engine, images[DISTRO], DISTRO, publish=(), network=net.name)
+        a = start_target(docker_engine, deployed_images(DISTRO), DISTRO, publish=(), network=net.name)
         started.append(a)
         put_repos(a, ["dibby"])
         cfg_a = write_config(tmp, "a.toml", config(sftp_name, key), a, keys)

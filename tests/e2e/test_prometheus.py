@@ -54,10 +54,10 @@ class Deployed:
         return json.loads(out)["data"]["result"]
 
 
-@pytest.fixture(scope="session", params=DISTROS)
-def deployed(request, docker_engine, images, keys, tmp_path_factory):
+@pytest.fixture(scope="module", params=DISTROS)
+def deployed(request, docker_engine, deployed_images, keys, tmp_path_factory):
     distro = request.param
-    target = start_target(docker_engine, images[distro], distro, publish=())
+    target = start_target(docker_engine, deployed_images(distro), distro, publish=())
     try:
         start_webhook_sink(target)
         raw = target_config(prepare_web_target(target, config()), target, keys, connector="docker")

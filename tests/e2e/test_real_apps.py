@@ -95,11 +95,11 @@ class Host:
         )
 
 
-@pytest.fixture(scope="session", params=DISTROS)
-def apps_host(request, docker_engine, images, keys, tmp_path_factory):
+@pytest.fixture(scope="module", params=DISTROS)
+def apps_host(request, docker_engine, deployed_images, keys, tmp_path_factory):
     distro = request.param
     os.environ["LEDGER_PAYMENTS_KEY"] = f"pk-{secrets.token_hex(16)}"
-    target = start_target(docker_engine, images[distro], distro, publish=())
+    target = start_target(docker_engine, deployed_images(distro), distro, publish=())
     try:
         raw = prepare_web_target(target, real_apps_raw())
         h = Host(target, target_config(raw, target, keys, connector="docker"), tmp_path_factory.mktemp(f"apps-{distro}"))

@@ -69,9 +69,9 @@ class Learnup(Host):
 
 
 @pytest.fixture(scope="module", params=["ubuntu2404"])
-def learnup(request, docker_engine, images, keys, tmp_path_factory):
+def learnup(request, docker_engine, deployed_images, keys, tmp_path_factory):
     base = build_compose_base(docker_engine)
-    target = start_target(docker_engine, images[request.param], request.param, publish=(), nested_docker=True)
+    target = start_target(docker_engine, deployed_images(request.param), request.param, publish=(), nested_docker=True)
     try:
         h = Learnup(target, keys, tmp_path_factory.mktemp("routes"))
         raw = use_local_images(prepare_web_target(target, learnup_config()), base)

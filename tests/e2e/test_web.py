@@ -64,11 +64,11 @@ class Web:
         return [s for s in out.splitlines() if s]
 
 
-@pytest.fixture(scope="session", params=DISTROS)
-def web(request, docker_engine, images, keys, tmp_path_factory):
+@pytest.fixture(scope="module", params=DISTROS)
+def web(request, docker_engine, deployed_images, keys, tmp_path_factory):
     distro = request.param
     # 443 published on 127.0.0.1 for sslyze, which runs on the test machine.
-    target = start_target(docker_engine, images[distro], distro, publish=(443,))
+    target = start_target(docker_engine, deployed_images(distro), distro, publish=(443,))
     try:
         raw = prepare_web_target(target, example_raw())
         w = Web(target, target_config(raw, target, keys, connector="docker"), tmp_path_factory.mktemp(f"web-{distro}"))
