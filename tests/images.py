@@ -224,9 +224,14 @@ def _build(client: docker.DockerClient, key: str, recipe: Recipe) -> str:
 
 
 def main(argv: list[str]) -> int:
+    """Build (or reuse) the images of ``argv`` (default: every release), two at a time: debootstrap waits on the network as much as on the disk."""
+    from concurrent.futures import ThreadPoolExecutor
+
     client = docker.from_env()
-    for key in argv or list(RECIPES):
-        print(f"{key}: {build_image(client, key)}", flush=True)
+    keys = argv or list(RECIPES)
+    with ThreadPoolExecutor(max_workers=int(os.environ.get("VPSKIT_IMAGE_JOBS", "2"))) as pool:
+        for key, tag in zip(keys, pool.map(lambda k: build_image(client, k), keys), strict=True):
+            print(f"{key}: {tag}", flush=True)
     return 0
 
 
