@@ -64,7 +64,7 @@ for d in /var/cache/apt-cacher-ng /var/log/apt-cacher-ng /run/apt-cacher-ng; do
 done
 runuser -u apt-cacher-ng -- /usr/sbin/apt-cacher-ng -c /etc/apt-cacher-ng ForeGround=1 &
 /opt/proxpi/bin/gunicorn --threads 8 --bind 0.0.0.0:{PYPI_PORT} \
-    --access-logfile - --access-logformat '%(h)s "%(r)s" %(s)s' proxpi.server:app &
+    --access-logfile - --access-logformat '%(t)s %(h)s "%(r)s" %(s)s' proxpi.server:app &
 trap 'kill $(jobs -p) 2>/dev/null; wait; exit 0' TERM INT
 wait -n
 kill $(jobs -p) 2>/dev/null
@@ -122,7 +122,8 @@ def _join_network(container) -> bool:
     try:
         if container.client.containers.get(NAME).status != "running":
             return False
-        container.client.networks.get(NETWORK).connect(container)
+        if NETWORK not in container.attrs["NetworkSettings"]["Networks"]:
+            container.client.networks.get(NETWORK).connect(container)
     except docker.errors.APIError:
         return False
     return True
