@@ -45,3 +45,8 @@ fi
 
 echo "==> building test images (reused when their recipe is unchanged)"
 .venv/bin/python -m tests.images "$@"
+
+# A cache for the targets' .deb and PyPI downloads (tests/pkgcache.py); without it they download
+# from the archives, so it never fails the setup.
+echo "==> package cache for the test targets (reused when running)"
+.venv/bin/python -m tests.pkgcache || echo "==> package cache not available (tests.pkgcache exited $?): targets download from the archives"

@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("VPSKIT_TEST_CACHE", Path.home() / ".cache" / "vpskit-test"))
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 LABEL = "vpskit-test"
-SHARED_DEBS = "/var/cache/vpskit-debs"
 
 
 def docker_client() -> docker.DockerClient:
@@ -85,12 +84,6 @@ class Target:
         raise AssertionError(f"systemd in {self.distro} target did not come up: {state!r}")
 
     def remove(self) -> None:
-        # Give what this target downloaded to the next ones (rename: never a half file).
-        self.exec(
-            f"cd /var/cache/apt/archives && for f in *.deb; do [ -e {SHARED_DEBS}/$f ] || "
-            f"{{ cp $f {SHARED_DEBS}/.$f.part && mv {SHARED_DEBS}/.$f.part {SHARED_DEBS}/$f; }}; done; true",
-            check=False,
-        )
         try:
             self.container.remove(force=True)
         except docker.errors.NotFound:
@@ -114,8 +107,6 @@ def start_target(
     run as other users, /proc/sys writable for the engine's sysctls). ``network``: a docker
     network the test created, on which the test's containers reach each other by name.
     """
-    debs = CACHE / f"debs-{distro}"
-    debs.mkdir(parents=True, exist_ok=True)
     container = client.containers.run(
         image,
         detach=True,
@@ -126,10 +117,7 @@ def start_target(
         cgroupns="host",
         security_opt=["seccomp=unconfined"],
         tmpfs={"/run": "", "/run/lock": ""},
-        volumes={
-            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-            str(debs): {"bind": SHARED_DEBS, "mode": "rw"},
-        },
+        volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
         ports={f"{p}/tcp": ("127.0.0.1", None) for p in publish},
         stop_signal="SIGRTMIN+3",
         **({"network": network} if network else {}),
@@ -142,9 +130,10 @@ def start_target(
     target.wait_running()
     if nested_docker:
         target.exec("mount -o remount,rw /proc/sys")
-    # Seed apt's own cache from the shared one: each target keeps its own apt lock,
-    # so targets of one distro can install packages at the same time.
-    target.exec(f"cp -n {SHARED_DEBS}/*.deb /var/cache/apt/archives/ 2>/dev/null; true")
+    # Downloads through the test machine's package cache when it runs (tests.pkgcache builds on this module).
+    from tests.pkgcache import use_cache
+
+    use_cache(target)
     # Docker bind-mounts /etc/hostname and /etc/hosts; a VPS owns them. Keep their
     # content, drop the mounts, so hostnamectl works as on a real host.
     target.exec(
