@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import json
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from operations.distro import RELEASES
 from operations.render import render
 from tests.unit.template_samples import SAMPLES
 
@@ -86,3 +88,25 @@ def test_an_installed_wheel_renders_every_template_and_carries_every_file(wheel,
     assert got["templates"] == sorted(SAMPLES)
     assert got["rendered"] == {name: render(name, **json.loads(json.dumps(ctx))) for name, ctx in SAMPLES.items()}
     assert got["files"] == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (ROOT / "files").iterdir()}
+
+
+def setup_cfg() -> configparser.ConfigParser:
+    """setup.cfg, the package's metadata and requirements."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "setup.cfg")
+    return cfg
+
+
+def release_names() -> list[str]:
+    """The supported releases as a sentence names them, one phrase per distro: 'Ubuntu 22.04/24.04/26.04'."""
+    versions: dict[str, list[str]] = {}
+    for release in RELEASES.values():
+        distro, _, version = release.name.partition(" ")
+        versions.setdefault(distro, []).append(version)
+    return [f"{distro} {'/'.join(v)}" for distro, v in versions.items()]
+
+
+def test_the_package_description_names_every_supported_release():
+    """PyPI's one line says which releases vpskit takes, all of ``distro.RELEASES``."""
+    description = setup_cfg()["metadata"]["description"]
+    assert [name for name in release_names() if name not in description] == []
