@@ -115,7 +115,8 @@ class ContainerDatabase:
 
 @dataclass(frozen=True)
 class BasicAuth:
-    """HTTP basic auth in front of an app's whole site (Caddy only)."""
+    """HTTP basic auth (Caddy only): as `[apps.basic_auth]` in front of the app's whole site, as
+    `[apps.routes.basic_auth]` in front of that one route."""
 
     user: str = setting(doc="The user name.", pattern=USER_NAME, expect="a user name (lowercase letters, digits, _ or -)")
     hash: str = setting(

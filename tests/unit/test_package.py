@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import configparser
 import hashlib
+import importlib.metadata
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from operations.distro import RELEASES
 from operations.render import render
 from tests.unit.template_samples import SAMPLES
 
@@ -86,3 +90,47 @@ def test_an_installed_wheel_renders_every_template_and_carries_every_file(wheel,
     assert got["templates"] == sorted(SAMPLES)
     assert got["rendered"] == {name: render(name, **json.loads(json.dumps(ctx))) for name, ctx in SAMPLES.items()}
     assert got["files"] == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (ROOT / "files").iterdir()}
+
+
+def setup_cfg() -> configparser.ConfigParser:
+    """setup.cfg, the package's metadata and requirements."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "setup.cfg")
+    return cfg
+
+
+def release_names() -> list[str]:
+    """The supported releases as a sentence names them, one phrase per distro: 'Ubuntu 22.04/24.04/26.04'."""
+    versions: dict[str, list[str]] = {}
+    for release in RELEASES.values():
+        distro, _, version = release.name.partition(" ")
+        versions.setdefault(distro, []).append(version)
+    return [f"{distro} {'/'.join(v)}" for distro, v in versions.items()]
+
+
+def test_the_package_description_names_every_supported_release():
+    """PyPI's one line says which releases vpskit takes, all of ``distro.RELEASES``."""
+    description = setup_cfg()["metadata"]["description"]
+    assert [name for name in release_names() if name not in description] == []
+
+
+def pyinfra_minors() -> list[tuple[int, int]]:
+    """The pyinfra minor versions setup.cfg takes, the ones the tests ran on: ``pyinfra>=3.10,<3.12`` is 3.10 and 3.11."""
+    requires = setup_cfg()["options"]["install_requires"]
+    pin = re.search(r"^pyinfra>=(\d+)\.(\d+),<(\d+)\.(\d+)$", requires, re.MULTILINE)
+    assert pin, "setup.cfg pins pyinfra to the minor versions the tests ran on, as pyinfra>=X.Y,<X.Z"
+    major, low, upper_major, high = map(int, pin.groups())
+    assert upper_major == major and high > low, f"setup.cfg's pyinfra pin {pin[0]} spans no minor versions of one major"
+    return [(major, minor) for minor in range(low, high)]
+
+
+def test_the_installed_pyinfra_is_a_minor_version_the_tests_ran_on():
+    """vpskit leans on pyinfra's internals (facts, connectors, operation arguments): a new minor version is tested first."""
+    version = importlib.metadata.version("pyinfra")
+    major, minor = map(int, version.split(".")[:2])
+    tested = ", ".join(f"{a}.{b}" for a, b in pyinfra_minors())
+    assert (major, minor) in pyinfra_minors(), (
+        f"pyinfra {version} is installed; setup.cfg pins the minor versions the tests ran on ({tested}). "
+        f"Install one of them (pip install -e .), or run the unit and end-to-end tests on {major}.{minor} "
+        "and then widen the pin in setup.cfg."
+    )
