@@ -108,9 +108,14 @@ def target_files(proxy: str = APT_PROXY, index: str = PYPI_INDEX) -> list[tuple[
 
 
 def use_cache(target) -> bool:
-    """Point ``target``'s apt, pip and uv at the cache when it answers there; else say so and change nothing."""
+    """Point ``target``'s apt, pip and uv at the cache when it answers there; else say so and download from the archives.
+
+    A target started from an image of a deployed host (tests/deployed_image.py) may carry the
+    files from the run that built it: without a cache they go.
+    """
     if not (_join_network(target.container) and _answers_in(target)):
         print(f"package cache not reachable from {target.distro} target: it downloads from the archives", flush=True)
+        target.exec("rm -f " + " ".join(path for path, _, _ in target_files()), check=False)
         return False
     for path, content, mode in target_files():
         target.put_file(path, content, mode)

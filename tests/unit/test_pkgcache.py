@@ -114,13 +114,19 @@ class _Target:
 
         self.container = SimpleNamespace(client=SimpleNamespace(containers=SimpleNamespace(get=missing)))
         self.files = []
+        self.commands = []
 
     def put_file(self, path, content, mode=0o644):
         self.files.append(path)
+
+    def exec(self, cmd, check=True):
+        self.commands.append(cmd)
 
 
 def test_without_a_cache_a_target_is_left_as_a_fresh_vps(capsys):
     target = _Target()
     assert pkgcache.use_cache(target) is False
     assert target.files == []
+    # What an image of a deployed host may carry from the run that built it goes.
+    assert target.commands == ["rm -f " + " ".join(path for path, _, _ in pkgcache.target_files())]
     assert capsys.readouterr().out == "package cache not reachable from debian13 target: it downloads from the archives\n"

@@ -30,7 +30,9 @@ def write_suite(folder: Path, label: str, rc: int, seconds: int, xml: str | None
 def test_a_failed_test_is_named_with_its_release_and_the_end_of_its_deploy(tmp_path):
     body = "\n".join(f"deploy line {i}" for i in range(100)) + "\n--> Error: nginx -t failed"
     write_suite(tmp_path, "ubuntu2404-web", 1, 300, JUNIT.format(body=body))
-    write_suite(tmp_path, "debian12-smoke", 0, 200, JUNIT.replace("<failure", "<skipped").replace("</failure>", "</skipped>").format(body=""))
+    write_suite(
+        tmp_path, "debian12-smoke", 0, 200, JUNIT.replace("<failure", "<skipped").replace("</failure>", "</skipped>").format(body="")
+    )
     text = render(tmp_path, read_suites(tmp_path))
     assert "==> FAILED [ubuntu2404-web] tests.e2e.test_web::test_deploy[ubuntu2404]" in text
     assert "--> Error: nginx -t failed" in text and "deploy line 99" in text
