@@ -48,6 +48,13 @@ class Server:
     apt_lock_timeout: int = setting(
         600, "How long apt waits for a dpkg lock held by the VPS's own first-boot upgrades.", minimum=0, unit="seconds"
     )
+    apt_proxy: str = setting(
+        "",
+        "apt's caching proxy, e.g. apt-cacher-ng's `http://10.0.0.5:3142`: written as `Acquire::http::Proxy` to "
+        "`/etc/apt/apt.conf.d/01vpskit-proxy` before the run's first apt command, and removed when emptied. Only `http://` "
+        "package sources go through it (such a proxy cannot cache `https://` downloads). Empty: apt connects directly.",
+        expect="an http:// or https:// URL: host and optional port, no path, no user:password",
+    )
     deploy_lock_wait: int = setting(
         60, "How long a run waits for another run's deploy lock on the host before it stops, naming that run.", minimum=0, unit="seconds"
     )

@@ -50,7 +50,7 @@ from operations.schedule import Job, app_job
 from operations.sites import Site
 from operations.ssh import SshdPolicy, sshd_hardened, supported_algorithms
 from operations.sysctl import sysctl_settings
-from operations.system import BaseSettings, base_system
+from operations.system import BaseSettings, apt_proxy_set, base_system
 from operations.users import deploy_user
 from operations.web import VenvApp, front_proxy, web_apps
 
@@ -106,6 +106,7 @@ def copied(target, section, but=()) -> dict:
 PAIRS = {
     # base system, users, hardening
     **copied(BaseSettings, Server),
+    (apt_proxy_set, "url"): (Server, "apt_proxy", same),
     (deploy_user, "shell"): (DeployUser, "shell", same),
     (deploy_user, "groups"): (DeployUser, "groups", list),
     (deploy_user, "passwordless_sudo"): (DeployUser, "passwordless_sudo", same),
