@@ -40,11 +40,13 @@ from operations.docker import Engine, docker_engine
 from operations.fail2ban import Jail, fail2ban_jails
 from operations.firewall import UfwRule, firewall
 from operations.hostkeys import host_keys_hardened
+from operations.install import tool_installed
 from operations.monitor import AppCheck, Thresholds, health_settings, notifier_settings
 from operations.nodejs import nodejs_packages, nodejs_runtime
 from operations.offsite import OffsiteSpec, offsite_databases_recovered
 from operations.postgres import app_database, postgres_server
 from operations.prometheus import AlertLimits, PrometheusSpec, prometheus_monitoring
+from operations.releases import Build
 from operations.routes import DEFAULT_READ_TIMEOUT, Cors, Route, cache_control
 from operations.schedule import Job, app_job
 from operations.sites import Site
@@ -154,6 +156,10 @@ PAIRS = {
     ),
     (AppPaths, "app_dir"): (App, "app_dir", same),
     (VenvApp, "db_port"): (Postgres, "port", same),
+    (VenvApp, "pip_index_url"): (Server, "pip_index_url", same),
+    (app_present, "pip_index_url"): (Server, "pip_index_url", same),
+    (tool_installed, "index_url"): (Server, "pip_index_url", same),
+    (Build, "index_url"): (Server, "pip_index_url", same),
     (app_present, "db_port"): (Postgres, "port", same),
     (compose_app, "db_port"): (Postgres, "port", same),
     (compose_app_absent, "purge"): (App, "purge", same),

@@ -16,3 +16,6 @@ def check(c: Checker, config) -> None:
     problem = s.apt_proxy and url_problem(s.apt_proxy, address_only=True)
     if problem:
         c.add("server.apt_proxy", problem)
+    problem = s.pip_index_url and url_problem(s.pip_index_url)
+    if problem:
+        c.add("server.pip_index_url", problem)
