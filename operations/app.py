@@ -226,6 +226,7 @@ def app_present(
     deploy_key: str = "",
     brought: dict[str, str] | None = None,
     db_port: int = 5432,
+    pip_index_url: str = "",
 ):
     """
     Ensure ``app`` serves the commit its config asks for, built as a release beside the live one and switched to health-gated.
@@ -244,6 +245,8 @@ def app_present(
     + deploy_key: the deploy key's private key text ('' without one)
     + brought: the app's ``secrets_from`` values, read on the controller (never printed)
     + db_port: PostgreSQL's port, for ``${DB_PORT}`` in env values
+    + pip_index_url: the package index (a mirror) uv and pip install the venv and vpskit's tools from; '' for PyPI.
+      Changing it rebuilds nothing: a venv is keyed by what it holds, not where that came from
 
     **Example:**
 
@@ -280,6 +283,7 @@ def app_present(
         needs=install_alternatives(app.install, app.requirements, app.app_dir),
         missing=missing_message(n, app.install, app.requirements, app.app_dir),
         rebuild=decision.action == "rebuild",
+        index_url=pip_index_url,
     )
     fetch = (
         f"rebuild release {target} for Python {python_version}" if build.rebuild else f"fetch {app.ref} ({target}) beside the live release"
@@ -292,6 +296,7 @@ def app_present(
             python=python,
             when_any=tuple(f"{code}/{f}" for code in (paths.code, building(build, app_dir=True)) for f in tool_trigger(app.install, tool)),
             checkout_moves=deploying,
+            index_url=pip_index_url,
         )
     built = release_built(
         name=f"{n}: release {target} built (venv reused when its install files did not change)", build=build, decision=decision

@@ -12,11 +12,17 @@ of the install files (the whole app directory's tree for ``pip install .``), the
 Python version and the extra packages, so it runs again only when one of them
 changed. The method is decided on the host when the step runs, from the files of
 the commit being deployed.
+
+A package index other than PyPI (``index_url``: a mirror or caching index) reaches
+uv and pip through their environment, and stays out of the key: it changes where
+packages come from, not which ones are installed. A lock file's install (uv.lock,
+poetry.lock) downloads what the lock file names.
 """
 
 from __future__ import annotations
 
 import shlex
+from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, operation
@@ -88,33 +94,52 @@ def missing_message(app_name: str, method: str, requirements: str, app_dir: str)
     return f"app {app_name}: install = {method!r} {how} {needed} in {where}"
 
 
-def _uv_env(venv: str) -> str:
-    """The environment vpskit's uv runs in: the app's venv, the host's Python and CA bundle, copies out of its cache."""
-    return f"UV_PROJECT_ENVIRONMENT={venv} UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 UV_LINK_MODE=copy SSL_CERT_FILE={CA_BUNDLE}"
+def _uv_env(venv: str, index_url: str = "") -> str:
+    """The environment vpskit's uv runs in: the app's venv, the host's Python and CA bundle, copies out of its cache, the package index.
+
+    uv reads an http:// index as it is; ``UV_INSECURE_HOST`` would only switch off certificate checks for https://.
+    """
+    index = f" UV_DEFAULT_INDEX={shlex.quote(index_url)}" if index_url else ""
+    return f"UV_PROJECT_ENVIRONMENT={venv} UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 UV_LINK_MODE=copy SSL_CERT_FILE={CA_BUNDLE}{index}"
 
 
-def _method_commands(venv: str, requirements: str, pip: str) -> dict[str, str]:
+def _pip_env(index_url: str) -> str:
+    """The environment pip installs from ``index_url`` in, as the start of a shell line ('' for PyPI); an http:// index is trusted by its host."""
+    if not index_url:
+        return ""
+    trusted = f"PIP_TRUSTED_HOST={shlex.quote(urlsplit(index_url).netloc)} " if index_url.startswith("http://") else ""
+    return f"PIP_INDEX_URL={shlex.quote(index_url)} {trusted}"
+
+
+def _method_commands(venv: str, requirements: str, pip: str, index_url: str = "") -> dict[str, str]:
     """The shell that installs the app's dependencies with each method, run in the app's directory (``pip``: the pip-like installer)."""
     poetry_env = f"VIRTUAL_ENV={venv} POETRY_VIRTUALENVS_CREATE=false POETRY_NO_INTERACTION=1 REQUESTS_CA_BUNDLE={CA_BUNDLE}"
     return {
         # --inexact keeps what vpskit adds (gunicorn, the worker, the driver); --no-dev: the runtime deps only.
-        "uv": f"{_uv_env(venv)} {tool_bin('uv')} sync --frozen --no-dev --inexact --quiet --python {venv}/bin/python",
-        # The project's own package is imported from the app's directory (gunicorn --chdir), not installed.
+        # --frozen downloads what uv.lock names; the index serves only the build dependencies of its sdists.
+        "uv": f"{_uv_env(venv, index_url)} {tool_bin('uv')} sync --frozen --no-dev --inexact --quiet --python {venv}/bin/python",
+        # The project's own package is imported from the app's directory (gunicorn --chdir), not installed;
+        # poetry downloads what poetry.lock names, from the sources pyproject.toml gives.
         "poetry": f"{poetry_env} {tool_bin('poetry')} install --only main --no-root --quiet",
         "requirements": f"{pip} -r {shlex.quote(requirements)}",
         "pyproject": f"{pip} .",
     }
 
 
-def install_command(app_name: str, method: str, requirements: str, app_dir: str, venv: str, extra: list[str], with_uv: bool = False) -> str:
+def install_command(
+    app_name: str, method: str, requirements: str, app_dir: str, venv: str, extra: list[str], with_uv: bool = False, index_url: str = ""
+) -> str:
     """Shell that installs the dependencies by ``method`` (``auto``: the first file found), then ``extra``.
 
     Requirements files, a plain pyproject.toml and ``extra`` go through pip, or with
-    ``with_uv`` through ``uv pip install`` (vpskit's uv must be installed). Stops with
-    ``missing_message`` when the files the method reads are not there.
+    ``with_uv`` through ``uv pip install`` (vpskit's uv must be installed), from
+    ``index_url`` ('' for PyPI). Stops with ``missing_message`` when the files the method reads are not there.
     """
-    pip = f"{_uv_env(venv)} {tool_bin('uv')} pip install --quiet --python {venv}/bin/python" if with_uv else f"{venv}/bin/pip install {PIP}"
-    commands = _method_commands(venv, requirements, pip)
+    if with_uv:
+        pip = f"{_uv_env(venv, index_url)} {tool_bin('uv')} pip install --quiet --python {venv}/bin/python"
+    else:
+        pip = f"{_pip_env(index_url)}{venv}/bin/pip install {PIP}"
+    commands = _method_commands(venv, requirements, pip, index_url)
     then = f" && {pip} " + " ".join(shlex.quote(p) for p in extra) if extra else ""
     fail = f"{{ echo {shlex.quote(missing_message(app_name, method, requirements, app_dir))} >&2; exit 1; }}"
     if method == "auto":
@@ -125,19 +150,22 @@ def install_command(app_name: str, method: str, requirements: str, app_dir: str,
     return f"{{ {present} || {fail}; }} && {commands[method]}{then}"
 
 
-def venv_command(app_name: str, method: str, requirements: str, app_dir: str, python: str, venv: str, code: str, extra: list[str]) -> str:
+def venv_command(
+    app_name: str, method: str, requirements: str, app_dir: str, python: str, venv: str, code: str, extra: list[str], index_url: str = ""
+) -> str:
     """Shell that creates ``venv`` (a shell word: it may name a variable) anew and installs the app's dependencies into it, from its directory ``code``.
 
     With vpskit's uv on the host, ``uv venv`` and uv's installer do it (seconds instead of
-    pip's tens of seconds; the venv still gets pip). Without uv, or when uv fails, it is
-    ``python -m venv`` and pip, as without uv at all.
+    pip's tens of seconds; the venv still gets pip, from ``index_url`` like the rest). Without
+    uv, or when uv fails, it is ``python -m venv`` and pip, as without uv at all.
     """
     uv, v, cd = shlex.quote(tool_bin("uv")), venv, f"cd {shlex.quote(code)}"
     args = (app_name, method, requirements, app_dir, venv, extra)
-    with_uv = f"{uv} venv --quiet --seed --python {shlex.quote(python)} {v} && ({cd} && {install_command(*args, with_uv=True)})"
-    with_pip = f"{shlex.quote(python)} -m venv {v} && ({cd} && {install_command(*args)})"
+    with_uv = f"{uv} venv --quiet --seed --python {shlex.quote(python)} {v} && ({cd} && {install_command(*args, with_uv=True, index_url=index_url)})"
+    with_pip = f"{shlex.quote(python)} -m venv {v} && ({cd} && {install_command(*args, index_url=index_url)})"
     said = shlex.quote(f"vpskit: app {app_name}: uv could not build its venv, pip builds it")
-    return f"rm -rf {v} && {{ [ -x {uv} ] && {_uv_env(venv)} {with_uv} || {{ {{ [ ! -x {uv} ] || echo {said} >&2; }} && rm -rf {v} && {with_pip}; }}; }}"
+    uv_env = _uv_env(venv, index_url)
+    return f"rm -rf {v} && {{ [ -x {uv} ] && {uv_env} {with_uv} || {{ {{ [ ! -x {uv} ] || echo {said} >&2; }} && rm -rf {v} && {with_pip}; }}; }}"
 
 
 def install_key(method: str, requirements: str, git_dir: str, app_dir: str, python_version: str, extra: list[str]) -> str:
@@ -208,8 +236,8 @@ class PresentFiles(FactBase):
         return [line.strip() for line in output if line.strip()]
 
 
-def tool_install_command(tool: str, python: str) -> str:
-    """Shell that installs ``tool`` at its pin into its venv, unless another app's step did earlier in the run.
+def tool_install_command(tool: str, python: str, index_url: str = "") -> str:
+    """Shell that installs ``tool`` at its pin into its venv, from ``index_url`` ('' for PyPI), unless another app's step did earlier in the run.
 
     A tool of ``BINARY_TOOLS`` gets a venv without pip, filled by the pip wheel the
     system's venv module would copy in, run from the wheel itself: 3 s less than
@@ -217,11 +245,12 @@ def tool_install_command(tool: str, python: str) -> str:
     wheel, or when it fails, it is ``python -m venv`` and the venv's own pip, as for the others.
     """
     d, py, spec = shlex.quote(tool_dir(tool)), shlex.quote(python), shlex.quote(f"{tool}=={TOOLS[tool]}")
-    with_pip = f"{py} -m venv {d} && {d}/bin/pip install {PIP} {spec}"
+    env = _pip_env(index_url)
+    with_pip = f"{py} -m venv {d} && {env}{d}/bin/pip install {PIP} {spec}"
     if tool in BINARY_TOOLS:
         wheel = (
             f'w=$(ls -d {PIP_WHEELS}/pip-*.whl 2>/dev/null | tail -n 1) && [ -n "$w" ] && '
-            f'{py} -m venv --without-pip {d} && {d}/bin/python "$w/pip" install {PIP} {spec}'
+            f'{py} -m venv --without-pip {d} && {env}{d}/bin/python "$w/pip" install {PIP} {spec}'
         )
         with_pip = f"{{ {wheel}; }} || {{ rm -rf {d} && {with_pip}; }}"
     return (
@@ -235,7 +264,7 @@ def _tool_facts(tool: str, when_any: tuple[str, ...] = (), **_) -> list:
 
 @planned(_tool_facts)
 @operation()
-def tool_installed(tool: str, python: str, when_any: tuple[str, ...] = (), checkout_moves: bool = False):
+def tool_installed(tool: str, python: str, when_any: tuple[str, ...] = (), checkout_moves: bool = False, index_url: str = ""):
     """
     Ensure vpskit's pinned ``tool`` (uv or poetry) is installed from PyPI in a venv of its own under ``TOOLS_DIR``.
 
@@ -246,6 +275,7 @@ def tool_installed(tool: str, python: str, when_any: tuple[str, ...] = (), check
     + python: interpreter that creates the tool's venv
     + when_any: files of which one must exist for the tool to be needed (empty: always needed)
     + checkout_moves: the checkout holding those files changes in this run
+    + index_url: the package index pip installs it from ('' for PyPI); a change of it installs nothing again
 
     **Example:**
 
@@ -260,7 +290,7 @@ def tool_installed(tool: str, python: str, when_any: tuple[str, ...] = (), check
     if when_any and not checkout_moves and not snapshot_fact(PresentFiles, paths=tuple(when_any)):
         host.noop(f"{tool} is not needed (no {', '.join(when_any)})")
         return
-    install = tool_install_command(tool, python)
+    install = tool_install_command(tool, python, index_url)
     if when_any:
         needed = " || ".join(f"[ -f {shlex.quote(p)} ]" for p in when_any)
         install = f"if {needed}; then {install}; fi"

@@ -230,7 +230,15 @@ class Plan:
         c = self.config
         return dict(
             apps=[
-                VenvApp(venv_spec(a), self.paths(a), self.python[a.name], self._key(a), c.brought_secrets(a), c.postgres.port)
+                VenvApp(
+                    venv_spec(a),
+                    self.paths(a),
+                    self.python[a.name],
+                    self._key(a),
+                    c.brought_secrets(a),
+                    c.postgres.port,
+                    pip_index_url=c.server.pip_index_url,
+                )
                 for a in self.venv_apps
             ],
             absent=[(self.paths(a), a.purge) for a in c.apps if a.state != "present" and not a.is_compose],

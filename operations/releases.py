@@ -99,6 +99,7 @@ class Build:
     needs: tuple[tuple[str, ...], ...] = ()
     missing: str = ""
     rebuild: bool = False  # build the commit's release again even when complete (another Python)
+    index_url: str = ""  # the package index uv and pip install from ('' for PyPI); not part of the venv's key
 
 
 def _sub(path: str) -> str:
@@ -147,7 +148,7 @@ def build_command(b: Build) -> str:
     code = building(b, app_dir=True)
     venv = f"{r}/venvs/$V"
     key = install_key(b.install, b.requirements, new, b.app_dir, b.python_version, list(b.packages))
-    create = venv_command(b.name, b.install, b.requirements, b.app_dir, b.python, venv, code, list(b.packages))
+    create = venv_command(b.name, b.install, b.requirements, b.app_dir, b.python, venv, code, list(b.packages), b.index_url)
     steps = []
     for path in b.shared:
         p = shlex.quote(path.strip("/"))

@@ -14,7 +14,7 @@ from pyinfra.operations import files, server
 from .batched import apt_updated, packages_installed, unsafe_io_apt
 from .deploylock import LOG_FILE as DEPLOYS_LOG
 from .distro import Distro, UnsupportedDistro, distro_from_os_release
-from .facts import AptLockHolders, AptUpgradable
+from .facts import AptLockHolders, AptUpgradable, FileState
 from .render import render
 from .snapshot import facts_through_snapshot, planned, snapshot_fact
 from .validated import checked_file
@@ -53,9 +53,13 @@ class BaseSettings:
     unattended_reboot_time: str = "04:00"
     # Seconds apt waits for a dpkg lock held by the VPS's own first-boot upgrades.
     apt_lock_timeout: int = 600
+    # apt's caching proxy (apt-cacher-ng), "http://host:port"; empty: none.
+    apt_proxy: str = ""
 
 
 APT_LOCK_CONF = "/etc/apt/apt.conf.d/90vpskit-lock-timeout"
+# Early in the order apt reads apt.conf.d in: a later file that sets a proxy too wins.
+APT_PROXY_CONF = "/etc/apt/apt.conf.d/01vpskit-proxy"
 UNATTENDED_CONF = "/etc/apt/apt.conf.d/52vpskit-unattended-upgrades"
 AUTO_UPGRADES_CONF = "/etc/apt/apt.conf.d/20auto-upgrades"
 
@@ -94,6 +98,32 @@ def apt_unlocked(timeout: int = 600):
         f"timeout {int(timeout)} sh -c {shlex.quote(loop)}"
         f" || {{ echo 'vpskit: apt is still locked by another process after {int(timeout)}s' >&2; exit 1; }}"
     )
+
+
+@planned(lambda **_: [(FileState, {"path": APT_PROXY_CONF})])
+@operation()
+def apt_proxy_set(url: str = ""):
+    """
+    Ensure apt fetches http:// package sources through the caching proxy ``url`` (``Acquire::http::Proxy``), or without one.
+
+    Run before the first apt command, so that command uses it already. https:// sources
+    connect directly: a caching proxy such as apt-cacher-ng cannot cache them.
+
+    + url: the proxy, ``http://host:port`` (no user or password: the file is world-readable); empty: the file is removed
+
+    **Example:**
+
+    .. code:: python
+
+        apt_proxy_set(name="apt through the office cache", url="http://10.0.0.5:3142")
+    """
+    if url:
+        yield from checked_file._inner(dest=APT_PROXY_CONF, content=render("apt-proxy.conf.j2", url=url), mode="644")
+        return
+    if snapshot_fact(FileState, path=APT_PROXY_CONF) is None:
+        host.noop(f"{APT_PROXY_CONF} is absent")
+        return
+    yield StringCommand(f"rm -f {APT_PROXY_CONF}")
 
 
 def _upgrade_facts(full: bool = True, lists_refreshed: bool = False, **_) -> list:
@@ -136,7 +166,7 @@ def base_system(settings: BaseSettings = BaseSettings(), packages: list[str] = (
     """
     Bring a fresh VPS of a supported release to vpskit's base state.
 
-    + settings: hostname, timezone, upgrades, apt settings (``BaseSettings``)
+    + settings: hostname, timezone, upgrades, apt settings and proxy (``BaseSettings``)
     + packages: more packages the later steps need, installed in the same apt run
       (one run instead of one per step: dpkg's triggers run once)
 
@@ -150,6 +180,7 @@ def base_system(settings: BaseSettings = BaseSettings(), packages: list[str] = (
     # A host vpskit never finished a deploy on holds nothing yet: its package installs skip dpkg's fsyncs.
     fresh = snapshot_fact(File, path=DEPLOYS_LOG) is None
 
+    apt_proxy_set(name="apt's caching proxy" if settings.apt_proxy else "No apt caching proxy", url=settings.apt_proxy)
     checked_file(
         name="Make apt wait for locks held by other apt runs",
         content=render("apt-lock-timeout.conf.j2", timeout=settings.apt_lock_timeout),

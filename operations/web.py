@@ -42,6 +42,8 @@ class VenvApp:
     # The app's secrets_from values, read on the controller, and PostgreSQL's port (for ${DB_PORT}).
     brought: dict | None = None
     db_port: int = 5432
+    # The package index its venv is installed from ('' for PyPI).
+    pip_index_url: str = ""
 
 
 def python_plans(apps: list[App], default_version: str, distro: Distro) -> dict[str, PythonPlan]:
@@ -121,7 +123,18 @@ def web_apps(
     size = snapshot_fact(HostSize)
     for a in apps:
         workers = default_workers(size["cpus"], size["memory_mb"], len(apps), a.app.worker_class)
-        app_present(a.app, a.paths, user, a.python.binary, a.python.version, workers, a.deploy_key, brought=a.brought, db_port=a.db_port)
+        app_present(
+            a.app,
+            a.paths,
+            user,
+            a.python.binary,
+            a.python.version,
+            workers,
+            a.deploy_key,
+            brought=a.brought,
+            db_port=a.db_port,
+            pip_index_url=a.pip_index_url,
+        )
     for paths, purge in absent:
         app_absent(paths, purge)
 

@@ -48,6 +48,21 @@ class Server:
     apt_lock_timeout: int = setting(
         600, "How long apt waits for a dpkg lock held by the VPS's own first-boot upgrades.", minimum=0, unit="seconds"
     )
+    apt_proxy: str = setting(
+        "",
+        "apt's caching proxy, e.g. apt-cacher-ng's `http://10.0.0.5:3142`: written as `Acquire::http::Proxy` to "
+        "`/etc/apt/apt.conf.d/01vpskit-proxy` before the run's first apt command, and removed when emptied. Only `http://` "
+        "package sources go through it (such a proxy cannot cache `https://` downloads). Empty: apt connects directly.",
+        expect="an http:// or https:// URL: host and optional port, no path, no user:password",
+    )
+    pip_index_url: str = setting(
+        "",
+        "A PEP 503 simple index (devpi, proxpi, a company mirror), e.g. `http://10.0.0.5:3141/root/pypi/+simple/`, that uv and "
+        "pip install the venv apps' requirements files, plain `pyproject.toml` projects and extra packages from, and vpskit's "
+        "own uv and poetry; an `http://` one is trusted by its host. Apps with a `uv.lock` or `poetry.lock` download what "
+        "their lock file names. Changing it rebuilds no venv. Empty: PyPI.",
+        expect="an http:// or https:// URL, no user:password",
+    )
     deploy_lock_wait: int = setting(
         60, "How long a run waits for another run's deploy lock on the host before it stops, naming that run.", minimum=0, unit="seconds"
     )

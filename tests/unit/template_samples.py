@@ -57,6 +57,7 @@ SAMPLES: dict[str, dict] = {
         "tls_curves": ["x25519", "secp256r1"],
     },
     "apt-lock-timeout.conf.j2": {"timeout": 600},
+    "apt-proxy.conf.j2": {"url": "http://10.0.0.5:3142"},
     "apt-source.sources.j2": {
         "comment": "Docker Engine",
         "uri": "https://download.docker.com/linux/ubuntu",

@@ -40,17 +40,19 @@ from operations.docker import Engine, docker_engine
 from operations.fail2ban import Jail, fail2ban_jails
 from operations.firewall import UfwRule, firewall
 from operations.hostkeys import host_keys_hardened
+from operations.install import tool_installed
 from operations.monitor import AppCheck, Thresholds, health_settings, notifier_settings
 from operations.nodejs import nodejs_packages, nodejs_runtime
 from operations.offsite import OffsiteSpec, offsite_databases_recovered
 from operations.postgres import app_database, postgres_server
 from operations.prometheus import AlertLimits, PrometheusSpec, prometheus_monitoring
+from operations.releases import Build
 from operations.routes import DEFAULT_READ_TIMEOUT, Cors, Route, cache_control
 from operations.schedule import Job, app_job
 from operations.sites import Site
 from operations.ssh import SshdPolicy, sshd_hardened, supported_algorithms
 from operations.sysctl import sysctl_settings
-from operations.system import BaseSettings, base_system
+from operations.system import BaseSettings, apt_proxy_set, base_system
 from operations.users import deploy_user
 from operations.web import VenvApp, front_proxy, web_apps
 
@@ -106,6 +108,7 @@ def copied(target, section, but=()) -> dict:
 PAIRS = {
     # base system, users, hardening
     **copied(BaseSettings, Server),
+    (apt_proxy_set, "url"): (Server, "apt_proxy", same),
     (deploy_user, "shell"): (DeployUser, "shell", same),
     (deploy_user, "groups"): (DeployUser, "groups", list),
     (deploy_user, "passwordless_sudo"): (DeployUser, "passwordless_sudo", same),
@@ -153,6 +156,10 @@ PAIRS = {
     ),
     (AppPaths, "app_dir"): (App, "app_dir", same),
     (VenvApp, "db_port"): (Postgres, "port", same),
+    (VenvApp, "pip_index_url"): (Server, "pip_index_url", same),
+    (app_present, "pip_index_url"): (Server, "pip_index_url", same),
+    (tool_installed, "index_url"): (Server, "pip_index_url", same),
+    (Build, "index_url"): (Server, "pip_index_url", same),
     (app_present, "db_port"): (Postgres, "port", same),
     (compose_app, "db_port"): (Postgres, "port", same),
     (compose_app_absent, "purge"): (App, "purge", same),

@@ -518,7 +518,15 @@ def test_base_system_skips_dpkg_fsyncs_only_on_a_host_vpskit_never_finished_a_de
 
         return record
 
-    for name in ("checked_file", "apt_unlocked", "apt_updated", "apt_upgraded", "packages_installed", "facts_through_snapshot"):
+    for name in (
+        "apt_proxy_set",
+        "checked_file",
+        "apt_unlocked",
+        "apt_updated",
+        "apt_upgraded",
+        "packages_installed",
+        "facts_through_snapshot",
+    ):
         monkeypatch.setattr(system, name, recorder(name))
     release = {"id": "ubuntu", "version_id": "24.04", "version_codename": "noble"}
     with on_stub({OsRelease: release, fact(File, path=system.DEPLOYS_LOG): deploys_log}):

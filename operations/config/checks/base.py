@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..calendar import is_calendar
 from ..model import Config
@@ -15,6 +16,8 @@ SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 KEY_PREFIXES = ("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@openssh.com ", "sk-ecdsa-sha2-")
 CRON_FIELD_RE = re.compile(r"^[A-Za-z0-9*/,-]+$")
+# The characters a package source's URL may hold: RFC 3986's, less quotes (it reaches shell lines and apt.conf).
+URL_RE = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+")
 CRON_KEYWORDS = ("@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
@@ -38,6 +41,34 @@ def is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_host(name: str) -> bool:
+    """An IP address or a host name of one or more labels (``apt-cache``, ``mirror.example.com``)."""
+    return is_ip(name) or bool(name) and all(HOSTNAME_LABEL_RE.match(label) for label in name.rstrip(".").split("."))
+
+
+def url_problem(value: str, address_only: bool = False) -> str | None:
+    """What is wrong with the http(s) URL of a package source, or None; ``address_only``: no path beyond "/" (a proxy)."""
+    if "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+        # Said first, and without the value: it holds a password.
+        return "must not hold a user or password: the host keeps it where other users can read it"
+    if not URL_RE.fullmatch(value):
+        return f"must be a URL of plain characters (no spaces, quotes, $, backslashes or line breaks), got {value!r}"
+    if not value.startswith(("http://", "https://")):
+        return f"must start with http:// or https://, got {value!r}"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return f"is not a valid URL (host or port), got {value!r}"
+    if not is_host(parts.hostname or ""):
+        return f"names no valid host, got {value!r}"
+    if port == 0:
+        return f"must have a port 1-65535, got {value!r}"
+    if address_only and (parts.path not in ("", "/") or "?" in value or "#" in value):
+        return f"must be the proxy's address only (scheme, host, optional port), got {value!r}"
+    return None
 
 
 def relative_path(value: str) -> bool:

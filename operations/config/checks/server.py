@@ -1,8 +1,8 @@
-"""[server]: the address must be reachable; the hardened SSH port must not be the proxy's."""
+"""[server]: the address must be reachable; the hardened SSH port must not be the proxy's; package sources are plain http(s) URLs."""
 
 from __future__ import annotations
 
-from .base import Checker, is_domain, is_ip
+from .base import Checker, is_domain, is_ip, url_problem
 
 
 def check(c: Checker, config) -> None:
@@ -13,3 +13,9 @@ def check(c: Checker, config) -> None:
         c.add("server.address", f"{s.address!r} is neither an IP address nor a valid host name")
     if s.ssh_port in (80, 443):
         c.add("server.ssh_port", f"{s.ssh_port} is nginx's port")
+    problem = s.apt_proxy and url_problem(s.apt_proxy, address_only=True)
+    if problem:
+        c.add("server.apt_proxy", problem)
+    problem = s.pip_index_url and url_problem(s.pip_index_url)
+    if problem:
+        c.add("server.pip_index_url", problem)
