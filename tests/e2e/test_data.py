@@ -384,3 +384,31 @@ def test_jobs_taken_out_of_the_config_stop_and_their_files_go(deployed, tmp_path
     assert "dibby-interest.timer" not in timers and "dibby-snapshot.timer" in timers
     again = run_pyinfra(smaller)
     assert again.changed == 0, again.changed_ops
+
+
+def test_an_apt_proxy_in_the_config_carries_apt_from_the_next_run_and_goes_when_emptied(deployed, tmp_path):
+    """[server] apt_proxy, with the tests' apt-cacher-ng as the proxy a user with several servers runs."""
+    from tests.pkgcache import APT_CONF, APT_PROXY
+
+    t = deployed.target
+    if t.exec(f"curl -s -o /dev/null -m 3 {APT_PROXY}/acng-report.html", check=False).returncode != 0:
+        pytest.fail(f"the test package cache does not answer at {APT_PROXY}: `make test` starts it (python -m tests.pkgcache)")
+    raw = tomllib.loads(deployed.config.read_text())
+    raw["server"]["apt_proxy"] = APT_PROXY
+    with_proxy = tmp_path / "apt-proxy.toml"
+    with_proxy.write_text(dump_toml(raw))
+    assert run_pyinfra(with_proxy).errors == 0
+    assert t.out("cat /etc/apt/apt.conf.d/01vpskit-proxy") == f'Acquire::http::Proxy "{APT_PROXY}";'
+    assert t.out("stat -c '%U %a' /etc/apt/apt.conf.d/01vpskit-proxy") == "root 644"
+    # apt takes it (the tests' own auto-detect file set aside): the lists come through the proxy.
+    t.exec(f"mv {APT_CONF} /root/test-proxy.conf")
+    try:
+        assert f'Acquire::http::Proxy "{APT_PROXY}";' in t.out("apt-config dump Acquire::http::Proxy")
+        t.exec("apt-get update -qq")
+    finally:
+        t.exec(f"mv /root/test-proxy.conf {APT_CONF}")
+    run_pyinfra(with_proxy).assert_quiet()
+    # Emptied: the file goes, and nothing else changes.
+    emptied = run_pyinfra(deployed.config)
+    assert len(emptied.changed_ops) == 1 and "apt caching proxy" in emptied.changed_ops[0], emptied.changed_ops
+    assert t.out("ls /etc/apt/apt.conf.d/01vpskit-proxy 2>/dev/null | wc -l") == "0"
