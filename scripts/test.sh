@@ -10,7 +10,7 @@
 # `scripts/test.sh --distro debian13 tests/e2e`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PYTEST=(.venv/bin/pytest -ra -p no:cacheprovider)
+PYTEST=(.venv/bin/pytest -ra -p no:cacheprovider --durations=15)
 JOBS=${VPSKIT_TEST_JOBS:-2}
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/vpskit-test-XXXXXX")
 E2E=tests/e2e
