@@ -20,6 +20,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import shutil
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -102,12 +104,11 @@ def deployed_image(client: docker.DockerClient, image: str, distro: str, keys: d
 def _build(client: docker.DockerClient, image: str, distro: str, keys: dict, tag: str, digest: str) -> None:
     """Deploy the base config into a fresh target over SSH, prove a re-run changes nothing, commit it."""
     print(f"\n==> {distro}: deploying the base config into a fresh target for the deployed-host image", flush=True)
+    # A folder of its own: vpskit keeps what it learnt of the host (its SSH host key) beside the config.
+    config = Path(tempfile.mkdtemp(prefix=f"vpskit-deployed-{distro}-")) / "vpskit.toml"
     target = start_target(client, image, distro, publish=(22, 2222))
     try:
         target.put_file("/root/.ssh/authorized_keys", Path(keys["root_pub"]).read_text(), mode=0o600)
-        folder = CACHE / "deployed-image"
-        folder.mkdir(parents=True, exist_ok=True)
-        config = folder / f"{distro}.toml"
         config.write_text(dump_toml(target_config(base_raw(distro), target, keys)))
         run_pyinfra(config)
         run_pyinfra(config).assert_quiet()
@@ -117,4 +118,5 @@ def _build(client: docker.DockerClient, image: str, distro: str, keys: dict, tag
         target.container.commit(repository=repository, tag=name, changes=f"LABEL vpskit.deployed={digest}")
     finally:
         target.remove()
+        shutil.rmtree(config.parent, ignore_errors=True)
     client.images.prune(filters={"dangling": True, "label": "vpskit.deployed"})
