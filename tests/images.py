@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import docker
@@ -152,6 +153,16 @@ def _run(cmd: list[str], **kw) -> None:
     subprocess.run(cmd, check=True, **kw)
 
 
+@contextmanager
+def build_lock(name: str):
+    """Held while one test process builds the image ``name``: processes side by side never build it twice at once."""
+    lock_dir = os.path.join(tempfile.gettempdir(), "vpskit-image-locks")
+    os.makedirs(lock_dir, exist_ok=True)
+    with open(os.path.join(lock_dir, f"{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def image_is_current(client: docker.DockerClient, recipe: Recipe) -> bool:
     try:
         image = client.images.get(recipe.tag)
@@ -165,11 +176,7 @@ def build_image(client: docker.DockerClient, key: str) -> str:
     recipe = RECIPES[key]
     if image_is_current(client, recipe):
         return recipe.tag
-    # Parallel test workers must not build the same image twice at once.
-    lock_dir = os.path.join(tempfile.gettempdir(), "vpskit-image-locks")
-    os.makedirs(lock_dir, exist_ok=True)
-    with open(os.path.join(lock_dir, f"{key}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with build_lock(key):
         if image_is_current(client, recipe):
             return recipe.tag
         return _build(client, key, recipe)
@@ -285,10 +292,7 @@ def build_compose_base(client: docker.DockerClient) -> str:
     except docker.errors.ImageNotFound:
         pass
     build_image(client, "debian12")
-    lock_dir = os.path.join(tempfile.gettempdir(), "vpskit-image-locks")
-    os.makedirs(lock_dir, exist_ok=True)
-    with open(os.path.join(lock_dir, "compose-base.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with build_lock("compose-base"):
         with tempfile.TemporaryDirectory() as ctx:
             with open(os.path.join(ctx, "Dockerfile"), "w") as f:
                 f.write(_COMPOSE_DOCKERFILE)

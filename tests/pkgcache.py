@@ -12,7 +12,6 @@ Run as a script to start it (or reuse the running one): ``python -m tests.pkgcac
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import subprocess
@@ -22,7 +21,7 @@ import time
 
 import docker
 
-from tests.images import RECIPES, build_image
+from tests.images import RECIPES, build_image, build_lock
 from tests.rig import CACHE
 
 NAME = "vpskit-pkgcache"
@@ -150,10 +149,7 @@ def build_cache_image(client: docker.DockerClient) -> str:
     if _image_label(client) == digest:
         return IMAGE
     build_image(client, "debian12")
-    lock_dir = os.path.join(tempfile.gettempdir(), "vpskit-image-locks")
-    os.makedirs(lock_dir, exist_ok=True)
-    with open(os.path.join(lock_dir, "pkgcache.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with build_lock("pkgcache"):
         if _image_label(client) != digest:
             _docker_build(digest)
     return IMAGE
